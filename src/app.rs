@@ -1,0 +1,187 @@
+//! Building and running the relay: one [`Application::build`] used by `main` and by the
+//! tests alike, so tests exercise the real wiring.
+//!
+//! Background tasks: the config reloader (SIGHUP, or the config file changing) and the
+//! writer of `[[channels]]` from the config into the store (retried until the store
+//! answers). Shutdown on SIGTERM/SIGINT is graceful: the listener closes, requests in
+//! flight finish (up to `server.shutdown_timeout_s`).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use arc_swap::ArcSwap;
+use metrics_exporter_prometheus::PrometheusHandle;
+use secrecy::ExposeSecret;
+
+use crate::channels::ChannelRef;
+use crate::config::{Settings, StoreBackend as BackendKind};
+use crate::delivery::{CrmClient, Dispatcher};
+use crate::live::Live;
+use crate::store::memory::MemoryStore;
+use crate::store::redis::RedisStore;
+use crate::store::{ChannelRecord, Keys, Store, StoreBackend};
+
+/// What every handler shares.
+pub struct AppState {
+    /// The live configuration; swapped whole on reload.
+    pub live: Arc<ArcSwap<Live>>,
+    pub store: Store,
+    pub dispatcher: Dispatcher,
+    pub metrics: PrometheusHandle,
+}
+
+/// A built relay, bound to its port, not yet running.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+/// Opens the configured store (lazily connected).
+pub fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let keys = Keys::new(settings.store.key_prefix.clone());
+    Ok(match settings.store.backend {
+        BackendKind::Memory => Store::Memory(Arc::new(MemoryStore::new(keys))),
+        BackendKind::Redis => Store::Redis(Box::new(RedisStore::new(
+            keys,
+            &settings.store.redis_url,
+            &settings.store.cluster_nodes,
+            Duration::from_millis(settings.store.timeout_ms),
+        )?)),
+    })
+}
+
+impl Application {
+    /// Binds `server.bind` (port 0 picks a free port) and wires everything.
+    /// `config_path` is the file re-read on reload.
+    pub async fn build(settings: Settings, config_path: Option<PathBuf>) -> anyhow::Result<Self> {
+        let live = Live::new(settings)?;
+        let settings = &live.settings;
+        let store = open_store(settings)?;
+        let client = CrmClient::new(
+            Duration::from_millis(settings.delivery.timeout_ms),
+            settings.delivery.max_response_bytes,
+        )?;
+        let dispatcher = Dispatcher::new(store.clone(), client);
+        let listener = TcpListener::bind(&settings.server.bind)?;
+        let port = listener.local_addr()?.port();
+        let workers = match settings.server.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let shutdown_timeout = settings.server.shutdown_timeout_s;
+
+        let live = Arc::new(ArcSwap::from_pointee(live));
+        let state = web::Data::new(AppState {
+            live: live.clone(),
+            store: store.clone(),
+            dispatcher,
+            metrics: crate::telemetry::metrics_handle(),
+        });
+
+        let server_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(tracing_actix_web::TracingLogger::<crate::http::RequestSpan>::new())
+                .app_data(server_state.clone())
+                .configure(crate::http::routes)
+                .default_service(web::to(crate::http::not_found))
+        })
+        .workers(workers)
+        .shutdown_timeout(shutdown_timeout)
+        .listen(listener)?
+        .run();
+
+        tokio::spawn(sync_config_channels_until_done(state.clone()));
+        tokio::spawn(crate::reload::watch(state.clone(), config_path));
+
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// A handle that stops the server gracefully.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM/SIGINT (or [`Application::handle`]`.stop`).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Writes the channels declared in the config into the store, retrying while the store
+/// is unreachable.
+async fn sync_config_channels_until_done(state: web::Data<AppState>) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let live = state.live.load_full();
+        match sync_config_channels(&state.store, &live).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "Config channels not written yet; retrying.");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// Writes `[[channels]]` into the store (at start and on every reload).
+pub async fn sync_config_channels(
+    store: &Store,
+    live: &Live,
+) -> Result<(), crate::store::StoreError> {
+    for c in &live.settings.channels {
+        let channel = ChannelRef::new(c.kind, c.id.clone());
+        let record = ChannelRecord {
+            tenant: c.tenant.clone(),
+            token: c.token.clone(),
+            webhook_secret: c.webhook_secret.clone(),
+            updated_at: None,
+        };
+        // Skip a record that already holds the same secrets (perhaps re-encrypted by a
+        // rotation): a reload must not undo a rotation or bump `updated_at` for nothing.
+        if let Ok(Some(cur)) = store.get_channel(&channel).await {
+            let same =
+                |a: Option<&secrecy::SecretString>, b: Option<&secrecy::SecretString>| match (a, b)
+                {
+                    (None, None) => true,
+                    (Some(a), Some(b)) => {
+                        match (
+                            live.keyring.decrypt(a.expose_secret()),
+                            live.keyring.decrypt(b.expose_secret()),
+                        ) {
+                            (Ok(x), Ok(y)) => *x == *y,
+                            _ => false,
+                        }
+                    }
+                    _ => false,
+                };
+            if cur.tenant == record.tenant
+                && same(Some(&cur.token), Some(&record.token))
+                && same(cur.webhook_secret.as_ref(), record.webhook_secret.as_ref())
+            {
+                continue;
+            }
+        }
+        store.put_channel(&channel, &record).await?;
+        tracing::info!(channel = %channel, tenant = %c.tenant, "Channel from config written to the store.");
+    }
+    Ok(())
+}

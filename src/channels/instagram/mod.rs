@@ -1,0 +1,3 @@
+//! Instagram: inbound webhooks ([`inbound`]) and, for replies, the send API.
+
+pub mod inbound;

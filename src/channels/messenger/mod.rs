@@ -1,0 +1,3 @@
+//! Messenger: inbound webhooks ([`inbound`]) and, for replies, the send API.
+
+pub mod inbound;

@@ -1,0 +1,96 @@
+//! What WhatsApp, Instagram and Messenger share: the `X-Hub-Signature-256` check
+//! ([`signature`]), the `{object, entry[]}` envelope walk ([`normalize`]), and (for
+//! replies) the Graph API client and its error mapping.
+
+pub mod signature;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{instagram, messenger, whatsapp, NormalizeContext, NormalizeError, Verified};
+use crate::event::Event;
+
+pub use signature::{AppSecrets, SignatureError};
+
+/// The `object` values Meta sends, one per product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaObject {
+    WhatsappBusinessAccount,
+    Instagram,
+    Page,
+}
+
+impl MetaObject {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "whatsapp_business_account" => Some(Self::WhatsappBusinessAccount),
+            "instagram" => Some(Self::Instagram),
+            "page" => Some(Self::Page),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WhatsappBusinessAccount => "whatsapp_business_account",
+            Self::Instagram => "instagram",
+            Self::Page => "page",
+        }
+    }
+}
+
+/// The envelope only: entries are kept raw and parsed by the product's adapter.
+#[derive(Deserialize)]
+struct MetaWebhook<'a> {
+    object: String,
+    #[serde(default, borrow)]
+    entry: Vec<&'a RawValue>,
+}
+
+/// A Meta webhook whose `object` this relay does not serve.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown webhook object `{0}`")]
+pub struct UnknownObject(pub String);
+
+/// Parses a verified Meta webhook and normalizes every entry with its product's adapter.
+/// Returns the product and the events, one per message, status or change.
+pub fn normalize(
+    verified: &Verified<'_>,
+    ctx: &NormalizeContext<'_>,
+) -> Result<(MetaObject, Vec<Event>), MetaNormalizeError> {
+    let hook: MetaWebhook<'_> = serde_json::from_slice(verified.body())
+        .map_err(|e| MetaNormalizeError::Invalid(NormalizeError::Json(e)))?;
+    let object = MetaObject::parse(&hook.object).ok_or(MetaNormalizeError::UnknownObject(
+        UnknownObject(hook.object.chars().take(64).collect()),
+    ))?;
+    let mut events = Vec::with_capacity(hook.entry.len());
+    for entry in hook.entry {
+        match object {
+            MetaObject::WhatsappBusinessAccount => {
+                whatsapp::inbound::normalize_entry(entry, ctx, &mut events)
+            }
+            MetaObject::Instagram => instagram::inbound::normalize_entry(entry, ctx, &mut events),
+            MetaObject::Page => messenger::inbound::normalize_entry(entry, ctx, &mut events),
+        }
+        .map_err(MetaNormalizeError::Invalid)?;
+    }
+    Ok((object, events))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetaNormalizeError {
+    #[error(transparent)]
+    UnknownObject(UnknownObject),
+    #[error(transparent)]
+    Invalid(NormalizeError),
+}
+
+/// Meta timestamps: WhatsApp gives Unix seconds as a string, Messenger and Instagram
+/// Unix milliseconds as a number. Values below 10^11 are taken as seconds.
+pub fn timestamp_to_ms(ts: i64) -> i64 {
+    if ts < 100_000_000_000 {
+        ts.saturating_mul(1000)
+    } else {
+        ts
+    }
+}

@@ -1,0 +1,518 @@
+//! Configuration: `config/default.toml` (embedded, so the binary runs from anywhere), then
+//! the file named by `--config` / `SWITCHBOARD_CONFIG`, then `SWITCHBOARD__SECTION__KEY`
+//! environment variables. Secrets may be given as `…_file` paths. Every error names the key.
+//!
+//! [`Settings`] is what the file says; [`Settings::load`] also resolves `…_file` secrets and
+//! runs [`Settings::validate`], so a `Settings` in hand is always usable.
+
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::channels::ChannelKind;
+
+/// The defaults, compiled in: the same text as `config/default.toml`.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Keys whose environment value is a comma-separated list.
+const LIST_KEYS: &[&str] = &[
+    "vault.keys",
+    "meta.app_secrets",
+    "meta.verify_tokens",
+    "admin.tokens",
+    "store.cluster_nodes",
+];
+
+/// A configuration that cannot be used, with the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration could not be read: {0}")]
+    Read(String),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub store: StoreSettings,
+    pub vault: VaultSettings,
+    pub meta: MetaSettings,
+    pub telegram: TelegramSettings,
+    pub delivery: DeliverySettings,
+    pub admin: AdminSettings,
+    pub log: LogSettings,
+    pub reload: ReloadSettings,
+    #[serde(default)]
+    pub tenants: Vec<TenantSettings>,
+    #[serde(default)]
+    pub channels: Vec<ChannelSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub bind: String,
+    pub public_url: String,
+    pub max_body_bytes: usize,
+    pub shutdown_timeout_s: u64,
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    Redis,
+    Memory,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    pub backend: StoreBackend,
+    /// May carry a password, hence secret.
+    pub redis_url: SecretString,
+    #[serde(default)]
+    pub redis_url_file: Option<PathBuf>,
+    #[serde(default)]
+    pub cluster_nodes: Vec<SecretString>,
+    pub key_prefix: String,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultSettings {
+    #[serde(default)]
+    pub keys: Vec<SecretString>,
+    #[serde(default)]
+    pub keys_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetaSettings {
+    #[serde(default)]
+    pub app_secrets: Vec<SecretString>,
+    #[serde(default)]
+    pub app_secrets_file: Option<PathBuf>,
+    #[serde(default)]
+    pub verify_tokens: Vec<SecretString>,
+    #[serde(default)]
+    pub verify_tokens_file: Option<PathBuf>,
+    pub graph_api_base: String,
+    pub graph_api_version: String,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramSettings {
+    pub api_base: String,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    pub timeout_ms: u64,
+    pub retry_buffer_ttl_s: u64,
+    pub dedupe_window_s: u64,
+    pub ordered_per_conversation: bool,
+    pub max_concurrency: usize,
+    pub max_response_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    #[serde(default)]
+    pub tokens: Vec<SecretString>,
+    #[serde(default)]
+    pub tokens_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadSettings {
+    pub watch_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    pub id: String,
+    pub crm_url: String,
+    #[serde(default = "empty_secret")]
+    pub signing_secret: SecretString,
+    #[serde(default)]
+    pub signing_secret_file: Option<PathBuf>,
+    /// Extra secrets that also sign every event during a rotation overlap.
+    #[serde(default)]
+    pub extra_signing_secrets: Vec<SecretString>,
+    #[serde(default)]
+    pub api_keys: Vec<SecretString>,
+    #[serde(default)]
+    pub api_keys_file: Option<PathBuf>,
+    #[serde(default)]
+    pub include_raw: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelSettings {
+    pub kind: ChannelKind,
+    pub id: String,
+    pub tenant: String,
+    /// A Fernet token of the access token (never the plaintext).
+    #[serde(default = "empty_secret")]
+    pub token: SecretString,
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// A Fernet token of the webhook secret (Telegram's `secret_token`).
+    #[serde(default)]
+    pub webhook_secret: Option<SecretString>,
+    #[serde(default)]
+    pub webhook_secret_file: Option<PathBuf>,
+}
+
+fn empty_secret() -> SecretString {
+    SecretString::from(String::new())
+}
+
+impl Settings {
+    /// Loads defaults, then `path` (if any), then the environment; resolves `…_file`
+    /// secrets and validates.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(path, true)
+    }
+
+    /// Like [`Settings::load`], but optionally without the environment layer (tests).
+    pub fn load_with_env(path: Option<&Path>, with_env: bool) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
+        if let Some(path) = path {
+            if !path.exists() {
+                return Err(ConfigError::Read(format!(
+                    "the config file {} does not exist",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(
+                config::File::from(path.to_path_buf()).format(config::FileFormat::Toml),
+            );
+        }
+        if with_env {
+            let mut env = config::Environment::with_prefix("SWITCHBOARD")
+                .prefix_separator("__")
+                .separator("__")
+                .list_separator(",")
+                .try_parsing(true);
+            for key in LIST_KEYS {
+                env = env.with_list_parse_key(key);
+            }
+            builder = builder.add_source(env);
+        }
+        let built = builder
+            .build()
+            .map_err(|e| ConfigError::Read(e.to_string()))?;
+        Self::from_config(built)
+    }
+
+    /// Parses a TOML text layered over the defaults (no environment): for tests and tools.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let built = config::Config::builder()
+            .add_source(config::File::from_str(
+                DEFAULT_TOML,
+                config::FileFormat::Toml,
+            ))
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .map_err(|e| ConfigError::Read(e.to_string()))?;
+        Self::from_config(built)
+    }
+
+    fn from_config(built: config::Config) -> Result<Self, ConfigError> {
+        let mut settings: Settings = serde_path_to_error::deserialize(built).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::invalid(key, e.into_inner().to_string())
+        })?;
+        settings.resolve_secret_files()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Replaces every secret given as a `…_file` path by the file's content.
+    fn resolve_secret_files(&mut self) -> Result<(), ConfigError> {
+        if let Some(p) = &self.store.redis_url_file {
+            self.store.redis_url = read_secret("store.redis_url_file", p)?;
+        }
+        if let Some(p) = &self.vault.keys_file {
+            self.vault.keys = read_secret_list("vault.keys_file", p)?;
+        }
+        if let Some(p) = &self.meta.app_secrets_file {
+            self.meta.app_secrets = read_secret_list("meta.app_secrets_file", p)?;
+        }
+        if let Some(p) = &self.meta.verify_tokens_file {
+            self.meta.verify_tokens = read_secret_list("meta.verify_tokens_file", p)?;
+        }
+        if let Some(p) = &self.admin.tokens_file {
+            self.admin.tokens = read_secret_list("admin.tokens_file", p)?;
+        }
+        for (i, t) in self.tenants.iter_mut().enumerate() {
+            if let Some(p) = &t.signing_secret_file {
+                t.signing_secret = read_secret(&format!("tenants[{i}].signing_secret_file"), p)?;
+            }
+            if let Some(p) = &t.api_keys_file {
+                t.api_keys = read_secret_list(&format!("tenants[{i}].api_keys_file"), p)?;
+            }
+        }
+        for (i, c) in self.channels.iter_mut().enumerate() {
+            if let Some(p) = &c.token_file {
+                c.token = read_secret(&format!("channels[{i}].token_file"), p)?;
+            }
+            if let Some(p) = &c.webhook_secret_file {
+                c.webhook_secret = Some(read_secret(
+                    &format!("channels[{i}].webhook_secret_file"),
+                    p,
+                )?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Cross-field checks. Fernet keys and signing secrets are parsed (and so checked)
+    /// where they are used: [`crate::vault::Keyring`], [`crate::delivery::Signer`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.server
+            .bind
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| ConfigError::invalid("server.bind", format!("not an address: {e}")))?;
+        check_url("server.public_url", &self.server.public_url)?;
+        if self.server.max_body_bytes == 0 {
+            return Err(ConfigError::invalid(
+                "server.max_body_bytes",
+                "must be greater than 0",
+            ));
+        }
+        if self.store.key_prefix.is_empty() {
+            return Err(ConfigError::invalid(
+                "store.key_prefix",
+                "must not be empty",
+            ));
+        }
+        if self.store.backend == StoreBackend::Redis && self.store.cluster_nodes.is_empty() {
+            check_redis_url("store.redis_url", self.store.redis_url.expose_secret())?;
+        }
+        for (i, node) in self.store.cluster_nodes.iter().enumerate() {
+            check_redis_url(&format!("store.cluster_nodes[{i}]"), node.expose_secret())?;
+        }
+        if self.store.timeout_ms == 0 {
+            return Err(ConfigError::invalid(
+                "store.timeout_ms",
+                "must be greater than 0",
+            ));
+        }
+        if self.vault.keys.is_empty() {
+            return Err(ConfigError::invalid(
+                "vault.keys",
+                "at least one Fernet key is required (make one with `switchboard vault keygen`)",
+            ));
+        }
+        check_url("meta.graph_api_base", &self.meta.graph_api_base)?;
+        if !self.meta.graph_api_version.starts_with('v') {
+            return Err(ConfigError::invalid(
+                "meta.graph_api_version",
+                "must look like \"v23.0\"",
+            ));
+        }
+        check_url("telegram.api_base", &self.telegram.api_base)?;
+        if self.delivery.timeout_ms == 0 {
+            return Err(ConfigError::invalid(
+                "delivery.timeout_ms",
+                "must be greater than 0",
+            ));
+        }
+        if self.delivery.max_concurrency == 0 {
+            return Err(ConfigError::invalid(
+                "delivery.max_concurrency",
+                "must be greater than 0",
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, t) in self.tenants.iter().enumerate() {
+            if t.id.is_empty() || t.id.contains(|c: char| c.is_whitespace() || c == ':') {
+                return Err(ConfigError::invalid(
+                    format!("tenants[{i}].id"),
+                    "must be non-empty, without spaces or ':'",
+                ));
+            }
+            if !seen.insert(t.id.as_str()) {
+                return Err(ConfigError::invalid(
+                    format!("tenants[{i}].id"),
+                    format!("tenant `{}` is declared twice", t.id),
+                ));
+            }
+            check_url(&format!("tenants[{i}].crm_url"), &t.crm_url)?;
+            crate::delivery::Signer::parse_secret(t.signing_secret.expose_secret()).map_err(
+                |e| ConfigError::invalid(format!("tenants[{i}].signing_secret"), e.to_string()),
+            )?;
+            for (j, s) in t.extra_signing_secrets.iter().enumerate() {
+                crate::delivery::Signer::parse_secret(s.expose_secret()).map_err(|e| {
+                    ConfigError::invalid(
+                        format!("tenants[{i}].extra_signing_secrets[{j}]"),
+                        e.to_string(),
+                    )
+                })?;
+            }
+        }
+        for (i, c) in self.channels.iter().enumerate() {
+            if c.id.is_empty() || c.id.contains(|ch: char| ch.is_whitespace() || ch == ':') {
+                return Err(ConfigError::invalid(
+                    format!("channels[{i}].id"),
+                    "must be non-empty, without spaces or ':'",
+                ));
+            }
+            if !seen.contains(c.tenant.as_str()) {
+                return Err(ConfigError::invalid(
+                    format!("channels[{i}].tenant"),
+                    format!("no tenant `{}` is declared in [[tenants]]", c.tenant),
+                ));
+            }
+            if c.token.expose_secret().is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("channels[{i}].token"),
+                    "a Fernet token of the access token is required",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_secret(key: &str, path: &Path) -> Result<SecretString, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::invalid(key, format!("cannot read {}: {e}", path.display())))?;
+    Ok(SecretString::from(text.trim().to_owned()))
+}
+
+fn read_secret_list(key: &str, path: &Path) -> Result<Vec<SecretString>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::invalid(key, format!("cannot read {}: {e}", path.display())))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| SecretString::from(l.to_owned()))
+        .collect())
+}
+
+fn check_url(key: &str, value: &str) -> Result<(), ConfigError> {
+    let url = url::Url::parse(value)
+        .map_err(|e| ConfigError::invalid(key, format!("not a URL ({e})")))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(ConfigError::invalid(
+            key,
+            "must be an http:// or https:// URL",
+        ));
+    }
+    Ok(())
+}
+
+fn check_redis_url(key: &str, value: &str) -> Result<(), ConfigError> {
+    // The message never repeats the value: it may carry a password.
+    match url::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "redis" | "rediss" | "redis+unix" | "unix") => Ok(()),
+        _ => Err(ConfigError::invalid(
+            key,
+            "must be a redis://, rediss:// or unix:// URL",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=";
+
+    #[test]
+    fn defaults_without_vault_keys_name_the_key() {
+        let err = Settings::from_toml("").unwrap_err().to_string();
+        assert!(err.contains("vault.keys"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Settings::from_toml(&format!(
+            "[vault]\nkeys=[\"{KEY}\"]\n[server]\nbindd = \"x\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("server") && err.contains("bindd"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named_with_its_path() {
+        let err = Settings::from_toml(&format!(
+            "[vault]\nkeys=[\"{KEY}\"]\n[delivery]\ntimeout_ms = \"soon\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("delivery.timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn channel_with_undeclared_tenant_is_refused() {
+        let err = Settings::from_toml(&format!(
+            "[vault]\nkeys=[\"{KEY}\"]\n[store]\nbackend=\"memory\"\n[[channels]]\nkind=\"whatsapp\"\nid=\"1\"\ntenant=\"nobody\"\ntoken=\"gAAAA\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("channels[0].tenant"), "{err}");
+    }
+
+    #[test]
+    fn secret_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        std::fs::write(&keys, format!("{KEY}\n\n")).unwrap();
+        let s =
+            Settings::from_toml(&format!("[vault]\nkeys_file = \"{}\"\n", keys.display())).unwrap();
+        assert_eq!(s.vault.keys.len(), 1);
+        assert_eq!(s.vault.keys[0].expose_secret(), KEY);
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let s = Settings::from_toml(&format!("[vault]\nkeys=[\"{KEY}\"]\n")).unwrap();
+        assert!(!format!("{s:?}").contains(KEY));
+    }
+}

@@ -1,0 +1,146 @@
+//! The HTTP client that POSTs events to CRMs: one pooled keep-alive client for every
+//! tenant, redirects never followed (Standard Webhooks treats 3xx as failure), a deadline
+//! per attempt, the response body read only up to a cap (and drained so the connection
+//! is reused).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+
+use super::Tenant;
+
+/// Why an attempt failed. Every failure is retryable: an event is never dropped because
+/// a CRM misbehaved once.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("the CRM did not answer within the deadline")]
+    Timeout,
+    #[error("the CRM could not be reached: {0}")]
+    Connect(String),
+    #[error("the CRM answered HTTP {status}")]
+    Status {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    #[error("the request to the CRM failed: {0}")]
+    Other(String),
+}
+
+impl DeliveryError {
+    pub fn is_retryable(&self) -> bool {
+        true
+    }
+
+    /// The wait the CRM asked for (`Retry-After` seconds).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            DeliveryError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// A short label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            DeliveryError::Timeout => "timeout",
+            DeliveryError::Connect(_) => "connect",
+            DeliveryError::Status { .. } => "status",
+            DeliveryError::Other(_) => "other",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct CrmClient {
+    http: reqwest::Client,
+    timeout: Duration,
+    max_response_bytes: usize,
+}
+
+impl CrmClient {
+    pub fn new(timeout: Duration, max_response_bytes: usize) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .tcp_keepalive(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            http,
+            timeout,
+            max_response_bytes,
+        })
+    }
+
+    /// One signed attempt. `body` is sent as is: the exact bytes that were signed.
+    pub async fn deliver(
+        &self,
+        tenant: &Tenant,
+        event_id: &str,
+        body: Bytes,
+    ) -> Result<(), DeliveryError> {
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let signature = tenant.signer.sign(event_id, ts, &body);
+        let send = self
+            .http
+            .post(tenant.crm_url.as_str())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header("webhook-id", event_id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", signature)
+            .body(body)
+            .send();
+        let attempt = async {
+            let mut resp = send.await.map_err(classify)?;
+            let status = resp.status();
+            let retry_after = resp
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            // Drain a bounded body so the keep-alive connection can be reused.
+            let mut read = 0usize;
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                read += chunk.len();
+                if read > self.max_response_bytes {
+                    break;
+                }
+            }
+            if status.is_success() {
+                Ok(())
+            } else {
+                Err(DeliveryError::Status {
+                    status: status.as_u16(),
+                    retry_after,
+                })
+            }
+        };
+        tokio::time::timeout(self.timeout, attempt)
+            .await
+            .map_err(|_| DeliveryError::Timeout)?
+    }
+}
+
+fn classify(e: reqwest::Error) -> DeliveryError {
+    // reqwest errors name the URL; CRM URLs are configuration, not secrets, but keep
+    // only the kind and the source to stay terse.
+    if e.is_timeout() {
+        DeliveryError::Timeout
+    } else if e.is_connect() {
+        DeliveryError::Connect(
+            std::error::Error::source(&e)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "connection failed".into()),
+        )
+    } else {
+        DeliveryError::Other(e.without_url().to_string())
+    }
+}

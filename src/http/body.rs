@@ -1,0 +1,59 @@
+//! Request bodies as raw bytes, bounded: signatures are checked over exactly what was
+//! received, and nothing larger than `server.max_body_bytes` is buffered.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest};
+use bytes::BytesMut;
+use futures_util::StreamExt;
+
+use super::problem::ApiError;
+
+/// Reads the whole body, refusing (413) a declared or actual size above `limit`.
+pub async fn read_limited(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<bytes::Bytes, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::too_large(limit));
+    }
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::invalid(format!("the body could not be read: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(ApiError::too_large(limit));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// Refuses (415) a declared content type other than JSON; an absent one is accepted.
+pub fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
+    match req.headers().get(header::CONTENT_TYPE) {
+        None => Ok(()),
+        Some(v) => {
+            let essence = v
+                .to_str()
+                .unwrap_or_default()
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            if essence == "application/json" || essence.ends_with("+json") {
+                Ok(())
+            } else {
+                Err(ApiError::unsupported_media_type(
+                    "the body must be application/json",
+                ))
+            }
+        }
+    }
+}

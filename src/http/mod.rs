@@ -1,0 +1,60 @@
+//! HTTP routes only: each handler parses, calls the module that does the work, and
+//! answers. Errors are [`problem::ApiError`] (problem+json).
+
+pub mod body;
+pub mod health;
+pub mod problem;
+pub mod webhooks;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::{web, Error, HttpResponse};
+use tracing::Span;
+use tracing_actix_web::RootSpanBuilder;
+
+pub use problem::{ApiError, ErrorCode};
+
+/// Registers every route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
+        .route("/webhooks/meta", web::get().to(webhooks::meta_handshake))
+        .route("/webhooks/meta", web::post().to(webhooks::meta_webhook));
+}
+
+/// Answers unknown routes with problem+json.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found("no such route"))
+}
+
+/// The root span of every request: method, route pattern (never the path or query:
+/// they may hold a verify token or a media id), a request id, and the status.
+pub struct RequestSpan;
+
+impl RootSpanBuilder for RequestSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        let route = request
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_owned());
+        let request_id = format!("{:016x}", rand::random::<u64>());
+        tracing::info_span!(
+            "request",
+            method = %request.method(),
+            route = %route,
+            request_id = %request_id,
+            status = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        match outcome {
+            Ok(resp) => {
+                span.record("status", resp.response().status().as_u16());
+            }
+            Err(e) => {
+                span.record("status", e.as_response_error().status_code().as_u16());
+            }
+        }
+    }
+}

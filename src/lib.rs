@@ -1,0 +1,32 @@
+//! # Switchboard
+//!
+//! A stateless relay between messaging channels (WhatsApp, Instagram, Messenger,
+//! Telegram) and CRMs. Webhooks come in, are verified over their raw bytes, normalized
+//! into one channel-agnostic [`event::Event`], and POSTed to the tenant's CRM signed per
+//! Standard Webhooks. CRMs reply through `POST /v1/messages`, which sends through the
+//! channel's own API with the channel's token, kept Fernet-encrypted in the store.
+//!
+//! ## Layout
+//!
+//! - [`config`]: settings, layered TOML + environment, `…_file` secrets, validation.
+//! - [`live`]: the reloadable part of the config, swapped atomically; [`reload`] swaps it.
+//! - [`app`]: builds and runs the HTTP server and background tasks (used by tests too).
+//! - [`http`]: routes only (webhooks, health, errors as problem+json).
+//! - [`channels`]: one adapter per channel; inbound normalization is pure.
+//! - [`event`]: the normalized event (the contract's envelope).
+//! - [`delivery`]: routing, dedupe, Standard Webhooks signing, the CRM client.
+//! - [`vault`]: the Fernet keyring.
+//! - [`store`]: Redis (single or cluster) and memory backends; every key in [`store::keys`].
+//! - [`telemetry`]: logs and metrics.
+
+pub mod app;
+pub mod channels;
+pub mod config;
+pub mod delivery;
+pub mod event;
+pub mod http;
+pub mod live;
+pub mod reload;
+pub mod store;
+pub mod telemetry;
+pub mod vault;

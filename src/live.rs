@@ -1,0 +1,136 @@
+//! The live configuration: everything a reload may change (keys, app secrets, verify
+//! tokens, tenants, admin tokens), parsed and checked once, then swapped in atomically
+//! (`arc-swap`). A request holds the `Arc<Live>` it started with, so a reload never
+//! changes the rules under a request in flight.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::channels::meta::AppSecrets;
+use crate::config::{ConfigError, Settings};
+use crate::delivery::{Signer, Tenant};
+use crate::vault::Keyring;
+
+#[derive(Debug)]
+pub struct Live {
+    pub settings: Settings,
+    pub keyring: Keyring,
+    pub app_secrets: AppSecrets,
+    pub tenants: HashMap<String, Arc<Tenant>>,
+    /// `server.public_url` without a trailing slash.
+    pub public_url: String,
+    verify_tokens: Vec<[u8; 32]>,
+    admin_tokens: Vec<[u8; 32]>,
+    /// SHA-256 of each API key → its tenant.
+    api_keys: Vec<([u8; 32], Arc<Tenant>)>,
+}
+
+fn digest(s: &str) -> [u8; 32] {
+    Sha256::digest(s.as_bytes()).into()
+}
+
+/// Constant-time membership: the candidate's digest against every configured digest
+/// (comparing digests hides the lengths too).
+fn ct_contains(set: &[[u8; 32]], candidate: &str) -> bool {
+    let d = digest(candidate);
+    let mut found = subtle::Choice::from(0u8);
+    for s in set {
+        found |= s.ct_eq(&d);
+    }
+    bool::from(found)
+}
+
+fn digests(secrets: &[SecretString]) -> Vec<[u8; 32]> {
+    secrets
+        .iter()
+        .map(|s| s.expose_secret())
+        .filter(|s| !s.is_empty())
+        .map(digest)
+        .collect()
+}
+
+impl Live {
+    pub fn new(settings: Settings) -> Result<Self, ConfigError> {
+        let keyring = Keyring::new(&settings.vault.keys).map_err(|e| ConfigError::Invalid {
+            key: "vault.keys".into(),
+            message: e.to_string(),
+        })?;
+        let mut tenants = HashMap::new();
+        let mut api_keys = Vec::new();
+        for (i, t) in settings.tenants.iter().enumerate() {
+            let signer = Signer::new(&t.signing_secret, &t.extra_signing_secrets).map_err(|e| {
+                ConfigError::Invalid {
+                    key: format!("tenants[{i}].signing_secret"),
+                    message: e.to_string(),
+                }
+            })?;
+            let crm_url = url::Url::parse(&t.crm_url).map_err(|e| ConfigError::Invalid {
+                key: format!("tenants[{i}].crm_url"),
+                message: e.to_string(),
+            })?;
+            let tenant = Arc::new(Tenant {
+                id: t.id.clone(),
+                crm_url,
+                signer,
+                api_keys: t.api_keys.clone(),
+                include_raw: t.include_raw,
+            });
+            for k in digests(&t.api_keys) {
+                api_keys.push((k, tenant.clone()));
+            }
+            tenants.insert(t.id.clone(), tenant);
+        }
+        for (i, c) in settings.channels.iter().enumerate() {
+            keyring
+                .decrypt(c.token.expose_secret())
+                .map_err(|e| ConfigError::Invalid {
+                    key: format!("channels[{i}].token"),
+                    message: e.to_string(),
+                })?;
+            if let Some(ws) = &c.webhook_secret {
+                keyring
+                    .decrypt(ws.expose_secret())
+                    .map_err(|e| ConfigError::Invalid {
+                        key: format!("channels[{i}].webhook_secret"),
+                        message: e.to_string(),
+                    })?;
+            }
+        }
+        Ok(Self {
+            keyring,
+            app_secrets: AppSecrets::new(&settings.meta.app_secrets),
+            tenants,
+            public_url: settings.server.public_url.trim_end_matches('/').to_owned(),
+            verify_tokens: digests(&settings.meta.verify_tokens),
+            admin_tokens: digests(&settings.admin.tokens),
+            api_keys,
+            settings,
+        })
+    }
+
+    /// Whether `candidate` is a configured Meta verify token.
+    pub fn is_verify_token(&self, candidate: &str) -> bool {
+        ct_contains(&self.verify_tokens, candidate)
+    }
+
+    /// Whether `candidate` is a configured admin token.
+    pub fn is_admin_token(&self, candidate: &str) -> bool {
+        ct_contains(&self.admin_tokens, candidate)
+    }
+
+    /// The tenant an API key belongs to.
+    pub fn tenant_for_api_key(&self, candidate: &str) -> Option<Arc<Tenant>> {
+        let d = digest(candidate);
+        let mut hit = None;
+        for (k, t) in &self.api_keys {
+            if bool::from(k.ct_eq(&d)) {
+                hit = Some(t.clone());
+            }
+        }
+        hit
+    }
+}

@@ -1,0 +1,91 @@
+//! Every Redis key the relay writes, built in one place from typed arguments.
+//!
+//! | key | type | TTL | what |
+//! |---|---|---|---|
+//! | `{prefix}channel:{kind}:{id}` | hash | none (a channel lives until deleted) | the contract's public layout: `tenant`, `token` (Fernet), `webhook_secret` (Fernet), `updated_at` |
+//! | `{prefix}dedupe:{event_id}` | string | `delivery.dedupe_window_s` | an event the CRM accepted |
+//! | `{prefix}idem:{tenant}:{sha256(key)}` | string | 24 h | the first response to an `Idempotency-Key` |
+//! | `{prefix}reauth:{kind}:{id}` | string | 1 h | `channel.reauth_required` was sent |
+//! | `{prefix}deletion:{code}` | string | retention | a data-deletion request's status |
+//!
+//! Each key stands alone (no multi-key command spans two of them), so every key works on
+//! a Redis Cluster without hash tags. The retry buffer's keys are described in
+//! [`crate::delivery::buffer`].
+
+use sha2::{Digest, Sha256};
+
+use crate::channels::ChannelRef;
+use crate::event::EventId;
+
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn channel(&self, channel: &ChannelRef) -> String {
+        format!("{}channel:{}:{}", self.prefix, channel.kind, channel.id)
+    }
+
+    /// The SCAN pattern of every channel hash.
+    pub fn channel_pattern(&self) -> String {
+        format!("{}channel:*", self.prefix)
+    }
+
+    /// Parses a channel hash key back into its channel.
+    pub fn parse_channel(&self, key: &str) -> Option<ChannelRef> {
+        let rest = key.strip_prefix(&self.prefix)?.strip_prefix("channel:")?;
+        let (kind, id) = rest.split_once(':')?;
+        Some(ChannelRef::new(kind.parse().ok()?, id))
+    }
+
+    pub fn dedupe(&self, id: &EventId) -> String {
+        format!("{}dedupe:{}", self.prefix, id)
+    }
+
+    /// The idempotency record of a tenant's key; the key itself is hashed (it is the
+    /// CRM's string, of any length and content).
+    pub fn idempotency(&self, tenant: &str, key: &str) -> String {
+        let digest = hex::encode(Sha256::digest(key.as_bytes()));
+        format!("{}idem:{}:{}", self.prefix, tenant, digest)
+    }
+
+    pub fn reauth_notice(&self, channel: &ChannelRef) -> String {
+        format!("{}reauth:{}:{}", self.prefix, channel.kind, channel.id)
+    }
+
+    pub fn deletion(&self, code: &str) -> String {
+        format!("{}deletion:{}", self.prefix, code)
+    }
+
+    /// Any other relay key: `{prefix}{name}` (for modules that own their own layout).
+    pub fn named(&self, name: &str) -> String {
+        format!("{}{}", self.prefix, name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channels::ChannelKind;
+
+    #[test]
+    fn channel_key_follows_the_contract_and_parses_back() {
+        let k = Keys::new("switchboard:");
+        let c = ChannelRef::new(ChannelKind::Whatsapp, "106540352242922");
+        let key = k.channel(&c);
+        assert_eq!(key, "switchboard:channel:whatsapp:106540352242922");
+        assert_eq!(k.parse_channel(&key), Some(c));
+        assert_eq!(k.parse_channel("switchboard:channel:fax:1"), None);
+    }
+}

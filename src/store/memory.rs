@@ -1,0 +1,201 @@
+//! The memory backend: one process, nothing kept across restarts. For trying the relay
+//! out (`store.backend = "memory"`) and for tests of logic above the store. Locks are
+//! plain mutexes, never held across an `.await`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use secrecy::ExposeSecret;
+
+use super::{ChannelRecord, Keys, StoreBackend, StoreError};
+use crate::channels::ChannelRef;
+
+#[derive(Debug)]
+pub struct MemoryStore {
+    keys: Keys,
+    channels: Mutex<HashMap<ChannelRef, ChannelRecord>>,
+    values: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+impl MemoryStore {
+    pub fn new(keys: Keys) -> Self {
+        Self {
+            keys,
+            channels: Mutex::new(HashMap::new()),
+            values: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    fn channels(&self) -> std::sync::MutexGuard<'_, HashMap<ChannelRef, ChannelRecord>> {
+        self.channels.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The live values, with expired ones swept out.
+    fn values(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Instant)>> {
+        let mut v = self.values.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if v.len() > 1024 {
+            v.retain(|_, (_, exp)| *exp > now);
+        }
+        v
+    }
+}
+
+fn live(entry: Option<&(String, Instant)>) -> Option<&String> {
+    entry
+        .filter(|(_, exp)| *exp > Instant::now())
+        .map(|(v, _)| v)
+}
+
+/// `*`-only glob, as the relay uses SCAN patterns.
+pub(crate) fn glob_match(pattern: &str, s: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == s;
+    }
+    let mut rest = s;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            match rest.strip_prefix(part) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else if let Some(pos) = rest.find(part) {
+            rest = &rest[pos + part.len()..];
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+impl StoreBackend for MemoryStore {
+    async fn get_channel(&self, c: &ChannelRef) -> Result<Option<ChannelRecord>, StoreError> {
+        Ok(self.channels().get(c).cloned())
+    }
+
+    async fn put_channel(&self, c: &ChannelRef, r: &ChannelRecord) -> Result<(), StoreError> {
+        self.channels().insert(c.clone(), r.clone());
+        Ok(())
+    }
+
+    async fn delete_channel(&self, c: &ChannelRef) -> Result<bool, StoreError> {
+        Ok(self.channels().remove(c).is_some())
+    }
+
+    async fn list_channels(&self) -> Result<Vec<(ChannelRef, ChannelRecord)>, StoreError> {
+        let mut all: Vec<_> = self
+            .channels()
+            .iter()
+            .map(|(c, r)| (c.clone(), r.clone()))
+            .collect();
+        all.sort_by_key(|a| a.0.to_string());
+        Ok(all)
+    }
+
+    async fn replace_channel_secrets(
+        &self,
+        c: &ChannelRef,
+        expected: &ChannelRecord,
+        updated: &ChannelRecord,
+    ) -> Result<bool, StoreError> {
+        let mut channels = self.channels();
+        match channels.get_mut(c) {
+            Some(cur)
+                if cur.token.expose_secret() == expected.token.expose_secret()
+                    && cur.webhook_secret.as_ref().map(|s| s.expose_secret())
+                        == expected.webhook_secret.as_ref().map(|s| s.expose_secret()) =>
+            {
+                cur.token = updated.token.clone();
+                cur.webhook_secret = updated.webhook_secret.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(live(self.values().get(key)).is_some())
+    }
+
+    async fn set_ex(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.values()
+            .insert(key.to_owned(), (value.to_owned(), Instant::now() + ttl));
+        Ok(())
+    }
+
+    async fn set_nx_ex(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let mut values = self.values();
+        if live(values.get(key)).is_some() {
+            return Ok(false);
+        }
+        values.insert(key.to_owned(), (value.to_owned(), Instant::now() + ttl));
+        Ok(true)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(live(self.values().get(key)).cloned())
+    }
+
+    async fn del(&self, key: &str) -> Result<bool, StoreError> {
+        let was_channel = self
+            .keys
+            .parse_channel(key)
+            .map(|c| self.channels().remove(&c).is_some())
+            .unwrap_or(false);
+        Ok(self.values().remove(key).is_some() || was_channel)
+    }
+
+    async fn scan(&self, pattern: &str) -> Result<Vec<String>, StoreError> {
+        let now = Instant::now();
+        let mut out: Vec<String> = self
+            .values()
+            .iter()
+            .filter(|(k, (_, exp))| *exp > now && glob_match(pattern, k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        out.extend(
+            self.channels()
+                .keys()
+                .map(|c| self.keys.channel(c))
+                .filter(|k| glob_match(pattern, k)),
+        );
+        Ok(out)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob() {
+        assert!(glob_match("a:*", "a:b:c"));
+        assert!(glob_match("a:*:c", "a:b:c"));
+        assert!(!glob_match("a:*:d", "a:b:c"));
+        assert!(glob_match("abc", "abc"));
+    }
+
+    #[tokio::test]
+    async fn set_nx_is_exclusive_and_expires() {
+        let s = MemoryStore::new(Keys::new("p:"));
+        assert!(s
+            .set_nx_ex("k", "1", Duration::from_millis(30))
+            .await
+            .unwrap());
+        assert!(!s.set_nx_ex("k", "2", Duration::from_secs(1)).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert!(!s.exists("k").await.unwrap());
+    }
+}

@@ -1,0 +1,181 @@
+//! The store: channel records (the contract's public Redis layout) and the relay's short
+//! lived records (dedupe ids, idempotency answers, notices), behind one trait,
+//! [`StoreBackend`], with two backends: [`redis::RedisStore`] (one server or a Cluster)
+//! and [`memory::MemoryStore`] (one process, nothing kept: for trying the relay out).
+//!
+//! Key names live in [`keys`]. Nothing here holds plaintext secrets or message content:
+//! channel tokens arrive already Fernet-encrypted.
+
+pub mod keys;
+pub mod memory;
+pub mod redis;
+
+use std::future::Future;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::channels::ChannelRef;
+
+pub use keys::Keys;
+
+/// A store that cannot be used right now. Never carries values.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store is unreachable: {0}")]
+    Unavailable(String),
+    #[error("the store holds a malformed record at {key}: {reason}")]
+    Malformed { key: String, reason: String },
+}
+
+impl StoreError {
+    /// Every store error is worth retrying later: Redis comes back.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+impl From<::redis::RedisError> for StoreError {
+    fn from(e: ::redis::RedisError) -> Self {
+        // Redis errors carry no values, only kinds and server messages.
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// One channel as stored: `tenant`, `token` (a Fernet token), optional `webhook_secret`
+/// (a Fernet token), `updated_at` (RFC 3339).
+#[derive(Debug, Clone)]
+pub struct ChannelRecord {
+    pub tenant: String,
+    pub token: SecretString,
+    pub webhook_secret: Option<SecretString>,
+    pub updated_at: Option<String>,
+}
+
+/// What every backend does. Methods are `async` and `Send`, so handlers can hold any
+/// backend; [`Store`] picks one at start.
+pub trait StoreBackend: Send + Sync {
+    fn get_channel(
+        &self,
+        channel: &ChannelRef,
+    ) -> impl Future<Output = Result<Option<ChannelRecord>, StoreError>> + Send;
+    fn put_channel(
+        &self,
+        channel: &ChannelRef,
+        record: &ChannelRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Whether a channel was there to delete.
+    fn delete_channel(
+        &self,
+        channel: &ChannelRef,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn list_channels(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(ChannelRef, ChannelRecord)>, StoreError>> + Send;
+    /// Replaces a channel's `token`/`webhook_secret` only if they still equal `expected`
+    /// (compare-and-set: a rotation never overwrites a newer write by someone else).
+    fn replace_channel_secrets(
+        &self,
+        channel: &ChannelRef,
+        expected: &ChannelRecord,
+        updated: &ChannelRecord,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Whether `key` exists.
+    fn exists(&self, key: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Sets `key` with a TTL.
+    fn set_ex(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Sets `key` with a TTL only if absent; whether it was set.
+    fn set_nx_ex(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    fn del(&self, key: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Every key matching a glob `pattern` (SCAN; for admin and privacy purges only).
+    fn scan(&self, pattern: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// Whether the store answers.
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The configured backend.
+#[derive(Clone)]
+pub enum Store {
+    Memory(std::sync::Arc<memory::MemoryStore>),
+    Redis(Box<redis::RedisStore>),
+}
+
+macro_rules! delegate {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Store::Memory($s) => $e,
+            Store::Redis($s) => $e,
+        }
+    };
+}
+
+impl Store {
+    pub fn keys(&self) -> &Keys {
+        delegate!(self, s => s.keys())
+    }
+
+    pub fn is_redis(&self) -> bool {
+        matches!(self, Store::Redis(_))
+    }
+}
+
+impl StoreBackend for Store {
+    async fn get_channel(&self, c: &ChannelRef) -> Result<Option<ChannelRecord>, StoreError> {
+        delegate!(self, s => s.get_channel(c).await)
+    }
+    async fn put_channel(&self, c: &ChannelRef, r: &ChannelRecord) -> Result<(), StoreError> {
+        delegate!(self, s => s.put_channel(c, r).await)
+    }
+    async fn delete_channel(&self, c: &ChannelRef) -> Result<bool, StoreError> {
+        delegate!(self, s => s.delete_channel(c).await)
+    }
+    async fn list_channels(&self) -> Result<Vec<(ChannelRef, ChannelRecord)>, StoreError> {
+        delegate!(self, s => s.list_channels().await)
+    }
+    async fn replace_channel_secrets(
+        &self,
+        c: &ChannelRef,
+        expected: &ChannelRecord,
+        updated: &ChannelRecord,
+    ) -> Result<bool, StoreError> {
+        delegate!(self, s => s.replace_channel_secrets(c, expected, updated).await)
+    }
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        delegate!(self, s => s.exists(key).await)
+    }
+    async fn set_ex(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        delegate!(self, s => s.set_ex(key, value, ttl).await)
+    }
+    async fn set_nx_ex(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
+        delegate!(self, s => s.set_nx_ex(key, value, ttl).await)
+    }
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        delegate!(self, s => s.get(key).await)
+    }
+    async fn del(&self, key: &str) -> Result<bool, StoreError> {
+        delegate!(self, s => s.del(key).await)
+    }
+    async fn scan(&self, pattern: &str) -> Result<Vec<String>, StoreError> {
+        delegate!(self, s => s.scan(pattern).await)
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        delegate!(self, s => s.ping().await)
+    }
+}
+
+/// Now as RFC 3339 UTC, for `updated_at`.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}

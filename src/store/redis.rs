@@ -1,0 +1,431 @@
+//! The Redis backend: one server (a multiplexed, auto-reconnecting `ConnectionManager`)
+//! or a Redis Cluster (`ClusterConnection`, which follows MOVED/ASK). The connection is
+//! made lazily and retried on use, so the relay starts (and `/healthz` answers) while
+//! Redis is away, and recovers without a restart when it returns.
+//!
+//! Every command has a deadline (`store.timeout_ms`); a store that does not answer in
+//! time is reported unavailable, and webhooks are answered 503 rather than lost.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncCommands, Cmd, FromRedisValue, Script};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::OnceCell;
+
+use super::{ChannelRecord, Keys, StoreBackend, StoreError};
+use crate::channels::ChannelRef;
+
+/// A connected handle, cheap to clone (both kinds multiplex one connection per node).
+#[derive(Clone)]
+pub enum RedisConn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+    /// One plain multiplexed connection (blocking reads, per-node SCAN).
+    Plain(redis::aio::MultiplexedConnection),
+}
+
+impl RedisConn {
+    /// Runs one command.
+    pub async fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> Result<T, StoreError> {
+        Ok(match self {
+            RedisConn::Single(c) => cmd.query_async(c).await?,
+            RedisConn::Cluster(c) => cmd.query_async(c).await?,
+            RedisConn::Plain(c) => cmd.query_async(c).await?,
+        })
+    }
+
+    /// Runs a Lua script (all its keys must share one slot on a cluster).
+    pub async fn eval<T: FromRedisValue>(
+        &mut self,
+        script: &Script,
+        keys: &[&str],
+        args: &[&str],
+    ) -> Result<T, StoreError> {
+        let mut inv = script.prepare_invoke();
+        for k in keys {
+            inv.key(*k);
+        }
+        for a in args {
+            inv.arg(*a);
+        }
+        Ok(match self {
+            RedisConn::Single(c) => inv.invoke_async(c).await?,
+            RedisConn::Cluster(c) => inv.invoke_async(c).await?,
+            RedisConn::Plain(c) => inv.invoke_async(c).await?,
+        })
+    }
+}
+
+#[derive(Clone)]
+enum Target {
+    Single(Box<redis::Client>),
+    Cluster(Vec<SecretString>),
+}
+
+/// The Redis store. Clones share the connection.
+#[derive(Clone)]
+pub struct RedisStore {
+    keys: Keys,
+    target: Target,
+    timeout: Duration,
+    conn: std::sync::Arc<OnceCell<RedisConn>>,
+}
+
+impl RedisStore {
+    /// Prepares the client; nothing is connected until first use.
+    pub fn new(
+        keys: Keys,
+        redis_url: &SecretString,
+        cluster_nodes: &[SecretString],
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let target = if cluster_nodes.is_empty() {
+            Target::Single(Box::new(
+                redis::Client::open(redis_url.expose_secret())
+                    .map_err(|e| StoreError::Unavailable(format!("store.redis_url: {e}")))?,
+            ))
+        } else {
+            Target::Cluster(cluster_nodes.to_vec())
+        };
+        Ok(Self {
+            keys,
+            target,
+            timeout,
+            conn: std::sync::Arc::new(OnceCell::new()),
+        })
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster(_))
+    }
+
+    /// The shared connection, connecting first if needed.
+    pub async fn conn(&self) -> Result<RedisConn, StoreError> {
+        let conn = self
+            .conn
+            .get_or_try_init(|| async {
+                tokio::time::timeout(self.timeout * 2, self.connect())
+                    .await
+                    .map_err(|_| StoreError::Unavailable("connecting timed out".into()))?
+            })
+            .await?;
+        Ok(conn.clone())
+    }
+
+    async fn connect(&self) -> Result<RedisConn, StoreError> {
+        match &self.target {
+            Target::Single(client) => {
+                let cfg = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout))
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_secs(2));
+                Ok(RedisConn::Single(
+                    ConnectionManager::new_with_config((**client).clone(), cfg).await?,
+                ))
+            }
+            Target::Cluster(nodes) => {
+                let client =
+                    ClusterClientBuilder::new(nodes.iter().map(|n| n.expose_secret().to_owned()))
+                        .connection_timeout(self.timeout)
+                        .response_timeout(self.timeout)
+                        .build()?;
+                Ok(RedisConn::Cluster(client.get_async_connection().await?))
+            }
+        }
+    }
+
+    /// A dedicated connection for blocking commands (`XREADGROUP … BLOCK`), which must
+    /// never stall the shared one. Response timeout = `block` + the store deadline.
+    pub async fn blocking_conn(&self, block: Duration) -> Result<RedisConn, StoreError> {
+        match &self.target {
+            Target::Single(client) => {
+                let cfg = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(block + self.timeout));
+                Ok(RedisConn::Plain(
+                    client
+                        .get_multiplexed_async_connection_with_config(&cfg)
+                        .await?,
+                ))
+            }
+            Target::Cluster(nodes) => {
+                let client =
+                    ClusterClientBuilder::new(nodes.iter().map(|n| n.expose_secret().to_owned()))
+                        .connection_timeout(self.timeout)
+                        .response_timeout(block + self.timeout)
+                        .build()?;
+                Ok(RedisConn::Cluster(client.get_async_connection().await?))
+            }
+        }
+    }
+
+    async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+        let mut c = self.conn().await?;
+        c.query(cmd).await
+    }
+
+    /// The URL of every master, for commands that must visit all (SCAN).
+    async fn master_urls(&self) -> Result<Vec<String>, StoreError> {
+        match &self.target {
+            Target::Single(_) => Ok(Vec::new()),
+            Target::Cluster(nodes) => {
+                let text: String = self.run(redis::cmd("CLUSTER").arg("NODES")).await?;
+                let base = nodes
+                    .first()
+                    .map(|n| n.expose_secret().to_owned())
+                    .unwrap_or_default();
+                let mut urls = Vec::new();
+                for line in text.lines() {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    if fields.len() < 3 || !fields[2].contains("master") {
+                        continue;
+                    }
+                    let addr = fields[1].split('@').next().unwrap_or_default();
+                    let Some((host, port)) = addr.rsplit_once(':') else {
+                        continue;
+                    };
+                    let mut url = url::Url::parse(&base)
+                        .map_err(|e| StoreError::Unavailable(format!("cluster node URL: {e}")))?;
+                    let _ = url.set_host(Some(host));
+                    let _ = url.set_port(port.parse().ok());
+                    urls.push(url.to_string());
+                }
+                Ok(urls)
+            }
+        }
+    }
+}
+
+const CAS_SECRETS: &str = r#"
+local cur = redis.call('HGET', KEYS[1], 'token')
+if cur ~= ARGV[1] then return 0 end
+local ws = redis.call('HGET', KEYS[1], 'webhook_secret')
+if (ws or '') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'token', ARGV[3])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'webhook_secret', ARGV[4]) end
+return 1
+"#;
+
+fn record_from_hash(
+    key: &str,
+    mut h: HashMap<String, String>,
+) -> Result<ChannelRecord, StoreError> {
+    let malformed = |reason: &str| StoreError::Malformed {
+        key: key.to_owned(),
+        reason: reason.to_owned(),
+    };
+    Ok(ChannelRecord {
+        tenant: h
+            .remove("tenant")
+            .ok_or_else(|| malformed("no `tenant` field"))?,
+        token: SecretString::from(
+            h.remove("token")
+                .ok_or_else(|| malformed("no `token` field"))?,
+        ),
+        webhook_secret: h
+            .remove("webhook_secret")
+            .filter(|s| !s.is_empty())
+            .map(SecretString::from),
+        updated_at: h.remove("updated_at"),
+    })
+}
+
+async fn scan_conn(conn: &mut RedisConn, pattern: &str) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = conn
+            .query(
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(1000),
+            )
+            .await?;
+        out.extend(batch);
+        if next == 0 {
+            return Ok(out);
+        }
+        cursor = next;
+    }
+}
+
+impl StoreBackend for RedisStore {
+    async fn get_channel(&self, c: &ChannelRef) -> Result<Option<ChannelRecord>, StoreError> {
+        let key = self.keys.channel(c);
+        let h: HashMap<String, String> = self.run(redis::cmd("HGETALL").arg(&key)).await?;
+        if h.is_empty() {
+            return Ok(None);
+        }
+        record_from_hash(&key, h).map(Some)
+    }
+
+    async fn put_channel(&self, c: &ChannelRef, r: &ChannelRecord) -> Result<(), StoreError> {
+        let key = self.keys.channel(c);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.cmd("HSET")
+            .arg(&key)
+            .arg("tenant")
+            .arg(&r.tenant)
+            .arg("token")
+            .arg(r.token.expose_secret())
+            .arg("updated_at")
+            .arg(r.updated_at.clone().unwrap_or_else(super::now_rfc3339))
+            .ignore();
+        match &r.webhook_secret {
+            Some(ws) => pipe
+                .cmd("HSET")
+                .arg(&key)
+                .arg("webhook_secret")
+                .arg(ws.expose_secret())
+                .ignore(),
+            None => pipe.cmd("HDEL").arg(&key).arg("webhook_secret").ignore(),
+        };
+        let mut conn = self.conn().await?;
+        match &mut conn {
+            RedisConn::Single(m) => pipe.query_async::<()>(m).await?,
+            RedisConn::Cluster(m) => pipe.query_async::<()>(m).await?,
+            RedisConn::Plain(m) => pipe.query_async::<()>(m).await?,
+        }
+        Ok(())
+    }
+
+    async fn delete_channel(&self, c: &ChannelRef) -> Result<bool, StoreError> {
+        let n: i64 = self
+            .run(redis::cmd("DEL").arg(self.keys.channel(c)))
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn list_channels(&self) -> Result<Vec<(ChannelRef, ChannelRecord)>, StoreError> {
+        let keys = self.scan(&self.keys.channel_pattern()).await?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let Some(channel) = self.keys.parse_channel(&key) else {
+                continue;
+            };
+            // A record that vanished or is malformed is skipped here; get_channel says why.
+            if let Ok(Some(r)) = self.get_channel(&channel).await {
+                out.push((channel, r));
+            }
+        }
+        out.sort_by_key(|a| a.0.to_string());
+        Ok(out)
+    }
+
+    async fn replace_channel_secrets(
+        &self,
+        c: &ChannelRef,
+        expected: &ChannelRecord,
+        updated: &ChannelRecord,
+    ) -> Result<bool, StoreError> {
+        let key = self.keys.channel(c);
+        let script = Script::new(CAS_SECRETS);
+        let mut conn = self.conn().await?;
+        let empty = SecretString::from(String::new());
+        let n: i64 = conn
+            .eval(
+                &script,
+                &[&key],
+                &[
+                    expected.token.expose_secret(),
+                    expected
+                        .webhook_secret
+                        .as_ref()
+                        .unwrap_or(&empty)
+                        .expose_secret(),
+                    updated.token.expose_secret(),
+                    updated
+                        .webhook_secret
+                        .as_ref()
+                        .unwrap_or(&empty)
+                        .expose_secret(),
+                ],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        let n: i64 = self.run(redis::cmd("EXISTS").arg(key)).await?;
+        Ok(n > 0)
+    }
+
+    async fn set_ex(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let ms = ttl.as_millis().max(1) as u64;
+        match &mut conn {
+            RedisConn::Single(c) => c.pset_ex::<_, _, ()>(key, value, ms).await?,
+            RedisConn::Cluster(c) => c.pset_ex::<_, _, ()>(key, value, ms).await?,
+            RedisConn::Plain(c) => c.pset_ex::<_, _, ()>(key, value, ms).await?,
+        }
+        Ok(())
+    }
+
+    async fn set_nx_ex(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let r: Option<String> = self
+            .run(
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl.as_millis().max(1) as u64),
+            )
+            .await?;
+        Ok(r.is_some())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.run(redis::cmd("GET").arg(key)).await
+    }
+
+    async fn del(&self, key: &str) -> Result<bool, StoreError> {
+        let n: i64 = self.run(redis::cmd("DEL").arg(key)).await?;
+        Ok(n > 0)
+    }
+
+    async fn scan(&self, pattern: &str) -> Result<Vec<String>, StoreError> {
+        match &self.target {
+            Target::Single(_) => {
+                let mut conn = self.conn().await?;
+                scan_conn(&mut conn, pattern).await
+            }
+            Target::Cluster(_) => {
+                let mut out = Vec::new();
+                for url in self.master_urls().await? {
+                    let client = redis::Client::open(url.as_str())?;
+                    let cfg = redis::AsyncConnectionConfig::new()
+                        .set_connection_timeout(Some(self.timeout))
+                        .set_response_timeout(Some(self.timeout));
+                    let mut conn = RedisConn::Plain(
+                        client
+                            .get_multiplexed_async_connection_with_config(&cfg)
+                            .await?,
+                    );
+                    out.extend(scan_conn(&mut conn, pattern).await?);
+                }
+                out.sort();
+                out.dedup();
+                Ok(out)
+            }
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = self.run(&redis::cmd("PING")).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,179 @@
+//! The vault: channel access tokens kept as Fernet tokens (the format Python's
+//! `cryptography.fernet` makes), opened only in memory, on use.
+//!
+//! [`Keyring`] holds `vault.keys`: the first key encrypts, every key decrypts (the
+//! semantics of `MultiFernet`). [`Keyring::rotate`] re-encrypts a token under the primary
+//! key keeping its original timestamp, as Python's `MultiFernet.rotate` does.
+
+use base64::Engine;
+use fernet::{Fernet, MultiFernet};
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+/// Why the vault could not do what was asked. Never carries key or token material.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error(
+        "vault.keys[{index}] is not a valid Fernet key (expected url-safe base64 of 32 bytes)"
+    )]
+    BadKey { index: usize },
+    #[error("vault.keys is empty: at least one Fernet key is required")]
+    NoKeys,
+    #[error("the token cannot be opened with any configured vault key (corrupted, or encrypted under a key that is no longer configured)")]
+    Undecryptable,
+    #[error("the decrypted token is not valid UTF-8")]
+    NotUtf8,
+}
+
+/// A decrypted channel access token. `Debug` prints `[REDACTED]`; the memory is zeroized
+/// on drop.
+#[derive(Clone)]
+pub struct AccessToken(SecretString);
+
+impl AccessToken {
+    pub fn new(token: String) -> Self {
+        Self(SecretString::from(token))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessToken([REDACTED])")
+    }
+}
+
+/// The configured Fernet keys.
+#[derive(Clone)]
+pub struct Keyring {
+    primary: Fernet,
+    multi: std::sync::Arc<MultiFernet>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keyring([REDACTED])")
+    }
+}
+
+impl Keyring {
+    /// Parses the keys; the error names the index of a bad one.
+    pub fn new(keys: &[SecretString]) -> Result<Self, VaultError> {
+        let mut fernets = Vec::with_capacity(keys.len());
+        for (index, key) in keys.iter().enumerate() {
+            let key = key.expose_secret().trim();
+            // The crate accepts unpadded keys; require the 32 bytes explicitly.
+            let decoded = Zeroizing::new(
+                base64::engine::general_purpose::URL_SAFE
+                    .decode(key)
+                    .map_err(|_| VaultError::BadKey { index })?,
+            );
+            if decoded.len() != 32 {
+                return Err(VaultError::BadKey { index });
+            }
+            fernets.push(Fernet::new(key).ok_or(VaultError::BadKey { index })?);
+        }
+        let primary = fernets.first().cloned().ok_or(VaultError::NoKeys)?;
+        Ok(Self {
+            primary,
+            multi: std::sync::Arc::new(MultiFernet::new(fernets)),
+        })
+    }
+
+    /// A new random key, as `Fernet.generate_key()` makes it.
+    pub fn generate_key() -> String {
+        Fernet::generate_key()
+    }
+
+    /// Encrypts under the primary key.
+    pub fn encrypt(&self, plaintext: &[u8]) -> String {
+        self.primary.encrypt(plaintext)
+    }
+
+    /// Opens a token with any configured key.
+    pub fn decrypt(&self, token: &str) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        self.multi
+            .decrypt(token.trim())
+            .map(Zeroizing::new)
+            .map_err(|_| VaultError::Undecryptable)
+    }
+
+    /// Opens a token holding a UTF-8 secret (an access token, a webhook secret).
+    pub fn decrypt_token(&self, token: &str) -> Result<AccessToken, VaultError> {
+        let bytes = self.decrypt(token)?;
+        let s = std::str::from_utf8(&bytes).map_err(|_| VaultError::NotUtf8)?;
+        Ok(AccessToken::new(s.to_owned()))
+    }
+
+    /// Re-encrypts `token` under the primary key, keeping its timestamp. `Ok(None)` when
+    /// it already opens with the primary key (nothing to do: rotation is idempotent).
+    pub fn rotate(&self, token: &str) -> Result<Option<String>, VaultError> {
+        let token = token.trim();
+        if self.primary.decrypt(token).is_ok() {
+            return Ok(None);
+        }
+        let plaintext = self.decrypt(token)?;
+        let timestamp = token_timestamp(token).ok_or(VaultError::Undecryptable)?;
+        Ok(Some(self.primary.encrypt_at_time(&plaintext, timestamp)))
+    }
+}
+
+/// The (unauthenticated) creation time written in a Fernet token.
+fn token_timestamp(token: &str) -> Option<u64> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .ok()?;
+    let ts: [u8; 8] = raw.get(1..9)?.try_into().ok()?;
+    Some(u64::from_be_bytes(ts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring(keys: &[&str]) -> Keyring {
+        Keyring::new(
+            &keys
+                .iter()
+                .map(|k| SecretString::from(k.to_string()))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn bad_key_is_named_by_index() {
+        let good = Keyring::generate_key();
+        let err = Keyring::new(&[
+            SecretString::from(good),
+            SecretString::from("not-a-key".to_string()),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("vault.keys[1]"));
+        assert!(matches!(Keyring::new(&[]), Err(VaultError::NoKeys)));
+    }
+
+    #[test]
+    fn old_key_decrypts_and_rotation_moves_to_primary_keeping_timestamp() {
+        let old = Keyring::generate_key();
+        let new = Keyring::generate_key();
+        let token = ring(&[&old]).encrypt(b"EAAG-secret");
+        let both = ring(&[&new, &old]);
+        assert_eq!(&*both.decrypt(&token).unwrap(), b"EAAG-secret");
+        let rotated = both.rotate(&token).unwrap().unwrap();
+        assert_eq!(token_timestamp(&rotated), token_timestamp(&token));
+        assert_eq!(&*ring(&[&new]).decrypt(&rotated).unwrap(), b"EAAG-secret");
+        assert!(ring(&[&old]).decrypt(&rotated).is_err());
+        assert!(both.rotate(&rotated).unwrap().is_none());
+    }
+
+    #[test]
+    fn debug_redacts() {
+        let t = AccessToken::new("EAAG-secret".into());
+        assert!(!format!("{t:?}").contains("EAAG"));
+        assert!(!format!("{:?}", ring(&[&Keyring::generate_key()])).contains('='));
+    }
+}
