@@ -154,6 +154,7 @@ pub async fn sync_config_channels(
             token: c.token.clone(),
             webhook_secret: c.webhook_secret.clone(),
             updated_at: None,
+            user_id: c.user_id.clone(),
         };
         // Skip a record that already holds the same secrets (perhaps re-encrypted by a
         // rotation): a reload must not undo a rotation or bump `updated_at` for nothing.
@@ -174,6 +175,7 @@ pub async fn sync_config_channels(
                     _ => false,
                 };
             if cur.tenant == record.tenant
+                && cur.user_id == record.user_id
                 && same(Some(&cur.token), Some(&record.token))
                 && same(cur.webhook_secret.as_ref(), record.webhook_secret.as_ref())
             {

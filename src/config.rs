@@ -199,6 +199,10 @@ pub struct ChannelSettings {
     pub webhook_secret: Option<SecretString>,
     #[serde(default)]
     pub webhook_secret_file: Option<PathBuf>,
+    /// The Meta (app-scoped) user who connected the channel: Meta's deauthorize and
+    /// data-deletion callbacks name only that user.
+    #[serde(default)]
+    pub user_id: Option<String>,
 }
 
 fn empty_secret() -> SecretString {

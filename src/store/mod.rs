@@ -43,13 +43,17 @@ impl From<::redis::RedisError> for StoreError {
 }
 
 /// One channel as stored: `tenant`, `token` (a Fernet token), optional `webhook_secret`
-/// (a Fernet token), `updated_at` (RFC 3339).
+/// (a Fernet token), `updated_at` (RFC 3339), and optional `user_id`: the Meta
+/// (app-scoped) user who connected the channel, so that Meta's deauthorize and
+/// data-deletion callbacks, which name only that user, find the channel
+/// ([`crate::privacy`]).
 #[derive(Debug, Clone)]
 pub struct ChannelRecord {
     pub tenant: String,
     pub token: SecretString,
     pub webhook_secret: Option<SecretString>,
     pub updated_at: Option<String>,
+    pub user_id: Option<String>,
 }
 
 /// What every backend does. Methods are `async` and `Send`, so handlers can hold any

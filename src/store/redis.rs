@@ -236,6 +236,7 @@ fn record_from_hash(
             .filter(|s| !s.is_empty())
             .map(SecretString::from),
         updated_at: h.remove("updated_at"),
+        user_id: h.remove("user_id").filter(|s| !s.is_empty()),
     })
 }
 
@@ -292,6 +293,10 @@ impl StoreBackend for RedisStore {
                 .arg(ws.expose_secret())
                 .ignore(),
             None => pipe.cmd("HDEL").arg(&key).arg("webhook_secret").ignore(),
+        };
+        match &r.user_id {
+            Some(u) => pipe.cmd("HSET").arg(&key).arg("user_id").arg(u).ignore(),
+            None => pipe.cmd("HDEL").arg(&key).arg("user_id").ignore(),
         };
         let mut conn = self.conn().await?;
         match &mut conn {

@@ -377,6 +377,7 @@ impl TestApp {
             webhook_secret: webhook_secret
                 .map(|s| SecretString::from(self.keyring.encrypt(s.as_bytes()))),
             updated_at: None,
+            user_id: None,
         };
         self.state
             .store
