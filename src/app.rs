@@ -32,6 +32,8 @@ pub struct AppState {
     pub store: Store,
     pub dispatcher: Dispatcher,
     pub metrics: PrometheusHandle,
+    /// The pooled Graph API and Bot API clients (replies, media).
+    pub providers: crate::replies::Providers,
 }
 
 /// A built relay, bound to its port, not yet running.
@@ -81,6 +83,7 @@ impl Application {
             store: store.clone(),
             dispatcher,
             metrics: crate::telemetry::metrics_handle(),
+            providers: crate::replies::Providers::new()?,
         });
 
         let server_state = state.clone();

@@ -22,6 +22,7 @@ const LIST_KEYS: &[&str] = &[
     "meta.verify_tokens",
     "admin.tokens",
     "store.cluster_nodes",
+    "media.allowed_hosts",
 ];
 
 /// A configuration that cannot be used, with the key at fault.
@@ -54,6 +55,10 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub log: LogSettings,
     pub reload: ReloadSettings,
+    #[serde(default)]
+    pub replies: ReplySettings,
+    #[serde(default)]
+    pub media: MediaSettings,
     #[serde(default)]
     pub tenants: Vec<TenantSettings>,
     #[serde(default)]
@@ -161,6 +166,58 @@ pub struct LogSettings {
 #[serde(deny_unknown_fields)]
 pub struct ReloadSettings {
     pub watch_interval_ms: u64,
+}
+
+/// `[replies]`: sending through the providers (`POST /v1/messages`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplySettings {
+    /// Transient failures (provider 5xx, connection refused) are retried with backoff
+    /// until this deadline; a request that may have reached the provider never is.
+    pub retry_deadline_ms: u64,
+    /// How long an `Idempotency-Key` (per tenant) replays the first response.
+    pub idempotency_ttl_s: u64,
+    /// How long a request waits for a concurrent one with the same key before 409.
+    pub idempotency_wait_ms: u64,
+}
+
+impl Default for ReplySettings {
+    fn default() -> Self {
+        Self {
+            retry_deadline_ms: 15_000,
+            idempotency_ttl_s: 86_400,
+            idempotency_wait_ms: 10_000,
+        }
+    }
+}
+
+/// `[media]`: the media proxy (`GET /v1/media/…`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaSettings {
+    /// Largest media file streamed through; larger files are refused or cut off.
+    pub max_bytes: u64,
+    /// Hosts (and their subdomains) Instagram/Messenger attachment URLs may point at.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        Self {
+            max_bytes: 104_857_600,
+            allowed_hosts: ["fbcdn.net", "fbsbx.com", "cdninstagram.com"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
+/// Retention of the relay's own privacy records ([`crate::privacy`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacySettings {
+    /// How long a data-deletion status record (counts and times, no ids) is kept.
+    pub deletion_status_ttl_s: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

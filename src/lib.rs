@@ -15,6 +15,8 @@
 //! - [`channels`]: one adapter per channel; inbound normalization is pure.
 //! - [`event`]: the normalized event (the contract's envelope).
 //! - [`delivery`]: routing, dedupe, Standard Webhooks signing, the CRM client.
+//! - [`replies`]: `POST /v1/messages` and the media proxy: auth, channel, token,
+//!   send with retries, idempotency.
 //! - [`vault`]: the Fernet keyring.
 //! - [`store`]: Redis (single or cluster) and memory backends; every key in [`store::keys`].
 //! - [`telemetry`]: logs and metrics.
@@ -27,6 +29,7 @@ pub mod event;
 pub mod http;
 pub mod live;
 pub mod reload;
+pub mod replies;
 pub mod store;
 pub mod telemetry;
 pub mod vault;

@@ -12,6 +12,7 @@
 pub mod instagram;
 pub mod messenger;
 pub mod meta;
+pub mod outbound;
 pub mod telegram;
 pub mod whatsapp;
 

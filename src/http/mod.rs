@@ -3,7 +3,9 @@
 
 pub mod body;
 pub mod health;
+pub mod media;
 pub mod problem;
+pub mod replies;
 pub mod webhooks;
 
 use actix_web::body::MessageBody;
@@ -20,7 +22,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
         .route("/webhooks/meta", web::get().to(webhooks::meta_handshake))
-        .route("/webhooks/meta", web::post().to(webhooks::meta_webhook));
+        .route("/webhooks/meta", web::post().to(webhooks::meta_webhook))
+        .route("/v1/messages", web::post().to(replies::send_message))
+        .route(
+            "/v1/media/{kind}/{channel_id}/{media_id}",
+            web::get().to(media::media),
+        );
 }
 
 /// Answers unknown routes with problem+json.

@@ -179,6 +179,8 @@ pub struct TestOptions {
     /// Whether tenant acme gets `include_raw = true`.
     pub include_raw: bool,
     pub delivery_timeout_ms: u64,
+    /// Node URLs of a Redis Cluster to use instead (set `redis: false`).
+    pub cluster_nodes: Vec<String>,
 }
 
 impl Default for TestOptions {
@@ -188,6 +190,7 @@ impl Default for TestOptions {
             extra_toml: String::new(),
             include_raw: false,
             delivery_timeout_ms: 2000,
+            cluster_nodes: Vec::new(),
         }
     }
 }
@@ -222,6 +225,14 @@ pub fn render_config(
     vault_keys: &[&str],
 ) -> String {
     let store = match redis_url {
+        _ if !opts.cluster_nodes.is_empty() => format!(
+            "backend = \"redis\"\ncluster_nodes = [{}]\ntimeout_ms = 1000",
+            opts.cluster_nodes
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         Some(url) => format!("backend = \"redis\"\nredis_url = \"{url}\"\ntimeout_ms = 500"),
         None => "backend = \"memory\"".to_owned(),
     };

@@ -1,6 +1,10 @@
 //! Integration tests: the real application, a real redis-server, real HTTP peers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+mod cluster;
 mod helpers;
 mod inbound_whatsapp;
+mod privacy;
+mod vault_admin;
+mod vault_interop;
 mod webhook_input;

@@ -1,3 +1,4 @@
 //! Instagram: inbound webhooks ([`inbound`]) and, for replies, the send API.
 
 pub mod inbound;
+pub mod outbound;

@@ -1,3 +1,4 @@
 //! Messenger: inbound webhooks ([`inbound`]) and, for replies, the send API.
 
 pub mod inbound;
+pub mod outbound;

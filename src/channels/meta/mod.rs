@@ -2,6 +2,8 @@
 //! ([`signature`]), the `{object, entry[]}` envelope walk ([`normalize`]), and (for
 //! replies) the Graph API client and its error mapping.
 
+pub mod errors;
+pub mod graph;
 pub mod signature;
 
 use serde::Deserialize;

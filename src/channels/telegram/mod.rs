@@ -1,2 +1,4 @@
 //! Telegram Bot API: inbound updates and, for replies, the send API. The channel id is
 //! the bot's numeric id (the part of its token before `:`).
+
+pub mod outbound;

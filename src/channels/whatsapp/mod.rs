@@ -2,3 +2,4 @@
 //! The channel id is the `phone_number_id`.
 
 pub mod inbound;
+pub mod outbound;

@@ -1,0 +1,31 @@
+//! Instagram messaging sends: the Messenger Send API shapes
+//! ([`crate::channels::messenger::outbound::body_for`]) posted to
+//! `POST /{version}/me/messages` with the channel's token as `Authorization: Bearer`.
+//!
+//! `me` is the token's owner: the Page linked to the Instagram account (Instagram
+//! messaging through Facebook Login, on graph.facebook.com) or the Instagram account
+//! itself (Instagram Login, on graph.instagram.com, set as `meta.graph_api_base`). The
+//! channel id (the Instagram account id) is not in the path because, with a Page token,
+//! Meta addresses the send to the Page. Private replies to comments use
+//! `recipient.comment_id` on the same endpoint.
+
+use crate::channels::messenger::outbound::{body_for, post};
+use crate::channels::meta::graph::{GraphClient, GraphEndpoint};
+use crate::channels::outbound::{Outbound, OutboundMessage, Receipt, SendError};
+use crate::vault::AccessToken;
+
+/// The path every Instagram send goes to.
+pub const PATH: &str = "me/messages";
+
+/// The Instagram sender for one request.
+pub struct Instagram<'a> {
+    pub graph: &'a GraphClient,
+    pub endpoint: GraphEndpoint,
+}
+
+impl Outbound for Instagram<'_> {
+    async fn send(&self, msg: &OutboundMessage, token: &AccessToken) -> Result<Receipt, SendError> {
+        let body = body_for(msg, "Instagram")?;
+        post(self.graph, &self.endpoint, PATH, body, token).await
+    }
+}

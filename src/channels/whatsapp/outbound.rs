@@ -1,0 +1,265 @@
+//! WhatsApp Cloud API sends: `POST /{version}/{phone_number_id}/messages` with the
+//! channel's token as `Authorization: Bearer`. [`request`] builds the body (pure, so every
+//! kind is unit-tested); [`WhatsApp::send`] posts it.
+//!
+//! - text (`preview_url`, default false), image/audio/video/document/sticker by `link` or
+//!   `id` (caption on image, video and document; filename on document), template,
+//!   interactive reply buttons and lists, reaction, `context.message_id` for `reply_to`;
+//! - `read` is the mark-as-read call; `typing` is mark-as-read with `typing_indicator`
+//!   (WhatsApp shows typing only in answer to a message, so `message_id` is required);
+//! - `raw` is posted unchanged to the same endpoint.
+
+use serde_json::{json, Map, Value};
+
+use crate::channels::meta::graph::{GraphClient, GraphEndpoint};
+use crate::channels::outbound::{
+    Choices, Content, MediaKind, MediaSource, Outbound, OutboundMessage, Receipt, Recipient,
+    SendError,
+};
+use crate::vault::AccessToken;
+
+/// The WhatsApp sender for one request (the client is shared and pooled).
+pub struct WhatsApp<'a> {
+    pub graph: &'a GraphClient,
+    pub endpoint: GraphEndpoint,
+}
+
+/// Path and body of one send.
+#[derive(Debug)]
+pub struct Request {
+    pub path: String,
+    pub body: Vec<u8>,
+    /// Whether the answer carries a message id (`messages[0].id`).
+    pub expects_id: bool,
+}
+
+fn unsupported(field: &str, detail: &str) -> SendError {
+    SendError::unsupported(field, format!("WhatsApp: {detail}"))
+}
+
+/// Builds the Graph request for `msg`.
+pub fn request(msg: &OutboundMessage) -> Result<Request, SendError> {
+    let path = format!("{}/messages", msg.channel.id);
+    if msg.tag.is_some() {
+        return Err(unsupported(
+            "message.tag",
+            "message tags are Messenger's and Instagram's",
+        ));
+    }
+    if msg.messaging_type.is_some() {
+        return Err(unsupported(
+            "message.messaging_type",
+            "messaging_type is Messenger's and Instagram's",
+        ));
+    }
+    if let Content::Raw { body, method } = &msg.content {
+        if method.is_some() {
+            return Err(unsupported(
+                "message.method",
+                "`method` is only for Telegram",
+            ));
+        }
+        return Ok(Request {
+            path,
+            body: body.get().as_bytes().to_vec(),
+            expects_id: true,
+        });
+    }
+    let to = match &msg.to {
+        Recipient::User(to) => to.clone(),
+        Recipient::Comment(_) => {
+            return Err(unsupported(
+                "comment_id",
+                "there are no comments to reply to",
+            ))
+        }
+        Recipient::InBody => return Err(unsupported("to", "`to` is required")),
+    };
+
+    let mut body = Map::new();
+    body.insert("messaging_product".into(), "whatsapp".into());
+    let mut expects_id = true;
+    match &msg.content {
+        Content::Read { message_id } => {
+            body.insert("status".into(), "read".into());
+            body.insert("message_id".into(), message_id.clone().into());
+            expects_id = false;
+        }
+        Content::Typing { on, message_id } => {
+            if !on {
+                return Err(unsupported(
+                    "message.on",
+                    "the typing indicator cannot be stopped; it ends on the next message or after 25 s",
+                ));
+            }
+            let Some(message_id) = message_id else {
+                return Err(unsupported(
+                    "message.message_id",
+                    "typing is shown in answer to a received message: give its message_id",
+                ));
+            };
+            body.insert("status".into(), "read".into());
+            body.insert("message_id".into(), message_id.clone().into());
+            body.insert("typing_indicator".into(), json!({"type": "text"}));
+            expects_id = false;
+        }
+        content => {
+            body.insert("recipient_type".into(), "individual".into());
+            body.insert("to".into(), to.into());
+            if let Some(r) = &msg.reply_to {
+                body.insert("context".into(), json!({ "message_id": r }));
+            }
+            let (kind, object) = message_object(content)?;
+            body.insert("type".into(), kind.into());
+            body.insert(kind.into(), object);
+        }
+    }
+    if !expects_id && msg.reply_to.is_some() {
+        return Err(unsupported(
+            "message.reply_to",
+            "read and typing quote nothing",
+        ));
+    }
+    Ok(Request {
+        path,
+        body: serde_json::to_vec(&Value::Object(body)).unwrap_or_default(),
+        expects_id,
+    })
+}
+
+/// The `type` and its object.
+fn message_object(content: &Content) -> Result<(&'static str, Value), SendError> {
+    Ok(match content {
+        Content::Text { text, preview_url } => (
+            "text",
+            json!({"body": text, "preview_url": preview_url.unwrap_or(false)}),
+        ),
+        Content::Media {
+            kind,
+            source,
+            caption,
+            filename,
+        } => {
+            let mut o = Map::new();
+            match source {
+                MediaSource::Url(u) => o.insert("link".into(), u.clone().into()),
+                MediaSource::Id(id) => o.insert("id".into(), id.clone().into()),
+            };
+            if let Some(c) = caption {
+                if matches!(kind, MediaKind::Audio | MediaKind::Sticker) {
+                    return Err(unsupported(
+                        "message.caption",
+                        "audio and stickers have no caption",
+                    ));
+                }
+                o.insert("caption".into(), c.clone().into());
+            }
+            if let Some(f) = filename {
+                o.insert("filename".into(), f.clone().into());
+            }
+            (kind.as_str(), Value::Object(o))
+        }
+        Content::Template {
+            name,
+            language,
+            components,
+        } => {
+            let mut t = json!({"name": name, "language": {"code": language}});
+            if !components.is_empty() {
+                t["components"] = Value::Array(components.clone());
+            }
+            ("template", t)
+        }
+        Content::Interactive {
+            text,
+            header,
+            footer,
+            choices,
+        } => {
+            let mut i = Map::new();
+            if let Some(h) = header {
+                i.insert("header".into(), json!({"type": "text", "text": h}));
+            }
+            i.insert("body".into(), json!({ "text": text }));
+            if let Some(f) = footer {
+                i.insert("footer".into(), json!({ "text": f }));
+            }
+            match choices {
+                Choices::Buttons(buttons) => {
+                    let mut out = Vec::with_capacity(buttons.len());
+                    for (n, b) in buttons.iter().enumerate() {
+                        let Some(id) = &b.id else {
+                            return Err(unsupported(
+                                &format!("message.buttons[{n}].url"),
+                                "reply buttons carry an id, not a url",
+                            ));
+                        };
+                        out.push(json!({"type": "reply", "reply": {"id": id, "title": b.title}}));
+                    }
+                    i.insert("type".into(), "button".into());
+                    i.insert("action".into(), json!({ "buttons": out }));
+                }
+                Choices::List { button, sections } => {
+                    let sections: Vec<Value> = sections
+                        .iter()
+                        .map(|s| {
+                            let rows: Vec<Value> = s
+                                .rows
+                                .iter()
+                                .map(|r| {
+                                    let mut row = json!({"id": r.id, "title": r.title});
+                                    if let Some(d) = &r.description {
+                                        row["description"] = d.clone().into();
+                                    }
+                                    row
+                                })
+                                .collect();
+                            let mut sec = json!({ "rows": rows });
+                            if let Some(t) = &s.title {
+                                sec["title"] = t.clone().into();
+                            }
+                            sec
+                        })
+                        .collect();
+                    i.insert("type".into(), "list".into());
+                    i.insert(
+                        "action".into(),
+                        json!({"button": button, "sections": sections}),
+                    );
+                }
+                Choices::QuickReplies(_) => {
+                    return Err(unsupported(
+                        "message.quick_replies",
+                        "there are no quick replies; use `buttons` (up to 3) or a `list`",
+                    ))
+                }
+            }
+            ("interactive", Value::Object(i))
+        }
+        Content::Reaction { message_id, emoji } => (
+            "reaction",
+            json!({"message_id": message_id, "emoji": emoji}),
+        ),
+        // Handled by the caller.
+        Content::Read { .. } | Content::Typing { .. } | Content::Raw { .. } => {
+            return Err(unsupported("message.kind", "not a message"))
+        }
+    })
+}
+
+impl Outbound for WhatsApp<'_> {
+    async fn send(&self, msg: &OutboundMessage, token: &AccessToken) -> Result<Receipt, SendError> {
+        let req = request(msg)?;
+        let answer = self
+            .graph
+            .post_json(&self.endpoint, &req.path, req.body, token)
+            .await?;
+        let id = answer
+            .pointer("/messages/0/id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        Ok(Receipt {
+            id: if req.expects_id { id } else { None },
+        })
+    }
+}

@@ -1,0 +1,158 @@
+//! Inbound media, fetched from the provider with the channel's token and streamed to the
+//! CRM: never stored, never buffered whole, capped at `media.max_bytes`.
+//!
+//! - WhatsApp: `GET /{version}/{media_id}?phone_number_id=…` (Bearer) gives a URL valid
+//!   for 5 minutes, fetched with the same Bearer token.
+//! - Telegram: `getFile`, then `{api_base}/file/bot<token>/<file_path>`; the token stays
+//!   between the relay and Telegram (no redirect, no URL in any answer or log).
+//! - Instagram / Messenger: the media id is the attachment's CDN URL (percent-encoded by
+//!   the inbound adapter). It is fetched without a token, and only if it is http(s) on a
+//!   host of `media.allowed_hosts` (or a subdomain): the relay never fetches an arbitrary
+//!   URL for a caller (SSRF). Redirects are not followed.
+
+use serde_json::Value;
+
+use super::{Providers, ReplyError};
+use crate::channels::meta::graph::GraphEndpoint;
+use crate::channels::outbound::{ProviderDetail, SendError};
+use crate::channels::telegram::outbound::TelegramEndpoint;
+use crate::channels::ChannelKind;
+use crate::live::Live;
+use crate::vault::AccessToken;
+
+/// A media response whose headers are in; the body is still to be streamed.
+pub struct MediaStream {
+    pub content_type: String,
+    pub content_length: Option<u64>,
+    pub response: reqwest::Response,
+}
+
+fn bad_id(detail: &str) -> ReplyError {
+    ReplyError::Invalid(crate::channels::outbound::ParseError {
+        field: "media_id".into(),
+        detail: detail.into(),
+    })
+}
+
+/// Whether `host` is one of `allowed` or a subdomain of one.
+pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    allowed.iter().any(|a| {
+        let a = a.trim_start_matches('.').to_ascii_lowercase();
+        host == a || host.ends_with(&format!(".{a}"))
+    })
+}
+
+/// Opens the media file `media_id` of a channel.
+pub async fn open(
+    providers: &Providers,
+    live: &Live,
+    kind: ChannelKind,
+    channel_id: &str,
+    media_id: &str,
+    token: &AccessToken,
+) -> Result<MediaStream, ReplyError> {
+    let graph = GraphEndpoint::from_settings(&live.settings.meta);
+    let (response, fallback_type) = match kind {
+        ChannelKind::Whatsapp => {
+            if media_id.is_empty()
+                || media_id.len() > 128
+                || !media_id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                return Err(bad_id("not a WhatsApp media id"));
+            }
+            let info = providers
+                .graph
+                .get_json(
+                    &graph,
+                    &format!("{media_id}?phone_number_id={channel_id}"),
+                    token,
+                )
+                .await?;
+            let url = info
+                .get("url")
+                .and_then(Value::as_str)
+                .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+                .ok_or_else(|| {
+                    SendError::Provider(Box::new(ProviderDetail {
+                        provider: "graph",
+                        http_status: 200,
+                        message: "the media lookup gave no URL".into(),
+                        ..ProviderDetail::default()
+                    }))
+                })?;
+            let mime = info
+                .get("mime_type")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let resp = providers
+                .graph
+                .get_stream(url, Some(token), graph.timeout())
+                .await?;
+            (resp, mime)
+        }
+        ChannelKind::Telegram => {
+            if media_id.is_empty() || media_id.len() > 256 {
+                return Err(bad_id("not a Telegram file_id"));
+            }
+            let endpoint = TelegramEndpoint::from_settings(&live.settings.telegram);
+            let resp = providers
+                .telegram
+                .download(&endpoint, token, media_id)
+                .await?;
+            (resp, None)
+        }
+        ChannelKind::Instagram | ChannelKind::Messenger => {
+            let url = url::Url::parse(media_id).map_err(|_| bad_id("not an attachment URL"))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(bad_id("only http(s) attachment URLs are fetched"));
+            }
+            let host = url.host_str().unwrap_or_default();
+            if !host_allowed(host, &live.settings.media.allowed_hosts) {
+                return Err(bad_id(
+                    "the attachment URL's host is not in media.allowed_hosts",
+                ));
+            }
+            let resp = providers
+                .graph
+                .get_stream(url.as_str(), None, graph.timeout())
+                .await?;
+            (resp, None)
+        }
+    };
+    let max = live.settings.media.max_bytes;
+    let content_length = response.content_length();
+    if content_length.is_some_and(|n| n > max) {
+        return Err(ReplyError::MediaTooLarge(max));
+    }
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or(fallback_type)
+        .unwrap_or_else(|| "application/octet-stream".to_owned());
+    Ok(MediaStream {
+        content_type,
+        content_length,
+        response,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_match_exactly_or_as_subdomains() {
+        let allowed = vec!["fbcdn.net".to_owned(), "fbsbx.com".to_owned()];
+        assert!(host_allowed("scontent.xx.fbcdn.net", &allowed));
+        assert!(host_allowed("fbcdn.net", &allowed));
+        assert!(host_allowed("lookaside.fbsbx.com", &allowed));
+        assert!(!host_allowed("evilfbcdn.net", &allowed));
+        assert!(!host_allowed("fbcdn.net.evil.com", &allowed));
+        assert!(!host_allowed("169.254.169.254", &allowed));
+    }
+}
