@@ -55,6 +55,7 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub log: LogSettings,
     pub reload: ReloadSettings,
+    pub privacy: PrivacySettings,
     #[serde(default)]
     pub replies: ReplySettings,
     #[serde(default)]
@@ -424,6 +425,12 @@ impl Settings {
         if self.delivery.max_concurrency == 0 {
             return Err(ConfigError::invalid(
                 "delivery.max_concurrency",
+                "must be greater than 0",
+            ));
+        }
+        if self.privacy.deletion_status_ttl_s == 0 {
+            return Err(ConfigError::invalid(
+                "privacy.deletion_status_ttl_s",
                 "must be greater than 0",
             ));
         }

@@ -15,6 +15,8 @@
 //! - [`channels`]: one adapter per channel; inbound normalization is pure.
 //! - [`event`]: the normalized event (the contract's envelope).
 //! - [`delivery`]: routing, dedupe, Standard Webhooks signing, the CRM client.
+//! - [`privacy`]: Meta's deauthorize and data-deletion callbacks, revocation, and what
+//!   the relay keeps for how long.
 //! - [`replies`]: `POST /v1/messages` and the media proxy: auth, channel, token,
 //!   send with retries, idempotency.
 //! - [`vault`]: the Fernet keyring.
@@ -28,6 +30,7 @@ pub mod delivery;
 pub mod event;
 pub mod http;
 pub mod live;
+pub mod privacy;
 pub mod reload;
 pub mod replies;
 pub mod store;

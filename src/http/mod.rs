@@ -4,6 +4,7 @@
 pub mod body;
 pub mod health;
 pub mod media;
+pub mod privacy;
 pub mod problem;
 pub mod replies;
 pub mod webhooks;
@@ -27,6 +28,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/v1/media/{kind}/{channel_id}/{media_id}",
             web::get().to(media::media),
+        )
+        .route("/meta/deauthorize", web::post().to(privacy::deauthorize))
+        .route(
+            "/meta/data-deletion",
+            web::post().to(privacy::data_deletion),
+        )
+        .route(
+            "/meta/data-deletion/{code}",
+            web::get().to(privacy::deletion_status),
         );
 }
 

@@ -1,0 +1,268 @@
+//! Data deletion: purge what the relay holds about one Meta user, tell the tenants (they
+//! hold the conversations), and keep a status record under an unguessable confirmation
+//! code, which expires after `privacy.deletion_status_ttl_s`.
+//!
+//! The status record names nobody: it holds counts and times only, so after a deletion
+//! nothing in the store names the user's ids.
+
+use std::time::Duration;
+
+use rand::distr::{Alphanumeric, SampleString};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{affected_channels, remove_channels, warn_if_configured, PrivacyError, SignedRequest};
+use crate::channels::ChannelRef;
+use crate::delivery::Dispatcher;
+use crate::event::{now_ms, DataBuilder, Event, EventId, EventType};
+use crate::live::Live;
+use crate::store::{now_rfc3339, Store, StoreBackend, StoreError};
+
+/// Length of a confirmation code: 32 alphanumerics, about 190 bits.
+pub const CODE_LEN: usize = 32;
+
+/// A fresh, unguessable confirmation code (alphanumeric, from a CSPRNG).
+pub fn new_code() -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), CODE_LEN)
+}
+
+/// Whether `code` could be one of ours (checked before any store lookup).
+pub fn is_code(code: &str) -> bool {
+    code.len() == CODE_LEN && code.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// What the status page shows. No ids: counts and times only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletionStatus {
+    /// `completed`: the relay holds nothing more about the user.
+    pub status: String,
+    pub requested_at: String,
+    pub completed_at: String,
+    /// Channel records removed (with their encrypted tokens).
+    pub channels_removed: usize,
+    /// Buffered (undelivered, encrypted) events removed.
+    pub buffered_events_removed: usize,
+    /// Idempotency records removed.
+    pub idempotency_records_removed: usize,
+    /// Tenants (CRMs) told with `data_deletion.requested`.
+    pub tenants_notified: usize,
+    /// Notices that could not be delivered to a CRM.
+    pub tenants_not_reached: usize,
+}
+
+/// The answer to Meta, plus what was done.
+#[derive(Debug, Clone)]
+pub struct DeletionOutcome {
+    pub confirmation_code: String,
+    pub status: DeletionStatus,
+}
+
+/// The status page URL of a code.
+pub fn status_url(live: &Live, code: &str) -> String {
+    format!("{}/meta/data-deletion/{code}", live.public_url)
+}
+
+/// `data_deletion.requested` for one channel.
+pub fn requested_event(
+    req: &SignedRequest,
+    user_id: &str,
+    channel: &ChannelRef,
+    code: &str,
+    url: &str,
+) -> Event {
+    let issued = req.issued_at.map(|t| t.to_string()).unwrap_or_default();
+    Event {
+        id: EventId::derive(&[
+            "data_deletion.requested",
+            user_id,
+            channel.kind.as_str(),
+            &channel.id,
+            &issued,
+            code,
+        ]),
+        event_type: EventType::DataDeletionRequested,
+        timestamp_ms: req
+            .issued_at
+            .map_or_else(now_ms, |s| s.saturating_mul(1000)),
+        channel: channel.clone(),
+        conversation: None,
+        data: DataBuilder::new()
+            .id_obj("user", user_id.to_owned())
+            .set("confirmation_code", code.to_owned())
+            .set("status_url", url.to_owned())
+            .build(),
+        raw: None,
+    }
+}
+
+/// Purges everything the relay holds about `req.user_id`, notifies the tenants, and
+/// records the status. Order: buffered events and idempotency records first, then the
+/// notices (routed while the channels still exist), then the channels themselves.
+pub async fn delete_user_data(
+    store: &Store,
+    dispatcher: &Dispatcher,
+    live: &Live,
+    req: &SignedRequest,
+) -> Result<DeletionOutcome, PrivacyError> {
+    let user_id = req.user_id.clone().ok_or(PrivacyError::NoUserId)?;
+    let requested_at = now_rfc3339();
+    let affected = affected_channels(store, req).await?;
+    let channels: Vec<ChannelRef> = affected.iter().map(|(c, _)| c.clone()).collect();
+
+    let buffered_events_removed = purge_buffered_events(store, &channels).await?;
+    let mut idempotency_records_removed = 0;
+    for (channel, record) in &affected {
+        idempotency_records_removed +=
+            purge_idempotency_records(store, &record.tenant, channel).await?;
+    }
+
+    let code = new_code();
+    let url = status_url(live, &code);
+    let events = channels
+        .iter()
+        .map(|c| requested_event(req, &user_id, c, &code, &url))
+        .collect();
+    let report = dispatcher.dispatch(live, events).await?;
+    let channels_removed = remove_channels(store, &channels).await?;
+    for channel in &channels {
+        warn_if_configured(live, channel);
+    }
+    if report.failed > 0 {
+        metrics::counter!("switchboard_privacy_notices_undelivered_total", "type" => "data_deletion.requested")
+            .increment(report.failed as u64);
+        tracing::error!(
+            undelivered = report.failed,
+            stage = "sending",
+            "data_deletion.requested could not be delivered to every tenant."
+        );
+    }
+
+    let status = DeletionStatus {
+        status: "completed".into(),
+        requested_at,
+        completed_at: now_rfc3339(),
+        channels_removed,
+        buffered_events_removed,
+        idempotency_records_removed,
+        tenants_notified: report.delivered + report.duplicates,
+        tenants_not_reached: report.failed,
+    };
+    let ttl = Duration::from_secs(live.settings.privacy.deletion_status_ttl_s);
+    let value = serde_json::to_string(&status).unwrap_or_default();
+    store
+        .set_ex(&store.keys().deletion(&code), &value, ttl)
+        .await?;
+    metrics::counter!("switchboard_privacy_callbacks_total", "callback" => "data_deletion")
+        .increment(1);
+    tracing::info!(
+        channels_removed,
+        buffered_events_removed,
+        idempotency_records_removed,
+        stage = "processing",
+        "Data deletion request completed."
+    );
+    Ok(DeletionOutcome {
+        confirmation_code: code,
+        status,
+    })
+}
+
+/// The status of a deletion request; `None` when the code is unknown or expired.
+pub async fn deletion_status(
+    store: &Store,
+    code: &str,
+) -> Result<Option<DeletionStatus>, StoreError> {
+    if !is_code(code) {
+        return Ok(None);
+    }
+    let key = store.keys().deletion(code);
+    match store.get(&key).await? {
+        None => Ok(None),
+        Some(v) => serde_json::from_str(&v)
+            .map(Some)
+            .map_err(|e| StoreError::Malformed {
+                key,
+                reason: e.to_string(),
+            }),
+    }
+}
+
+/// Removes the retry buffer's events of these channels.
+///
+/// The retry buffer is not in the tree yet: nothing is buffered, so nothing is removed.
+/// When it lands, this calls its purge-by-channel.
+async fn purge_buffered_events(
+    _store: &Store,
+    _channels: &[ChannelRef],
+) -> Result<usize, StoreError> {
+    Ok(0)
+}
+
+/// Removes the tenant's idempotency records that answer a send through `channel`. The
+/// record keys are hashed, so each record of the tenant is read and matched on the
+/// channel it names.
+async fn purge_idempotency_records(
+    store: &Store,
+    tenant: &str,
+    channel: &ChannelRef,
+) -> Result<usize, StoreError> {
+    let pattern = format!("{}idem:{}:*", store.keys().prefix(), tenant);
+    let mut removed = 0;
+    for key in store.scan(&pattern).await? {
+        let Some(value) = store.get(&key).await? else {
+            continue;
+        };
+        if names_channel(&value, channel) && store.del(&key).await? {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Whether a stored JSON value names `channel` (an object `{"kind": …, "id": …}`
+/// anywhere in it). A value that is not JSON is matched on the quoted channel id.
+fn names_channel(value: &str, channel: &ChannelRef) -> bool {
+    fn walk(v: &Value, channel: &ChannelRef) -> bool {
+        match v {
+            Value::Object(m) => {
+                let hit = m.get("kind").and_then(Value::as_str) == Some(channel.kind.as_str())
+                    && m.get("id").and_then(Value::as_str) == Some(channel.id.as_str());
+                hit || m.values().any(|v| walk(v, channel))
+            }
+            Value::Array(a) => a.iter().any(|v| walk(v, channel)),
+            Value::String(s) if s.starts_with('{') || s.starts_with('[') => {
+                serde_json::from_str::<Value>(s).is_ok_and(|v| walk(&v, channel))
+            }
+            _ => false,
+        }
+    }
+    match serde_json::from_str::<Value>(value) {
+        Ok(v) => walk(&v, channel),
+        Err(_) => value.contains(&format!("\"{}\"", channel.id)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channels::ChannelKind;
+
+    #[test]
+    fn codes_are_long_alphanumeric_and_distinct() {
+        let a = new_code();
+        assert!(is_code(&a), "{a}");
+        assert_ne!(a, new_code());
+        assert!(!is_code("short"));
+        assert!(!is_code(&format!("{}!", &a[1..])));
+    }
+
+    #[test]
+    fn idempotency_values_are_matched_on_their_channel() {
+        let c = ChannelRef::new(ChannelKind::Whatsapp, "106540352242922");
+        let v = r#"{"status":200,"body":"{\"id\":\"wamid.X\",\"channel\":{\"kind\":\"whatsapp\",\"id\":\"106540352242922\"}}"}"#;
+        assert!(names_channel(v, &c));
+        let other = ChannelRef::new(ChannelKind::Whatsapp, "1");
+        assert!(!names_channel(v, &other));
+        assert!(names_channel("x \"106540352242922\" y", &c));
+    }
+}

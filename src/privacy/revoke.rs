@@ -1,0 +1,175 @@
+//! Withdrawing the app's access at the provider, before a channel's token is removed
+//! (`DELETE /admin/v1/channels/{kind}/{id}?revoke=true`, `switchboard channels delete
+//! --revoke`):
+//!
+//! - Meta channels: Graph `DELETE /{version}/{user-id}/permissions` with the channel's
+//!   token (`Authorization: Bearer`), which de-authorizes the app for the user who
+//!   connected the channel. Needs the channel's `user_id`.
+//! - Telegram: `deleteWebhook` with `drop_pending_updates=true`: no more updates come,
+//!   and the updates Telegram still holds for the bot are dropped. (A bot token itself
+//!   can only be revoked with @BotFather.)
+//!
+//! A provider that says the token is already invalid counts as revoked: the access is
+//! gone either way. Telegram puts the token in the URL path, so errors are stripped of
+//! their URL before they are shown or logged.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::channels::{ChannelKind, ChannelRef};
+use crate::live::Live;
+use crate::store::ChannelRecord;
+
+/// Largest provider answer read.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// Why access could not be revoked. Never carries a token or a URL.
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeError {
+    #[error("the channel has no user_id: Graph needs the user whose permissions to revoke (store it with the channel, or delete without revoking)")]
+    NoUserId,
+    #[error("the channel's token cannot be opened with the vault keys")]
+    Undecryptable,
+    #[error("the provider refused the revocation (HTTP {status}): {message}")]
+    Refused { status: u16, message: String },
+    #[error("the provider could not be reached: {0}")]
+    Unreachable(String),
+}
+
+impl RevokeError {
+    /// Whether trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            RevokeError::Unreachable(_) => true,
+            RevokeError::Refused { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+/// Revokes access at the provider. Build once and clone (it holds the HTTP pool).
+#[derive(Clone)]
+pub struct Revoker {
+    http: reqwest::Client,
+}
+
+impl Revoker {
+    /// A pooled client that follows no redirects; each call gets the deadline of its
+    /// provider (`meta.timeout_ms`, `telegram.timeout_ms`) from the live settings.
+    pub fn new() -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self { http })
+    }
+
+    /// Revokes the app's access to `channel` (bases and version from the live config).
+    pub async fn revoke(
+        &self,
+        live: &Live,
+        channel: &ChannelRef,
+        record: &ChannelRecord,
+    ) -> Result<(), RevokeError> {
+        let token = live
+            .keyring
+            .decrypt_token(secrecy::ExposeSecret::expose_secret(&record.token))
+            .map_err(|_| RevokeError::Undecryptable)?;
+        let result = match channel.kind {
+            ChannelKind::Telegram => {
+                let url = format!(
+                    "{}/bot{}/deleteWebhook",
+                    live.settings.telegram.api_base.trim_end_matches('/'),
+                    token.expose()
+                );
+                let req = self
+                    .http
+                    .post(url)
+                    .timeout(Duration::from_millis(live.settings.telegram.timeout_ms))
+                    .json(&serde_json::json!({"drop_pending_updates": true}));
+                self.send(req).await.map(|_| ())
+            }
+            _ => {
+                let user = record.user_id.as_deref().ok_or(RevokeError::NoUserId)?;
+                let url = format!(
+                    "{}/{}/{}/permissions",
+                    live.settings.meta.graph_api_base.trim_end_matches('/'),
+                    live.settings.meta.graph_api_version,
+                    crate::channels::urlencode_path_segment(user)
+                );
+                let req = self
+                    .http
+                    .delete(url)
+                    .timeout(Duration::from_millis(live.settings.meta.timeout_ms))
+                    .bearer_auth(token.expose());
+                self.send(req).await.map(|_| ())
+            }
+        };
+        match result {
+            Err(RevokeError::Refused { status, message }) if token_already_invalid(status) => {
+                tracing::info!(channel = %channel, status, %message, stage = "sending", "Token already invalid at the provider; access counts as revoked.");
+                Ok(())
+            }
+            Ok(()) => {
+                tracing::info!(channel = %channel, stage = "sending", "Access revoked at the provider.");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(channel = %channel, error = %e, stage = "sending", "Access could not be revoked at the provider.");
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends and reads a bounded answer; a non-success answer becomes `Refused` with the
+    /// provider's message (Graph `error.message`, Telegram `description`).
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, RevokeError> {
+        let mut resp = req
+            .send()
+            .await
+            .map_err(|e| RevokeError::Unreachable(e.without_url().to_string()))?;
+        let status = resp.status();
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| RevokeError::Unreachable(e.without_url().to_string()))?
+        {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                break;
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let refused_in_body = json.get("ok") == Some(&Value::Bool(false))
+            || json.get("success") == Some(&Value::Bool(false));
+        if status.is_success() && !refused_in_body {
+            return Ok(json);
+        }
+        let message = json
+            .pointer("/error/message")
+            .or_else(|| json.get("description"))
+            .and_then(Value::as_str)
+            .unwrap_or("no message")
+            .chars()
+            .take(200)
+            .collect();
+        let code = json.pointer("/error/code").and_then(Value::as_u64);
+        Err(RevokeError::Refused {
+            // Graph answers an invalid token with code 190 (HTTP 400 or 401).
+            status: if code == Some(190) {
+                401
+            } else {
+                status.as_u16()
+            },
+            message,
+        })
+    }
+}
+
+/// Graph 190 (mapped to 401 above) and Telegram 401/404 ("Unauthorized", "Not Found"
+/// for a revoked bot token) mean there is no access left to revoke.
+fn token_already_invalid(status: u16) -> bool {
+    status == 401 || status == 404
+}

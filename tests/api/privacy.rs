@@ -1,0 +1,905 @@
+//! The privacy lifecycle: Meta's deauthorize and data-deletion callbacks (signed here by
+//! a second implementation, Python's `hmac`/`base64`), the deletion status page, and the
+//! proof that no content is kept: every fixture through the real binary at trace level,
+//! then a scan of its logs and of every Redis key and value.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use switchboard::channels::{ChannelKind, ChannelRef};
+use switchboard::store::{ChannelRecord, StoreBackend};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::*;
+
+/// The Meta user who connected the test channels.
+const USER: &str = "10158000000000001";
+const OTHER_USER: &str = "10158000000000002";
+
+/// Signs `payload` as Meta does, with Python (an implementation we did not write).
+fn python_signed_request(secret: &str, payload: &str) -> String {
+    let script = r#"
+import base64, hashlib, hmac, sys
+secret, payload = sys.argv[1].encode(), sys.argv[2].encode()
+p = base64.urlsafe_b64encode(payload).rstrip(b"=")
+s = base64.urlsafe_b64encode(hmac.new(secret, p, hashlib.sha256).digest()).rstrip(b"=")
+print((s + b"." + p).decode())
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, secret, payload])
+        .output()
+        .expect("python3 must be installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn signed(payload: Value) -> String {
+    python_signed_request(APP_SECRET, &payload.to_string())
+}
+
+fn user_payload(user: &str, issued_at: i64) -> Value {
+    json!({"algorithm": "HMAC-SHA256", "issued_at": issued_at, "user_id": user, "user": {"country": "de", "locale": "en_US"}})
+}
+
+/// Stores a channel connected by a Meta user.
+async fn put_user_channel(
+    app: &TestApp,
+    kind: ChannelKind,
+    id: &str,
+    tenant: &str,
+    user: Option<&str>,
+) {
+    let record = ChannelRecord {
+        tenant: tenant.to_owned(),
+        token: SecretString::from(app.keyring.encrypt(format!("token-of-{id}").as_bytes())),
+        webhook_secret: None,
+        updated_at: None,
+        user_id: user.map(str::to_owned),
+    };
+    app.state
+        .store
+        .put_channel(&ChannelRef::new(kind, id), &record)
+        .await
+        .unwrap();
+}
+
+async fn post_form(app: &TestApp, p: &str, body: String) -> reqwest::Response {
+    app.http
+        .post(app.url(p))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn form(signed_request: &str) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("signed_request", signed_request)
+        .finish()
+}
+
+async fn channel_exists(app: &TestApp, kind: ChannelKind, id: &str) -> bool {
+    app.state
+        .store
+        .get_channel(&ChannelRef::new(kind, id))
+        .await
+        .unwrap()
+        .is_some()
+}
+
+async fn problem_code(resp: reqwest::Response) -> (u16, String) {
+    let status = resp.status().as_u16();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    (status, v["code"].as_str().unwrap_or_default().to_owned())
+}
+
+#[tokio::test]
+async fn deauthorize_signed_by_python_removes_the_users_tokens_and_tells_each_tenant() {
+    let app = spawn_app().await;
+    put_user_channel(
+        &app,
+        ChannelKind::Whatsapp,
+        "5550001001",
+        "acme",
+        Some(USER),
+    )
+    .await;
+    put_user_channel(
+        &app,
+        ChannelKind::Messenger,
+        "5550002002",
+        "globex",
+        Some(USER),
+    )
+    .await;
+    put_user_channel(
+        &app,
+        ChannelKind::Instagram,
+        "5550003003",
+        "acme",
+        Some(OTHER_USER),
+    )
+    .await;
+
+    let sr = signed(user_payload(USER, 1_763_800_000));
+    let resp = post_form(&app, "/meta/deauthorize", form(&sr)).await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["channels_removed"], 2, "{v}");
+
+    assert!(!channel_exists(&app, ChannelKind::Whatsapp, "5550001001").await);
+    assert!(!channel_exists(&app, ChannelKind::Messenger, "5550002002").await);
+    assert!(channel_exists(&app, ChannelKind::Instagram, "5550003003").await);
+    let dump = app.redis().dump_all();
+    assert!(
+        !dump.contains("5550001001") && !dump.contains("5550002002"),
+        "{dump}"
+    );
+
+    let acme = app.wait_for_crm(CRM_PATH, 1).await;
+    assert_eq!(acme.len(), 1);
+    let ev = verify_standard_webhook(SIGNING_SECRET, &acme[0]);
+    assert_eq!(ev["type"], "channel.deauthorized");
+    assert_eq!(ev["tenant"], "acme");
+    assert_eq!(
+        ev["channel"],
+        json!({"kind": "whatsapp", "id": "5550001001"})
+    );
+    assert_eq!(ev["data"]["user"]["id"], USER);
+    assert_eq!(ev["timestamp"], "2025-11-22T08:26:40Z");
+    let globex = app.wait_for_crm(OTHER_CRM_PATH, 1).await;
+    assert_eq!(globex.len(), 1);
+    let ev = verify_standard_webhook(OTHER_SIGNING_SECRET, &globex[0]);
+    assert_eq!(
+        ev["channel"],
+        json!({"kind": "messenger", "id": "5550002002"})
+    );
+
+    // Meta redelivers the callback: nothing left to remove, nothing sent twice.
+    let again = post_form(&app, "/meta/deauthorize", form(&sr)).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(app.crm_requests_at(CRM_PATH).await.len(), 1);
+}
+
+#[tokio::test]
+async fn deauthorize_for_a_page_uninstall_removes_that_page_channel() {
+    let app = spawn_app().await;
+    put_user_channel(&app, ChannelKind::Messenger, "5550004004", "acme", None).await;
+    let sr = signed(
+        json!({"algorithm": "hmac-sha256", "issued_at": 1_763_800_000, "profile_id": "5550004004"}),
+    );
+    let resp = post_form(&app, "/meta/deauthorize", form(&sr)).await;
+    assert_eq!(resp.status(), 200);
+    assert!(!channel_exists(&app, ChannelKind::Messenger, "5550004004").await);
+    let got = app.wait_for_crm(CRM_PATH, 1).await;
+    let ev = verify_standard_webhook(SIGNING_SECRET, &got[0]);
+    assert_eq!(ev["type"], "channel.deauthorized");
+    assert_eq!(ev["data"]["profile"]["id"], "5550004004");
+}
+
+#[tokio::test]
+async fn signed_request_with_a_wrong_signature_is_401_and_changes_nothing() {
+    let app = spawn_app().await;
+    put_user_channel(
+        &app,
+        ChannelKind::Whatsapp,
+        "5550001001",
+        "acme",
+        Some(USER),
+    )
+    .await;
+    let payload = user_payload(USER, 1_763_800_000).to_string();
+    let wrong_secret = python_signed_request("not-the-app-secret", &payload);
+    let (sig, body) = signed(user_payload(USER, 1_763_800_000))
+        .split_once('.')
+        .map(|(s, b)| (s.to_owned(), b.to_owned()))
+        .unwrap();
+    // The right signature over a different payload (the HMAC covers the payload as sent).
+    let other_payload = signed(user_payload(OTHER_USER, 1_763_800_000));
+    let swapped = format!("{sig}.{}", other_payload.split_once('.').unwrap().1);
+    let flipped = format!(
+        "{}{}.{body}",
+        if sig.starts_with('A') { "B" } else { "A" },
+        &sig[1..]
+    );
+    let truncated = format!("{}.{body}", &sig[..sig.len() - 3]);
+    for sr in [wrong_secret, swapped, flipped, truncated] {
+        for p in ["/meta/deauthorize", "/meta/data-deletion"] {
+            let (status, code) = problem_code(post_form(&app, p, form(&sr)).await).await;
+            assert_eq!((status, code.as_str()), (401, "unauthorized"), "{p} {sr}");
+        }
+    }
+    assert!(channel_exists(&app, ChannelKind::Whatsapp, "5550001001").await);
+    assert!(app.crm_requests().await.is_empty());
+}
+
+#[tokio::test]
+async fn signed_request_that_is_malformed_or_of_another_algorithm_is_400() {
+    let app = spawn_app().await;
+    let cases = vec![
+        (
+            "algorithm",
+            signed(json!({"algorithm": "HMAC-SHA1", "user_id": USER, "issued_at": 1})),
+        ),
+        (
+            "no algorithm",
+            signed(json!({"user_id": USER, "issued_at": 1})),
+        ),
+        ("not json", python_signed_request(APP_SECRET, "not json")),
+        ("no dot", "abcdef".to_owned()),
+        ("bad base64", "!!!!.eyJ9".to_owned()),
+        ("empty", String::new()),
+        (
+            "no user",
+            signed(json!({"algorithm": "HMAC-SHA256", "issued_at": 1})),
+        ),
+        (
+            "user not an id",
+            signed(json!({"algorithm": "HMAC-SHA256", "user_id": {"x": 1}})),
+        ),
+    ];
+    for (what, sr) in cases {
+        for p in ["/meta/deauthorize", "/meta/data-deletion"] {
+            let (status, code) = problem_code(post_form(&app, p, form(&sr)).await).await;
+            assert_eq!(
+                (status, code.as_str()),
+                (400, "invalid_request"),
+                "{what} {p}"
+            );
+        }
+    }
+    // No signed_request field at all; a JSON body instead of a form.
+    let (status, _) = problem_code(post_form(&app, "/meta/deauthorize", "x=1".into()).await).await;
+    assert_eq!(status, 400);
+    let resp = app
+        .http
+        .post(app.url("/meta/data-deletion"))
+        .header("content-type", "application/json")
+        .body(r#"{"signed_request":"a.b"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+    // A body above server.max_body_bytes.
+    let big = form(&"a".repeat(2 * 1024 * 1024));
+    assert_eq!(
+        post_form(&app, "/meta/deauthorize", big).await.status(),
+        413
+    );
+    assert!(app.crm_requests().await.is_empty());
+}
+
+#[tokio::test]
+async fn data_deletion_leaves_nothing_in_redis_that_names_the_user() {
+    let app = spawn_app().await;
+    let store = &app.state.store;
+    let keys = store.keys().clone();
+    put_user_channel(
+        &app,
+        ChannelKind::Whatsapp,
+        "5550001001",
+        "acme",
+        Some(USER),
+    )
+    .await;
+    put_user_channel(
+        &app,
+        ChannelKind::Messenger,
+        "5550002002",
+        "globex",
+        Some(USER),
+    )
+    .await;
+    put_user_channel(
+        &app,
+        ChannelKind::Instagram,
+        "5550003003",
+        "acme",
+        Some(OTHER_USER),
+    )
+    .await;
+    // Records that name the user's channels: an idempotency answer and a re-auth notice.
+    let idem = keys.idempotency("acme", "key-1");
+    store
+        .set_ex(
+            &idem,
+            &json!({"status": 200, "body": {"id": "wamid.X", "channel": {"kind": "whatsapp", "id": "5550001001"}}}).to_string(),
+            Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
+    let other_idem = keys.idempotency("acme", "key-2");
+    store
+        .set_ex(
+            &other_idem,
+            &json!({"status": 200, "body": {"channel": {"kind": "instagram", "id": "5550003003"}}})
+                .to_string(),
+            Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
+    let reauth = keys.reauth_notice(&ChannelRef::new(ChannelKind::Whatsapp, "5550001001"));
+    store
+        .set_ex(&reauth, "1", Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert!(app.redis().dump_all().contains(USER));
+
+    let resp = post_form(
+        &app,
+        "/meta/data-deletion",
+        form(&signed(user_payload(USER, 1_763_800_000))),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    let code = v["confirmation_code"].as_str().unwrap().to_owned();
+    assert!(
+        code.len() >= 22 && code.bytes().all(|b| b.is_ascii_alphanumeric()),
+        "{code}"
+    );
+    assert_eq!(
+        v["url"],
+        format!("http://relay.test/meta/data-deletion/{code}")
+    );
+
+    // Each tenant is told (it holds the conversations).
+    let acme = app.wait_for_crm(CRM_PATH, 1).await;
+    let ev = verify_standard_webhook(SIGNING_SECRET, &acme[0]);
+    assert_eq!(ev["type"], "data_deletion.requested");
+    assert_eq!(ev["data"]["user"]["id"], USER);
+    assert_eq!(ev["data"]["confirmation_code"], code.as_str());
+    let globex = app.wait_for_crm(OTHER_CRM_PATH, 1).await;
+    verify_standard_webhook(OTHER_SIGNING_SECRET, &globex[0]);
+
+    let dump = app.redis().dump_all();
+    for id in [USER, "5550001001", "5550002002"] {
+        assert!(!dump.contains(id), "{id} is still in Redis:\n{dump}");
+    }
+    assert!(
+        dump.contains("5550003003"),
+        "another user's channel must stay"
+    );
+    assert!(store.get(&other_idem).await.unwrap().is_some());
+
+    // Every key but the channel hashes expires; the status record within its retention.
+    let redis = app.redis();
+    for key in redis
+        .cli(&["--scan"])
+        .unwrap()
+        .lines()
+        .filter(|k| !k.is_empty())
+    {
+        let ttl: i64 = redis.cli(&["TTL", key]).unwrap().trim().parse().unwrap();
+        if key.starts_with(&format!("{}channel:", keys.prefix())) {
+            continue;
+        }
+        assert!(ttl > 0, "{key} has no TTL ({ttl})");
+    }
+    let ttl: i64 = redis
+        .cli(&["TTL", &keys.deletion(&code)])
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(ttl > 2_500_000 && ttl <= 2_592_000, "{ttl}");
+}
+
+#[tokio::test]
+async fn data_deletion_status_is_a_page_or_json_and_unknown_codes_are_404() {
+    let app = spawn_app().await;
+    put_user_channel(
+        &app,
+        ChannelKind::Whatsapp,
+        "5550001001",
+        "acme",
+        Some(USER),
+    )
+    .await;
+    let resp = post_form(
+        &app,
+        "/meta/data-deletion",
+        form(&signed(user_payload(USER, 1_763_800_000))),
+    )
+    .await;
+    let v: Value = resp.json().await.unwrap();
+    let code = v["confirmation_code"].as_str().unwrap().to_owned();
+    let status_path = format!("/meta/data-deletion/{code}");
+
+    let page = app.http.get(app.url(&status_path)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&code) && html.contains("completed"), "{html}");
+    assert!(!html.contains(USER) && !html.contains("5550001001"));
+
+    let j: Value = app
+        .http
+        .get(app.url(&status_path))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(j["status"], "completed");
+    assert_eq!(j["channels_removed"], 1);
+    assert_eq!(j["tenants_notified"], 1);
+
+    let mut other = code.clone().into_bytes();
+    other[0] = if other[0] == b'A' { b'B' } else { b'A' };
+    for p in [
+        format!("/meta/data-deletion/{}", String::from_utf8(other).unwrap()),
+        "/meta/data-deletion/short".to_owned(),
+        "/meta/data-deletion/..%2Fchannel".to_owned(),
+    ] {
+        let resp = app.http.get(app.url(&p)).send().await.unwrap();
+        assert_eq!(resp.status(), 404, "{p}");
+    }
+    // Expired: the record is gone.
+    app.state
+        .store
+        .del(&app.state.store.keys().deletion(&code))
+        .await
+        .unwrap();
+    let resp = app.http.get(app.url(&status_path)).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+}
+
+// ---------------------------------------------------------------------------------
+// The whole-suite privacy scan.
+
+/// Keys whose string values are message content, names or phone numbers.
+const SENSITIVE_KEYS: &[&str] = &[
+    "text",
+    "body",
+    "caption",
+    "title",
+    "name",
+    "first_name",
+    "last_name",
+    "username",
+    "formatted_name",
+    "display_phone_number",
+    "wa_id",
+    "from",
+    "phone",
+    "recipient_id",
+    "address",
+    "description",
+    "data",
+    "payload",
+    "user_id",
+    "from_user_id",
+    "parent_user_id",
+    "filename",
+    "file_name",
+    "headline",
+    "company",
+    "first",
+];
+
+/// Subtrees that are provider error descriptions, not anyone's content.
+const SKIP_UNDER: &[&str] = &["errors", "error_data"];
+
+fn collect_sensitive(v: &Value, key: Option<&str>, out: &mut BTreeSet<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                if SKIP_UNDER.contains(&k.as_str()) {
+                    continue;
+                }
+                collect_sensitive(v, Some(k), out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| collect_sensitive(v, key, out)),
+        Value::String(s) => {
+            let long_enough = if s.chars().all(|c| c.is_ascii_alphabetic()) {
+                s.len() >= 6
+            } else {
+                s.chars().count() >= 4
+            };
+            if key.is_some_and(|k| SENSITIVE_KEYS.contains(&k)) && long_enough {
+                out.insert(s.clone());
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `s` as a JSON string with non-ASCII escaped (how raw Meta bodies carry it).
+fn ascii_escaped(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut buf = [0u16; 2];
+            for u in c.encode_utf16(&mut buf) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out
+}
+
+/// Every inbound webhook fixture: (relative path, JSON).
+fn inbound_fixtures() -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for dir in ["whatsapp", "instagram", "messenger", "telegram"] {
+        for name in fixture_names(dir) {
+            let v: Value = serde_json::from_slice(&fixture(&name)).unwrap();
+            let inbound = v.get("object").is_some() || v.get("update_id").is_some();
+            if inbound {
+                out.push((name, v));
+            }
+        }
+    }
+    out
+}
+
+/// The channels the fixtures are addressed to: WhatsApp phone_number_ids and the
+/// Instagram/Messenger entry ids.
+fn fixture_channels(fixtures: &[(String, Value)]) -> HashSet<(ChannelKind, String)> {
+    let mut out = HashSet::new();
+    for (name, v) in fixtures {
+        let kind = match name.split('/').next() {
+            Some("whatsapp") => ChannelKind::Whatsapp,
+            Some("instagram") => ChannelKind::Instagram,
+            Some("messenger") => ChannelKind::Messenger,
+            _ => continue,
+        };
+        for entry in v["entry"].as_array().into_iter().flatten() {
+            if kind == ChannelKind::Whatsapp {
+                for change in entry["changes"].as_array().into_iter().flatten() {
+                    if let Some(id) = change["value"]["metadata"]["phone_number_id"].as_str() {
+                        out.insert((kind, id.to_owned()));
+                    }
+                }
+            } else if let Some(id) = entry["id"].as_str() {
+                out.insert((kind, id.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+const TELEGRAM_BOT: &str = "7000000001";
+const TELEGRAM_SECRET: &str = "tg-Webhook_Secret-4f1c9a";
+const REPLY_TEXT: &str = "Private reply: your parcel code is 7731-KX";
+const REPLY_TO: &str = "15557654321";
+
+/// A running `switchboard serve` with its output going to files.
+struct Relay {
+    child: std::process::Child,
+    url: String,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl Relay {
+    fn logs(&self) -> String {
+        let mut s = std::fs::read_to_string(&self.out).unwrap_or_default();
+        s.push_str(&std::fs::read_to_string(&self.err).unwrap_or_default());
+        s
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_relay(dir: &Path, config: &str, port: u16) -> Relay {
+    let config_path = dir.join("relay.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let out = dir.join("stdout.log");
+    let err = dir.join("stderr.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["--config", config_path.to_str().unwrap(), "serve"])
+        .env("RUST_LOG", "trace")
+        .env_remove("SWITCHBOARD_CONFIG")
+        .stdout(Stdio::from(std::fs::File::create(&out).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(&err).unwrap()))
+        .spawn()
+        .unwrap();
+    let relay = Relay {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        out,
+        err,
+    };
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.get(format!("{}/readyz", relay.url)).send().await {
+            if r.status().is_success() {
+                return relay;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the relay did not become ready:\n{}",
+            relay.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Posts every inbound fixture; returns the statuses seen.
+async fn post_all(http: &reqwest::Client, relay: &Relay, fixtures: &[(String, Value)]) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for (name, _) in fixtures {
+        let body = fixture(name);
+        let req = if name.starts_with("telegram/") {
+            http.post(format!("{}/webhooks/telegram/{TELEGRAM_BOT}", relay.url))
+                .header("x-telegram-bot-api-secret-token", TELEGRAM_SECRET)
+        } else {
+            http.post(format!("{}/webhooks/meta", relay.url))
+                .header("x-hub-signature-256", meta_signature(APP_SECRET, &body))
+        };
+        let resp = req
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(resp.status().as_u16());
+    }
+    statuses
+}
+
+/// A reply through `POST /v1/messages` (with an Idempotency-Key), so the reply path's
+/// logs and records are scanned too.
+async fn send_reply(http: &reqwest::Client, relay: &Relay) -> u16 {
+    http.post(format!("{}/v1/messages", relay.url))
+        .bearer_auth(API_KEY)
+        .header("idempotency-key", "privacy-scan-1")
+        .json(&json!({
+            "channel": {"kind": "whatsapp", "id": WHATSAPP_FIXTURE_CHANNELS[0]},
+            "to": REPLY_TO,
+            "message": {"kind": "text", "text": REPLY_TEXT}
+        }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
+    let fixtures = inbound_fixtures();
+    assert!(fixtures.len() >= 50, "{} fixtures", fixtures.len());
+    let redis = RedisServer::start();
+    let crm = MockServer::start().await;
+    let graph = MockServer::start().await;
+    let telegram = MockServer::start().await;
+    for p in [CRM_PATH, OTHER_CRM_PATH] {
+        Mock::given(method("POST"))
+            .and(path(p))
+            .respond_with(ResponseTemplate::new(200))
+            .with_priority(u8::MAX)
+            .mount(&crm)
+            .await;
+    }
+    let send_response: Value =
+        serde_json::from_slice(&fixture("whatsapp/outbound/send_response.json")).unwrap();
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(send_response))
+        .mount(&graph)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"ok": true, "result": {"message_id": 1}})),
+        )
+        .mount(&telegram)
+        .await;
+
+    // Channels: every fixture's, written to Redis as an operator would, tokens encrypted.
+    let vault_key = switchboard::vault::Keyring::generate_key();
+    let keyring =
+        switchboard::vault::Keyring::new(&[SecretString::from(vault_key.clone())]).unwrap();
+    let mut tokens = vec![format!("{TELEGRAM_BOT}:AAH-telegram-bot-token-Secret")];
+    let mut channels: Vec<(ChannelKind, String)> =
+        fixture_channels(&fixtures).into_iter().collect();
+    for id in WHATSAPP_FIXTURE_CHANNELS {
+        channels.push((ChannelKind::Whatsapp, (*id).to_owned()));
+    }
+    let port = free_port();
+    let config = render_config(
+        &TestOptions::default(),
+        Some(&redis.url()),
+        &crm.uri(),
+        &graph.uri(),
+        &telegram.uri(),
+        &[&vault_key],
+    )
+    .replace(
+        "bind = \"127.0.0.1:0\"",
+        &format!("bind = \"127.0.0.1:{port}\""),
+    )
+    .replace("level = \"info\"", "level = \"trace\"");
+    let settings = switchboard::config::Settings::from_toml(&config).unwrap();
+    let store = switchboard::app::open_store(&settings).unwrap();
+    for (i, (kind, id)) in channels.iter().enumerate() {
+        let token = format!("EAAG-channel-token-{i}-Secret");
+        store
+            .put_channel(
+                &ChannelRef::new(*kind, id.clone()),
+                &ChannelRecord {
+                    tenant: "acme".into(),
+                    token: SecretString::from(keyring.encrypt(token.as_bytes())),
+                    webhook_secret: None,
+                    updated_at: None,
+                    user_id: Some(USER.into()),
+                },
+            )
+            .await
+            .unwrap();
+        tokens.push(token);
+    }
+    store
+        .put_channel(
+            &ChannelRef::new(ChannelKind::Telegram, TELEGRAM_BOT),
+            &ChannelRecord {
+                tenant: "acme".into(),
+                token: SecretString::from(keyring.encrypt(tokens[0].as_bytes())),
+                webhook_secret: Some(SecretString::from(
+                    keyring.encrypt(TELEGRAM_SECRET.as_bytes()),
+                )),
+                updated_at: None,
+                user_id: None,
+            },
+        )
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(dir.path(), &config, port).await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+
+    // 1. The CRM is up.
+    let up = post_all(&http, &relay, &fixtures).await;
+    let reply = send_reply(&http, &relay).await;
+    let delivered = crm.received_requests().await.unwrap_or_default().len();
+    assert!(
+        delivered >= 40,
+        "only {delivered} events reached the CRM; statuses {up:?}"
+    );
+
+    // 2. The CRM is down: events are buffered (encrypted) or refused, never kept in the clear.
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .with_priority(1)
+        .mount(&crm)
+        .await;
+    for key in redis
+        .cli(&["--scan", "--pattern", "switchboard:dedupe:*"])
+        .unwrap()
+        .lines()
+    {
+        if !key.is_empty() {
+            redis.cli(&["DEL", key]).unwrap();
+        }
+    }
+    let down = post_all(&http, &relay, &fixtures).await;
+    let redis_dump = redis.dump_all();
+
+    // 3. Meta's callbacks, through the same binary.
+    let deauth = http
+        .post(format!("{}/meta/deauthorize", relay.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&signed(
+            json!({"algorithm": "HMAC-SHA256", "issued_at": 1, "profile_id": "0"}),
+        )))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(deauth, 200);
+    let redis_dump = format!("{redis_dump}\n{}", redis.dump_all());
+    let logs = {
+        let mut relay = relay;
+        let _ = relay.child.kill();
+        let _ = relay.child.wait();
+        relay.logs()
+    };
+    assert!(
+        logs.contains("\"level\":\"TRACE\""),
+        "trace logs expected:\n{logs}"
+    );
+    // With the CRM down the retry buffer filled: its (encrypted) entries were scanned.
+    assert!(
+        down.iter().filter(|s| **s == 200).count() >= 40,
+        "statuses with the CRM down: {down:?}"
+    );
+    assert!(redis_dump.contains("retry:"), "the retry buffer is empty");
+
+    // What must never be seen in the clear.
+    let mut needles = BTreeSet::new();
+    for (_, v) in &fixtures {
+        collect_sensitive(v, None, &mut needles);
+    }
+    let channel_ids: BTreeSet<&str> = channels.iter().map(|(_, id)| id.as_str()).collect();
+    needles.retain(|n| !channel_ids.contains(n.as_str()));
+    needles.extend(tokens.iter().cloned());
+    for s in [
+        APP_SECRET,
+        SIGNING_SECRET,
+        OTHER_SIGNING_SECRET,
+        ADMIN_TOKEN,
+        API_KEY,
+        TELEGRAM_SECRET,
+        REPLY_TEXT,
+        REPLY_TO,
+        vault_key.as_str(),
+    ] {
+        needles.insert(s.to_owned());
+    }
+    assert!(needles.len() >= 60, "{} needles", needles.len());
+
+    // The scan can fail: the CRM did receive content (that is its job).
+    let crm_bodies: String = crm
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    let seen_by_crm = needles
+        .iter()
+        .filter(|n| crm_bodies.contains(n.as_str()))
+        .count();
+    assert!(
+        seen_by_crm >= 20,
+        "only {seen_by_crm} needles reached the CRM"
+    );
+
+    let mut leaks = Vec::new();
+    for n in &needles {
+        for form in [n.clone(), ascii_escaped(n)] {
+            if logs.contains(&form) {
+                let line = logs.lines().find(|l| l.contains(&form)).unwrap_or_default();
+                leaks.push(format!("log: {n:?} in {}", &line[..line.len().min(400)]));
+            }
+            if redis_dump.contains(&form) {
+                leaks.push(format!("redis: {n:?}"));
+            }
+        }
+    }
+    leaks.dedup();
+    println!(
+        "privacy scan: {} fixtures, {} needles, {} log lines, {} bytes of Redis; statuses up {:?} down {:?}; reply {}",
+        fixtures.len(),
+        needles.len(),
+        logs.lines().count(),
+        redis_dump.len(),
+        up,
+        down,
+        reply
+    );
+    assert!(
+        leaks.is_empty(),
+        "{} leaks:\n{}",
+        leaks.len(),
+        leaks.join("\n")
+    );
+}
