@@ -903,3 +903,98 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
         leaks.join("\n")
     );
 }
+
+// ---------------------------------------------------------------------------------
+// Revocation at the provider.
+
+#[tokio::test]
+async fn revoke_calls_graph_permissions_and_telegram_delete_webhook_with_the_channel_token() {
+    use switchboard::privacy::revoke::{RevokeError, Revoker};
+    use wiremock::matchers::{body_json, header};
+
+    let app = spawn_app().await;
+    let live = app.state.live.load_full();
+    let revoker = Revoker::new().unwrap();
+    let record = |user: Option<&str>, token: &str| ChannelRecord {
+        tenant: "acme".into(),
+        token: SecretString::from(app.keyring.encrypt(token.as_bytes())),
+        webhook_secret: None,
+        updated_at: None,
+        user_id: user.map(str::to_owned),
+    };
+
+    Mock::given(method("DELETE"))
+        .and(path(format!("/v23.0/{USER}/permissions")))
+        .and(header("authorization", "Bearer EAAG-page-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
+        .expect(1)
+        .mount(&app.graph)
+        .await;
+    let page = ChannelRef::new(ChannelKind::Messenger, "5550002002");
+    revoker
+        .revoke(&live, &page, &record(Some(USER), "EAAG-page-token"))
+        .await
+        .unwrap();
+
+    // No user_id: Graph cannot be told whose permissions; nothing is called.
+    let err = revoker
+        .revoke(&live, &page, &record(None, "EAAG-page-token"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RevokeError::NoUserId), "{err}");
+
+    // A token Graph already refuses (code 190) counts as revoked; a 5xx does not.
+    Mock::given(method("DELETE"))
+        .and(path(format!("/v23.0/{OTHER_USER}/permissions")))
+        .and(header("authorization", "Bearer EAAG-expired"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(
+            json!({"error": {"message": "Error validating access token", "code": 190}}),
+        ))
+        .mount(&app.graph)
+        .await;
+    revoker
+        .revoke(&live, &page, &record(Some(OTHER_USER), "EAAG-expired"))
+        .await
+        .unwrap();
+    Mock::given(method("DELETE"))
+        .and(path(format!("/v23.0/{OTHER_USER}/permissions")))
+        .and(header("authorization", "Bearer EAAG-flaky"))
+        .respond_with(ResponseTemplate::new(503).set_body_json(
+            json!({"error": {"message": "Service temporarily unavailable", "code": 2}}),
+        ))
+        .mount(&app.graph)
+        .await;
+    let err = revoker
+        .revoke(&live, &page, &record(Some(OTHER_USER), "EAAG-flaky"))
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+
+    let bot_token = "7000000001:AAH-bot-token-secret";
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{bot_token}/deleteWebhook")))
+        .and(body_json(json!({"drop_pending_updates": true})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": true})))
+        .expect(1)
+        .mount(&app.telegram)
+        .await;
+    let bot = ChannelRef::new(ChannelKind::Telegram, "7000000001");
+    revoker
+        .revoke(&live, &bot, &record(None, bot_token))
+        .await
+        .unwrap();
+
+    // Telegram unreachable: the error must not carry the URL (it holds the token).
+    let mut settings = live.settings.clone();
+    settings.telegram.api_base = format!("http://127.0.0.1:{}", free_port());
+    let offline = switchboard::live::Live::new(settings).unwrap();
+    let err = revoker
+        .revoke(&offline, &bot, &record(None, bot_token))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RevokeError::Unreachable(_)), "{err}");
+    assert!(
+        !format!("{err} {err:?}").contains("AAH-bot-token"),
+        "{err:?}"
+    );
+}
