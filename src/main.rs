@@ -43,6 +43,41 @@ enum Command {
     /// Fernet vault tools.
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// Channels in the store (talks to the store named by the config, not to a relay).
+    #[command(subcommand)]
+    Channels(ChannelsCommand),
+}
+
+#[derive(Subcommand)]
+enum ChannelsCommand {
+    /// Store a channel; its access token is read from stdin (or --token-file) and
+    /// stored Fernet-encrypted. Secrets are never taken from the command line.
+    Put {
+        /// whatsapp, instagram, messenger or telegram.
+        kind: String,
+        /// The channel id (phone_number_id, account id, Page id, bot id).
+        id: String,
+        /// The tenant its events go to.
+        #[arg(long)]
+        tenant: String,
+        /// Read the access token from this file instead of stdin.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Read the webhook secret (Telegram's secret_token) from this file.
+        #[arg(long)]
+        webhook_secret_file: Option<PathBuf>,
+        /// The Meta user who connected the channel (for deauthorize callbacks).
+        #[arg(long)]
+        user_id: Option<String>,
+    },
+    /// List every channel in the store, without secrets, with whether each opens.
+    List {
+        /// Print JSON (as the admin API answers) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a channel from the store.
+    Delete { kind: String, id: String },
 }
 
 #[derive(Subcommand)]
@@ -56,6 +91,9 @@ enum VaultCommand {
         #[arg(long)]
         file: Option<PathBuf>,
     },
+    /// Re-encrypt every stored token and webhook secret under the primary key (safe
+    /// while relays serve; run it again at will). Exits non-zero if any record failed.
+    Rotate,
 }
 
 fn load(cli: &Cli) -> anyhow::Result<Settings> {
@@ -135,11 +173,135 @@ fn main() -> anyhow::Result<()> {
         Command::Vault(VaultCommand::Keygen) => {
             println!("{}", switchboard::vault::Keyring::generate_key());
         }
+        Command::Vault(VaultCommand::Rotate) => {
+            let (live, store, runtime) = open_store_cli(&cli)?;
+            let report = runtime.block_on(switchboard::vault::rotation::rotate_all(
+                &store,
+                &live.keyring,
+                &live.settings,
+            ))?;
+            println!(
+                "rotated {} of {} channels ({} already under the primary key, {} failed)",
+                report.rotated,
+                report.checked,
+                report.already_current,
+                report.failed.len()
+            );
+            for f in &report.failed {
+                println!("failed: {}: {}", f.channel, f.reason);
+            }
+            for c in &report.config_channels_on_older_key {
+                println!(
+                    "config: [[channels]] {c} is under an older key: re-encrypt it with `switchboard vault encrypt` before dropping that key"
+                );
+            }
+            anyhow::ensure!(report.failed.is_empty(), "some channels were not rotated");
+        }
+        Command::Channels(cmd) => channels_command(&cli, cmd)?,
         Command::Vault(VaultCommand::Encrypt { file }) => {
             let settings = load(&cli)?;
             let keyring = switchboard::vault::Keyring::new(&settings.vault.keys)?;
             let secret = zeroize::Zeroizing::new(read_secret_input(file.as_ref())?);
             println!("{}", keyring.encrypt(secret.as_bytes()));
+        }
+    }
+    Ok(())
+}
+
+/// The live config, the store and a runtime, for the commands that use the store.
+fn open_store_cli(
+    cli: &Cli,
+) -> anyhow::Result<(
+    switchboard::live::Live,
+    switchboard::store::Store,
+    tokio::runtime::Runtime,
+)> {
+    let settings = load(cli)?;
+    let live = switchboard::live::Live::new(settings).context("invalid configuration")?;
+    let store = switchboard::app::open_store(&live.settings)?;
+    anyhow::ensure!(
+        store.is_redis(),
+        "store.backend is \"memory\": nothing is kept outside a running relay; use the admin API"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok((live, store, runtime))
+}
+
+#[allow(clippy::print_stdout)]
+fn channels_command(cli: &Cli, cmd: &ChannelsCommand) -> anyhow::Result<()> {
+    use switchboard::vault::registry;
+    let (live, store, runtime) = open_store_cli(cli)?;
+    match cmd {
+        ChannelsCommand::Put {
+            kind,
+            id,
+            tenant,
+            token_file,
+            webhook_secret_file,
+            user_id,
+        } => {
+            let channel = registry::parse_channel(kind, id)?;
+            let token = secrecy::SecretString::from(read_secret_input(token_file.as_ref())?);
+            let webhook_secret = webhook_secret_file
+                .as_ref()
+                .map(|p| read_secret_input(Some(p)).map(secrecy::SecretString::from))
+                .transpose()?;
+            let input = registry::ChannelInput {
+                tenant: tenant.clone(),
+                token,
+                webhook_secret,
+                user_id: user_id.clone(),
+            };
+            let (_, outcome) = runtime.block_on(registry::put(&store, &live, &channel, input))?;
+            let verb = match outcome {
+                registry::PutOutcome::Created => "created",
+                registry::PutOutcome::Replaced => "replaced",
+            };
+            println!("{channel} {verb} (tenant {tenant})");
+        }
+        ChannelsCommand::List { json } => {
+            let channels = runtime.block_on(registry::list(&store, &live))?;
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "count": channels.len(),
+                        "channels": channels,
+                    }))?
+                );
+            } else {
+                println!(
+                    "{:<10} {:<20} {:<12} {:<15} STATUS",
+                    "KIND", "ID", "TENANT", "TOKEN"
+                );
+                for c in &channels {
+                    let token = c
+                        .token
+                        .map(|t| serde_json::to_value(t).unwrap_or_default())
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_else(|| "-".into());
+                    let status = serde_json::to_value(c.status).unwrap_or_default();
+                    println!(
+                        "{:<10} {:<20} {:<12} {:<15} {}{}",
+                        c.kind.as_str(),
+                        c.id,
+                        c.tenant.as_deref().unwrap_or("-"),
+                        token,
+                        status.as_str().unwrap_or_default(),
+                        c.error
+                            .as_deref()
+                            .map(|e| format!(": {e}"))
+                            .unwrap_or_default(),
+                    );
+                }
+            }
+        }
+        ChannelsCommand::Delete { kind, id } => {
+            let channel = registry::parse_channel(kind, id)?;
+            runtime.block_on(registry::delete(&store, &channel))?;
+            println!("{channel} deleted");
         }
     }
     Ok(())

@@ -1,21 +1,28 @@
 //! Live reload: on SIGHUP, or when the config file changes, the configuration is loaded
 //! again, checked whole, and swapped in atomically. A broken new config is refused with a
 //! log line naming the problem, and the running one stays. Settings that need a restart
-//! (`server.bind`, `store.*`) are reported, not applied.
+//! (`server.bind`, `server.workers`, `store.*`) are reported, not applied.
+//!
+//! A request loads the live config once, when it starts, and keeps that `Arc` to the
+//! end: a reload never changes the rules under a request in flight, and never blocks
+//! one. Write the file atomically (write a temporary file, then rename it; Kubernetes
+//! does so for mounted ConfigMaps and Secrets): a half-written file is refused like any
+//! broken one, and the complete one is applied when it lands.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use actix_web::web;
 use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
 
 use crate::app::{sync_config_channels, AppState};
 use crate::config::Settings;
 use crate::live::Live;
 
 /// Loads and applies the config at `path`. Returns whether the new config was applied.
-pub async fn reload(state: &AppState, path: Option<&std::path::Path>) -> bool {
+pub async fn reload(state: &AppState, path: Option<&Path>) -> bool {
     let settings = match Settings::load(path) {
         Ok(s) => s,
         Err(e) => {
@@ -36,59 +43,93 @@ pub async fn reload(state: &AppState, path: Option<&std::path::Path>) -> bool {
     };
     let old = state.live.load();
     if old.settings.server.bind != live.settings.server.bind
+        || old.settings.server.workers != live.settings.server.workers
         || old.settings.store.backend != live.settings.store.backend
         || old.settings.store.key_prefix != live.settings.store.key_prefix
         || old.settings.store.redis_url.expose_secret()
             != live.settings.store.redis_url.expose_secret()
+        || old.settings.store.cluster_nodes.len() != live.settings.store.cluster_nodes.len()
+        || old
+            .settings
+            .store
+            .cluster_nodes
+            .iter()
+            .zip(&live.settings.store.cluster_nodes)
+            .any(|(a, b)| a.expose_secret() != b.expose_secret())
     {
-        tracing::warn!("server.bind and store.* changes take effect only after a restart.");
+        tracing::warn!(
+            "server.bind, server.workers and store.* changes take effect only after a restart."
+        );
     }
     let live = Arc::new(live);
     state.live.store(live.clone());
     metrics::counter!("switchboard_config_reloads_total", "outcome" => "applied").increment(1);
-    tracing::info!(tenants = live.tenants.len(), "Config reloaded.");
+    tracing::info!(
+        tenants = live.tenants.len(),
+        vault_keys = live.keyring.len(),
+        app_secrets = live.settings.meta.app_secrets.len(),
+        channels = live.settings.channels.len(),
+        "Config reloaded."
+    );
     if let Err(e) = sync_config_channels(&state.store, &live).await {
         tracing::warn!(error = %e, "Config channels not written on reload; they will be on the next one.");
     }
     true
 }
 
-fn modified(path: &std::path::Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+/// A fingerprint of the file's content: a change of content (not of the modification
+/// time, whose granularity can hide a quick second write) triggers a reload.
+fn fingerprint(path: &Path) -> Option<[u8; 32]> {
+    std::fs::read(path).ok().map(|b| Sha256::digest(&b).into())
 }
 
-/// Waits for SIGHUP or a change of the file's modification time, and reloads.
-pub async fn watch(state: web::Data<AppState>, path: Option<PathBuf>) {
-    let interval = Duration::from_millis(state.live.load().settings.reload.watch_interval_ms);
-    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "SIGHUP reload unavailable.");
-            None
-        }
-    };
-    let mut last = path.as_deref().and_then(modified);
-    loop {
-        let poll = async {
-            if interval.is_zero() || path.is_none() {
-                std::future::pending::<()>().await;
+/// Waits for SIGHUP or a change of the file's content, and reloads. The file is
+/// fingerprinted now, when the watch is set up (not when the task first runs), so a
+/// change made right after start is not missed.
+pub fn watch(
+    state: web::Data<AppState>,
+    path: Option<PathBuf>,
+) -> impl std::future::Future<Output = ()> {
+    let mut last = path.as_deref().and_then(fingerprint);
+    async move {
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "SIGHUP reload unavailable.");
+                None
             }
-            tokio::time::sleep(interval).await;
         };
-        let by_signal = tokio::select! {
-            _ = async { match hup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending().await } } => true,
-            _ = poll => false,
-        };
-        if by_signal {
-            tracing::info!("SIGHUP: reloading the config.");
-            last = path.as_deref().and_then(modified);
-            reload(&state, path.as_deref()).await;
-        } else if let Some(p) = path.as_deref() {
-            let now = modified(p);
-            if now.is_some() && now != last {
-                last = now;
-                tracing::info!("Config file changed: reloading.");
-                reload(&state, Some(p)).await;
+        loop {
+            // Read each time: a reload may change it.
+            let interval =
+                Duration::from_millis(state.live.load().settings.reload.watch_interval_ms);
+            let poll = async {
+                if interval.is_zero() || path.is_none() {
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(interval).await;
+            };
+            let by_signal = tokio::select! {
+                _ = async {
+                    match hup.as_mut() {
+                        Some(h) => { h.recv().await; }
+                        None => std::future::pending().await,
+                    }
+                } => true,
+                _ = poll => false,
+            };
+            if by_signal {
+                tracing::info!("SIGHUP: reloading the config.");
+                last = path.as_deref().and_then(fingerprint);
+                reload(&state, path.as_deref()).await;
+            } else if let Some(p) = path.as_deref() {
+                // An unreadable file (being replaced) is looked at again next time.
+                let now = fingerprint(p);
+                if now.is_some() && now != last {
+                    last = now;
+                    tracing::info!("Config file changed: reloading.");
+                    reload(&state, Some(p)).await;
+                }
             }
         }
     }

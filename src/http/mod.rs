@@ -1,6 +1,7 @@
 //! HTTP routes only: each handler parses, calls the module that does the work, and
 //! answers. Errors are [`problem::ApiError`] (problem+json).
 
+pub mod admin;
 pub mod body;
 pub mod health;
 pub mod media;
@@ -37,6 +38,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/meta/data-deletion/{code}",
             web::get().to(privacy::deletion_status),
+        )
+        .route("/admin/v1/channels", web::get().to(admin::list_channels))
+        .route(
+            "/admin/v1/channels/{kind}/{id}",
+            web::put().to(admin::put_channel),
+        )
+        .route(
+            "/admin/v1/channels/{kind}/{id}",
+            web::delete().to(admin::delete_channel),
+        )
+        .route(
+            "/admin/v1/vault/rotate",
+            web::post().to(admin::rotate_vault),
         );
 }
 

@@ -265,7 +265,18 @@ async fn scan_conn(conn: &mut RedisConn, pattern: &str) -> Result<Vec<String>, S
 impl StoreBackend for RedisStore {
     async fn get_channel(&self, c: &ChannelRef) -> Result<Option<ChannelRecord>, StoreError> {
         let key = self.keys.channel(c);
-        let h: HashMap<String, String> = self.run(redis::cmd("HGETALL").arg(&key)).await?;
+        let h: HashMap<String, String> = match self.run(redis::cmd("HGETALL").arg(&key)).await {
+            Ok(h) => h,
+            // Someone wrote another type at a channel key: that channel is broken, the
+            // store is fine.
+            Err(StoreError::Unavailable(m)) if m.contains("WRONGTYPE") => {
+                return Err(StoreError::Malformed {
+                    key,
+                    reason: "not a hash".into(),
+                })
+            }
+            Err(e) => return Err(e),
+        };
         if h.is_empty() {
             return Ok(None);
         }

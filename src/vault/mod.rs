@@ -4,9 +4,22 @@
 //! [`Keyring`] holds `vault.keys`: the first key encrypts, every key decrypts (the
 //! semantics of `MultiFernet`). [`Keyring::rotate`] re-encrypts a token under the primary
 //! key keeping its original timestamp, as Python's `MultiFernet.rotate` does.
+//!
+//! Stored tokens have no TTL, so decryption checks neither age nor clock skew, exactly
+//! like Python's `Fernet.decrypt(token)` without a `ttl`: a token written by another
+//! service whose clock runs ahead still opens (the `fernet` crate alone would refuse it
+//! for up to that skew).
+//!
+//! - [`registry`]: the channel records behind the admin API and the CLI (put, list,
+//!   delete, open), encrypting on the way in.
+//! - [`rotation`]: re-encrypting every stored secret under the primary key, record by
+//!   record with compare-and-set, safely while other replicas serve.
+
+pub mod registry;
+pub mod rotation;
 
 use base64::Engine;
-use fernet::{Fernet, MultiFernet};
+use fernet::Fernet;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
@@ -46,11 +59,22 @@ impl std::fmt::Debug for AccessToken {
     }
 }
 
-/// The configured Fernet keys.
+/// Which configured key opens a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyMatch {
+    /// The primary key (`vault.keys[0]`): nothing to rotate.
+    Primary,
+    /// An older key only: `vault rotate` moves it to the primary.
+    Older,
+    /// No configured key: corrupted, or encrypted under a key no longer configured.
+    None,
+}
+
+/// The configured Fernet keys, primary first. `Fernet` zeroizes its key bytes on drop.
 #[derive(Clone)]
 pub struct Keyring {
-    primary: Fernet,
-    multi: std::sync::Arc<MultiFernet>,
+    fernets: std::sync::Arc<[Fernet]>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -76,11 +100,22 @@ impl Keyring {
             }
             fernets.push(Fernet::new(key).ok_or(VaultError::BadKey { index })?);
         }
-        let primary = fernets.first().cloned().ok_or(VaultError::NoKeys)?;
+        if fernets.is_empty() {
+            return Err(VaultError::NoKeys);
+        }
         Ok(Self {
-            primary,
-            multi: std::sync::Arc::new(MultiFernet::new(fernets)),
+            fernets: fernets.into(),
         })
+    }
+
+    /// How many keys are configured.
+    pub fn len(&self) -> usize {
+        self.fernets.len()
+    }
+
+    /// Always false: a keyring has at least its primary key.
+    pub fn is_empty(&self) -> bool {
+        self.fernets.is_empty()
     }
 
     /// A new random key, as `Fernet.generate_key()` makes it.
@@ -88,17 +123,43 @@ impl Keyring {
         Fernet::generate_key()
     }
 
-    /// Encrypts under the primary key.
-    pub fn encrypt(&self, plaintext: &[u8]) -> String {
-        self.primary.encrypt(plaintext)
+    fn primary(&self) -> &Fernet {
+        // Non-empty by construction (`new` refuses an empty list).
+        &self.fernets[0]
     }
 
-    /// Opens a token with any configured key.
+    /// Encrypts under the primary key.
+    pub fn encrypt(&self, plaintext: &[u8]) -> String {
+        self.primary().encrypt(plaintext)
+    }
+
+    /// Opens a token with any configured key (no TTL, no clock-skew check).
     pub fn decrypt(&self, token: &str) -> Result<Zeroizing<Vec<u8>>, VaultError> {
-        self.multi
-            .decrypt(token.trim())
-            .map(Zeroizing::new)
-            .map_err(|_| VaultError::Undecryptable)
+        self.open(token)
+            .map(|(_, plaintext)| plaintext)
+            .ok_or(VaultError::Undecryptable)
+    }
+
+    /// Which key opens `token`, if any.
+    pub fn key_match(&self, token: &str) -> KeyMatch {
+        match self.open(token) {
+            Some((0, _)) => KeyMatch::Primary,
+            Some(_) => KeyMatch::Older,
+            None => KeyMatch::None,
+        }
+    }
+
+    /// The index of the first key that opens `token`, and the plaintext.
+    fn open(&self, token: &str) -> Option<(usize, Zeroizing<Vec<u8>>)> {
+        let token = token.trim();
+        // The timestamp is read before it is authenticated, only to decrypt "at" a time
+        // that disables the skew check; the HMAC is still checked over every byte.
+        let at = token_timestamp(token)?.max(unix_now());
+        self.fernets.iter().enumerate().find_map(|(i, f)| {
+            f.decrypt_at_time(token, None, at)
+                .ok()
+                .map(|p| (i, Zeroizing::new(p)))
+        })
     }
 
     /// Opens a token holding a UTF-8 secret (an access token, a webhook secret).
@@ -112,13 +173,21 @@ impl Keyring {
     /// it already opens with the primary key (nothing to do: rotation is idempotent).
     pub fn rotate(&self, token: &str) -> Result<Option<String>, VaultError> {
         let token = token.trim();
-        if self.primary.decrypt(token).is_ok() {
-            return Ok(None);
+        match self.open(token) {
+            None => Err(VaultError::Undecryptable),
+            Some((0, _)) => Ok(None),
+            Some((_, plaintext)) => {
+                let timestamp = token_timestamp(token).ok_or(VaultError::Undecryptable)?;
+                Ok(Some(self.primary().encrypt_at_time(&plaintext, timestamp)))
+            }
         }
-        let plaintext = self.decrypt(token)?;
-        let timestamp = token_timestamp(token).ok_or(VaultError::Undecryptable)?;
-        Ok(Some(self.primary.encrypt_at_time(&plaintext, timestamp)))
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The (unauthenticated) creation time written in a Fernet token.

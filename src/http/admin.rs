@@ -1,0 +1,185 @@
+//! The admin API (`/admin/v1/…`, `Authorization: Bearer <admin token>`): channels in the
+//! store and vault rotation. Handlers only parse and answer; the work is in
+//! [`crate::vault::registry`] and [`crate::vault::rotation`], shared with the CLI.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::body::{read_limited, require_json};
+use super::problem::ApiError;
+use crate::app::AppState;
+use crate::live::Live;
+use crate::store::StoreError;
+use crate::vault::registry::{self, ChannelInput, PutOutcome, RegistryError};
+use crate::vault::rotation;
+
+/// Checks the bearer token against `admin.tokens` (constant time).
+fn authorize(req: &HttpRequest, live: &Live) -> Result<(), ApiError> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let token = value.and_then(|v| {
+        let (scheme, token) = v.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    });
+    match token {
+        Some(t) if live.is_admin_token(t) => Ok(()),
+        Some(_) => {
+            metrics::counter!("switchboard_admin_unauthorized_total").increment(1);
+            tracing::warn!("Admin request with a wrong token refused.");
+            Err(ApiError::unauthorized("the admin token is not valid"))
+        }
+        None => {
+            metrics::counter!("switchboard_admin_unauthorized_total").increment(1);
+            tracing::warn!("Admin request without a bearer token refused.");
+            Err(ApiError::unauthorized(
+                "an `Authorization: Bearer <admin token>` header is required",
+            ))
+        }
+    }
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    tracing::error!(error = %e, "Admin request failed: store unavailable.");
+    ApiError::unavailable("the store is unavailable; retry later")
+}
+
+fn registry_error(e: RegistryError) -> ApiError {
+    match e {
+        RegistryError::Invalid { field, message } => {
+            ApiError::invalid_field(field, format!("{field}: {message}"))
+        }
+        RegistryError::NotFound(c) => {
+            ApiError::channel_not_found(format!("channel {c} is not in the store"))
+        }
+        RegistryError::Store(e) => store_error(e),
+    }
+}
+
+/// The body of `PUT /admin/v1/channels/{kind}/{id}`: plaintext secrets, which are never
+/// logged and are encrypted before they are stored.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutChannelBody {
+    tenant: String,
+    token: SecretString,
+    #[serde(default)]
+    webhook_secret: Option<SecretString>,
+    /// The Meta user who connected the channel (optional; kept when absent).
+    #[serde(default)]
+    user_id: Option<String>,
+}
+
+/// `PUT /admin/v1/channels/{kind}/{id}`: 201 when created, 200 when replaced.
+pub async fn put_channel(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let live = state.live.load_full();
+    authorize(&req, &live)?;
+    let (kind, id) = path.into_inner();
+    let channel = registry::parse_channel(&kind, &id).map_err(registry_error)?;
+    let body = read_limited(&req, payload, live.settings.server.max_body_bytes).await?;
+    require_json(&req)?;
+    let de = &mut serde_json::Deserializer::from_slice(&body);
+    let parsed: PutChannelBody = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        // serde's message names the problem (missing or unknown field, wrong type); for
+        // string fields it never quotes the value.
+        let message = e.into_inner().to_string();
+        let field = if path == "." || path.is_empty() {
+            // "missing field `tenant`", "unknown field `tokn`, expected …"
+            message.split('`').nth(1).map(str::to_owned)
+        } else {
+            Some(path)
+        };
+        match field {
+            Some(f) => ApiError::invalid_field(f.clone(), format!("{f}: {message}")),
+            None => ApiError::invalid(format!(
+                "the body must be {{\"tenant\", \"token\", \"webhook_secret\"}}: {message}"
+            )),
+        }
+    })?;
+    let input = ChannelInput {
+        tenant: parsed.tenant,
+        token: parsed.token,
+        webhook_secret: parsed.webhook_secret,
+        user_id: parsed.user_id,
+    };
+    let (view, outcome) = registry::put(&state.store, &live, &channel, input)
+        .await
+        .map_err(registry_error)?;
+    Ok(match outcome {
+        PutOutcome::Created => HttpResponse::Created().json(view),
+        PutOutcome::Replaced => HttpResponse::Ok().json(view),
+    })
+}
+
+/// `GET /admin/v1/channels`: every channel in the store, without secrets.
+pub async fn list_channels(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let live = state.live.load_full();
+    authorize(&req, &live)?;
+    let channels = registry::list(&state.store, &live)
+        .await
+        .map_err(store_error)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "count": channels.len(),
+        "channels": channels,
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct DeleteQuery {
+    /// Also revoke the token at the provider: reserved, not available yet.
+    #[serde(default)]
+    revoke: Option<String>,
+}
+
+/// `DELETE /admin/v1/channels/{kind}/{id}`: 204, or 404 when absent.
+pub async fn delete_channel(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    query: web::Query<DeleteQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let live = state.live.load_full();
+    authorize(&req, &live)?;
+    match query.revoke.as_deref() {
+        None | Some("false") => {}
+        Some("true") => {
+            return Err(ApiError::invalid_field(
+                "revoke",
+                "revoke=true is not available yet: revoke the token with the provider, then delete",
+            ))
+        }
+        Some(_) => return Err(ApiError::invalid_field("revoke", "must be true or false")),
+    }
+    let (kind, id) = path.into_inner();
+    let channel = registry::parse_channel(&kind, &id).map_err(registry_error)?;
+    registry::delete(&state.store, &channel)
+        .await
+        .map_err(registry_error)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /admin/v1/vault/rotate`: re-encrypts every stored secret under the primary key.
+pub async fn rotate_vault(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let live = state.live.load_full();
+    authorize(&req, &live)?;
+    let report = rotation::rotate_all(&state.store, &live.keyring, &live.settings)
+        .await
+        .map_err(store_error)?;
+    Ok(HttpResponse::Ok().json(report))
+}
