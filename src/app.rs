@@ -1,10 +1,12 @@
 //! Building and running the relay: one [`Application::build`] used by `main` and by the
 //! tests alike, so tests exercise the real wiring.
 //!
-//! Background tasks: the config reloader (SIGHUP, or the config file changing) and the
+//! Background tasks: the config reloader (SIGHUP, or the config file changing), the
 //! writer of `[[channels]]` from the config into the store (retried until the store
-//! answers). Shutdown on SIGTERM/SIGINT is graceful: the listener closes, requests in
-//! flight finish (up to `server.shutdown_timeout_s`).
+//! answers), and the retry worker ([`crate::delivery::worker`]). Shutdown on
+//! SIGTERM/SIGINT is graceful: the listener closes, requests in flight finish (up to
+//! `server.shutdown_timeout_s`), then the worker stops taking entries and waits for its
+//! attempts in flight, each of which ends delivered or back in the buffer.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -41,6 +43,8 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    /// The retry worker (`None` with `delivery.worker = false`); stopped after the server.
+    worker: Option<crate::delivery::WorkerHandle>,
 }
 
 /// Opens the configured store (lazily connected).
@@ -68,7 +72,7 @@ impl Application {
             Duration::from_millis(settings.delivery.timeout_ms),
             settings.delivery.max_response_bytes,
         )?;
-        let dispatcher = Dispatcher::new(store.clone(), client);
+        let dispatcher = Dispatcher::new(store.clone(), client, &settings.delivery);
         let listener = TcpListener::bind(&settings.server.bind)?;
         let port = listener.local_addr()?.port();
         let workers = match settings.server.workers {
@@ -101,11 +105,19 @@ impl Application {
 
         tokio::spawn(sync_config_channels_until_done(state.clone()));
         tokio::spawn(crate::reload::watch(state.clone(), config_path));
+        let worker = live.load().settings.delivery.worker.then(|| {
+            crate::delivery::worker::spawn(Arc::new(crate::delivery::Worker::new(
+                live.clone(),
+                state.dispatcher.clone(),
+                crate::delivery::Worker::consumer_name(),
+            )))
+        });
 
         Ok(Self {
             port,
             server,
             state,
+            worker,
         })
     }
 
@@ -122,9 +134,14 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGTERM/SIGINT (or [`Application::handle`]`.stop`).
+    /// Serves until SIGTERM/SIGINT (or [`Application::handle`]`.stop`), then stops the
+    /// retry worker: attempts in flight end delivered or back in the buffer.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        if let Some(worker) = self.worker {
+            worker.shutdown().await;
+        }
+        served
     }
 }
 

@@ -138,6 +138,64 @@ pub struct DeliverySettings {
     pub ordered_per_conversation: bool,
     pub max_concurrency: usize,
     pub max_response_bytes: usize,
+    /// First retry delay; doubled on every failed attempt, ±20 % jitter.
+    #[serde(default = "d_retry_base_ms")]
+    pub retry_base_ms: u64,
+    /// Largest retry delay.
+    #[serde(default = "d_retry_max_ms")]
+    pub retry_max_ms: u64,
+    /// Redis streams the retry buffer is spread over (one hash slot each); fixed for
+    /// the life of a buffer.
+    #[serde(default = "d_retry_shards")]
+    pub retry_shards: u16,
+    /// An entry read by a replica that stays unacknowledged this long is claimed by
+    /// another (the visibility timeout); must exceed `delivery.timeout_ms`.
+    #[serde(default = "d_claim_idle_ms")]
+    pub claim_idle_ms: u64,
+    /// How long an idle worker waits for new entries per read.
+    #[serde(default = "d_poll_ms")]
+    pub poll_ms: u64,
+    /// Buffered events delivered at once by one replica's worker.
+    #[serde(default = "d_worker_concurrency")]
+    pub worker_concurrency: usize,
+    /// Whether this replica runs the retry worker (off only in tests that drive it).
+    #[serde(default = "d_true")]
+    pub worker: bool,
+    /// Consecutive failures of a tenant's CRM that open its circuit breaker.
+    #[serde(default = "d_breaker_failures")]
+    pub breaker_failures: u32,
+    /// How long an open breaker sends a tenant's events straight to the buffer before
+    /// one probe is let through.
+    #[serde(default = "d_breaker_cooldown_ms")]
+    pub breaker_cooldown_ms: u64,
+}
+
+fn d_retry_base_ms() -> u64 {
+    1_000
+}
+fn d_retry_max_ms() -> u64 {
+    600_000
+}
+fn d_retry_shards() -> u16 {
+    4
+}
+fn d_claim_idle_ms() -> u64 {
+    30_000
+}
+fn d_poll_ms() -> u64 {
+    500
+}
+fn d_worker_concurrency() -> usize {
+    16
+}
+fn d_true() -> bool {
+    true
+}
+fn d_breaker_failures() -> u32 {
+    5
+}
+fn d_breaker_cooldown_ms() -> u64 {
+    10_000
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -420,6 +478,19 @@ impl Settings {
             return Err(ConfigError::invalid(
                 "delivery.timeout_ms",
                 "must be greater than 0",
+            ));
+        }
+        let retry = &self.delivery;
+        if retry.claim_idle_ms <= self.delivery.timeout_ms {
+            return Err(ConfigError::invalid(
+                "delivery.claim_idle_ms",
+                "must be greater than delivery.timeout_ms (else entries in flight are claimed twice)",
+            ));
+        }
+        if retry.retry_shards == 0 || retry.worker_concurrency == 0 || retry.retry_base_ms == 0 {
+            return Err(ConfigError::invalid(
+                "delivery.retry_shards",
+                "retry_shards, worker_concurrency and retry_base_ms must be greater than 0",
             ));
         }
         if self.delivery.max_concurrency == 0 {

@@ -2,13 +2,19 @@
 //!
 //! [`Dispatcher::dispatch`] takes the events of one webhook: it routes each by its
 //! channel (store lookup → tenant), drops the ones the CRM already accepted (dedupe),
-//! and POSTs the rest, one conversation after another in order, conversations in
-//! parallel. An event counts as seen only once its CRM accepted it. What could not be
-//! delivered is reported back, so the webhook is answered 5xx and the provider retries:
-//! nothing is acknowledged and lost.
+//! and offers the rest to the CRM directly, one conversation after another in order,
+//! conversations in parallel. What the CRM does not take within `delivery.timeout_ms`
+//! goes, Fernet-encrypted, into the [`buffer`] (so does an event whose tenant's
+//! [`breaker`] is open, or whose conversation already waits in the buffer), and the
+//! [`worker`] of any replica delivers it later. An event counts as seen only once its
+//! CRM accepted it. Only what could be neither delivered nor buffered is reported back,
+//! so the webhook is answered 5xx and the provider retries: nothing acknowledged is lost.
 
+pub mod breaker;
+pub mod buffer;
 pub mod client;
 pub mod signing;
+pub mod worker;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,12 +25,16 @@ use futures_util::stream::{self, StreamExt};
 use secrecy::SecretString;
 
 use crate::channels::ChannelRef;
+use crate::config::DeliverySettings;
 use crate::event::Event;
 use crate::live::Live;
 use crate::store::{Store, StoreBackend, StoreError};
 
+pub use breaker::{Admission, Breakers};
+pub use buffer::{BufferError, Entry, Pushed, RetryBuffer, Sealed};
 pub use client::{CrmClient, DeliveryError};
 pub use signing::Signer;
+pub use worker::{Outcome, Worker, WorkerHandle};
 
 /// One downstream CRM, as the live configuration describes it.
 #[derive(Debug)]
@@ -41,6 +51,9 @@ pub struct Tenant {
 pub struct DispatchReport {
     /// Accepted by their CRM now.
     pub delivered: usize,
+    /// Kept, encrypted, in the retry buffer (now or by an earlier delivery of the same
+    /// webhook): the worker delivers them.
+    pub buffered: usize,
     /// Already accepted earlier (a redelivered webhook).
     pub duplicates: usize,
     /// For a channel no tenant claims: answered 200, counted, never forwarded to a guess.
@@ -55,30 +68,91 @@ impl DispatchReport {
     }
 }
 
-/// Routes, dedupes and delivers events.
+/// Routes, dedupes and delivers events; buffers what the CRM does not take.
 #[derive(Clone)]
 pub struct Dispatcher {
     store: Store,
     client: CrmClient,
+    buffer: RetryBuffer,
+    breakers: Arc<Breakers>,
 }
 
 enum Step {
     Delivered,
     Duplicate,
+    Buffered,
     Failed,
 }
 
+/// The ids of one event, for logs and metrics (never its content).
+#[derive(Debug, Clone, Copy)]
+pub struct EventIds<'a> {
+    pub id: &'a str,
+    pub channel: &'a str,
+    pub event_type: &'a str,
+}
+
+/// Where an attempt came from, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Direct,
+    Buffer,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Direct => "direct",
+            Source::Buffer => "buffer",
+        }
+    }
+}
+
 impl Dispatcher {
-    pub fn new(store: Store, client: CrmClient) -> Self {
-        Self { store, client }
+    /// The buffer follows the store: Redis streams, or in-process for `memory`.
+    pub fn new(store: Store, client: CrmClient, delivery: &DeliverySettings) -> Self {
+        let claim_idle = Duration::from_millis(delivery.claim_idle_ms);
+        let buffer = match &store {
+            Store::Redis(r) => RetryBuffer::Redis(buffer::RedisBuffer::new(
+                (**r).clone(),
+                delivery.retry_shards,
+                claim_idle,
+            )),
+            Store::Memory(_) => {
+                RetryBuffer::Memory(Arc::new(buffer::MemoryBuffer::new(claim_idle)))
+            }
+        };
+        let breakers = Arc::new(Breakers::new(
+            delivery.breaker_failures,
+            Duration::from_millis(delivery.breaker_cooldown_ms),
+            Duration::from_millis(delivery.timeout_ms.saturating_mul(2)),
+        ));
+        Self {
+            store,
+            client,
+            buffer,
+            breakers,
+        }
     }
 
     pub fn client(&self) -> &CrmClient {
         &self.client
     }
 
-    /// Delivers the events of one webhook. A store failure while routing is returned as
-    /// an error (nothing was delivered; answer 503).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn buffer(&self) -> &RetryBuffer {
+        &self.buffer
+    }
+
+    pub fn breakers(&self) -> &Breakers {
+        &self.breakers
+    }
+
+    /// Delivers (or buffers) the events of one webhook. A store failure while routing
+    /// is returned as an error (nothing was delivered; answer 503).
     pub async fn dispatch(
         &self,
         live: &Live,
@@ -106,16 +180,16 @@ impl Dispatcher {
             }
         }
 
-        let window = Duration::from_secs(live.settings.delivery.dedupe_window_s);
         let concurrency = live.settings.delivery.max_concurrency;
         let mut results = stream::iter(groups)
-            .map(|group| self.deliver_group(group, window))
+            .map(|group| self.deliver_group(live, group))
             .buffer_unordered(concurrency);
         while let Some(steps) = results.next().await {
             for step in steps {
                 match step {
                     Step::Delivered => report.delivered += 1,
                     Step::Duplicate => report.duplicates += 1,
+                    Step::Buffered => report.buffered += 1,
                     Step::Failed => report.failed += 1,
                 }
             }
@@ -188,9 +262,11 @@ impl Dispatcher {
         Ok(routed)
     }
 
-    /// Delivers one conversation's events in order; after a failure the rest of the
-    /// group is not attempted (a later event never overtakes an earlier one).
-    async fn deliver_group(&self, group: Vec<(Arc<Tenant>, Event)>, window: Duration) -> Vec<Step> {
+    /// Delivers one conversation's events in order. Once one is buffered, the later
+    /// ones queue behind it (with ordering on); once one could be neither delivered nor
+    /// buffered, the rest are not attempted (a later event never overtakes an earlier
+    /// one, and the provider retries the webhook).
+    async fn deliver_group(&self, live: &Live, group: Vec<(Arc<Tenant>, Event)>) -> Vec<Step> {
         let mut steps = Vec::with_capacity(group.len());
         let mut blocked = false;
         for (tenant, event) in group {
@@ -198,14 +274,21 @@ impl Dispatcher {
                 steps.push(Step::Failed);
                 continue;
             }
-            let step = self.deliver_event(&tenant, &event, window).await;
+            let step = self.deliver_event(live, &tenant, &event).await;
             blocked = matches!(step, Step::Failed);
             steps.push(step);
         }
         steps
     }
 
-    async fn deliver_event(&self, tenant: &Tenant, event: &Event, window: Duration) -> Step {
+    async fn deliver_event(&self, live: &Live, tenant: &Tenant, event: &Event) -> Step {
+        let delivery = &live.settings.delivery;
+        let channel = event.channel.to_string();
+        let ids = EventIds {
+            id: event.id.as_str(),
+            channel: &channel,
+            event_type: event.event_type.as_str(),
+        };
         let dedupe_key = self.store.keys().dedupe(&event.id);
         match self.store.exists(&dedupe_key).await {
             Ok(true) => {
@@ -219,17 +302,122 @@ impl Dispatcher {
                 return Step::Failed;
             }
         }
-        let body = Bytes::from(event.to_body(&tenant.id, tenant.include_raw));
-        match self.deliver_body(tenant, event, body).await {
-            Ok(()) => {
-                if let Err(e) = self.store.set_ex(&dedupe_key, "1", window).await {
-                    // Delivered but not remembered: a redelivery may reach the CRM twice
-                    // (at-least-once), which webhook-id lets it detect.
-                    tracing::warn!(event_id = %event.id, error = %e, stage = "sending", "Delivered event could not be marked as seen.");
-                }
-                Step::Delivered
+        let conv = event
+            .ordering_key()
+            .map(|k| tenant.signer.conversation_hash(&k))
+            .unwrap_or_default();
+        let shard = self
+            .buffer
+            .shard_for(if conv.is_empty() { ids.id } else { &conv });
+        let ordered = delivery.ordered_per_conversation && !conv.is_empty();
+        let presence = match self
+            .buffer
+            .presence(shard, ids.id, ordered.then_some(conv.as_str()))
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(event_id = %event.id, error = %e, stage = "processing", "Retry buffer check failed.");
+                return Step::Failed;
             }
-            Err(_) => Step::Failed,
+        };
+        if presence.pending {
+            metrics::counter!("switchboard_events_already_buffered_total", "tenant" => tenant.id.clone()).increment(1);
+            tracing::info!(event_id = %event.id, tenant = %tenant.id, stage = "processing", "Redelivered event is already in the retry buffer.");
+            return Step::Buffered;
+        }
+        let body = Bytes::from(event.to_body(&tenant.id, tenant.include_raw));
+        let now = crate::event::now_ms();
+        let mut entry = Entry {
+            id: ids.id.to_owned(),
+            tenant: tenant.id.clone(),
+            channel: ids.channel.to_owned(),
+            conv,
+            attempts: 0,
+            due: now,
+            first: now,
+            payload: String::new(),
+        };
+        let reason = if presence.behind {
+            "ordered"
+        } else {
+            match self.breakers.admit(&tenant.id) {
+                Admission::Open { until } => {
+                    entry.due =
+                        now + until.saturating_duration_since(Instant::now()).as_millis() as i64;
+                    "breaker_open"
+                }
+                _ => {
+                    let started = Instant::now();
+                    let result = self
+                        .deliver_body(tenant, ids, body.clone(), Source::Direct)
+                        .await;
+                    self.breakers.record(&tenant.id, result.is_ok());
+                    match result {
+                        Ok(()) => {
+                            metrics::histogram!("switchboard_delivery_latency_seconds", "tenant" => tenant.id.clone(), "source" => "direct")
+                                .record(started.elapsed().as_secs_f64());
+                            self.mark_seen(&dedupe_key, ids.id, delivery).await;
+                            return Step::Delivered;
+                        }
+                        Err(e) => {
+                            entry.attempts = 1;
+                            let wait = e.retry_after().unwrap_or_else(|| {
+                                worker::backoff(1, delivery.retry_base_ms, delivery.retry_max_ms)
+                            });
+                            entry.due = now + wait.as_millis() as i64;
+                            "failed"
+                        }
+                    }
+                }
+            }
+        };
+        let sealed = Sealed {
+            id: entry.id.clone(),
+            event_type: ids.event_type.to_owned(),
+            tenant: tenant.id.clone(),
+            channel: entry.channel.clone(),
+            // The body is JSON made by serde_json: always UTF-8.
+            body: String::from_utf8_lossy(&body).into_owned(),
+        };
+        entry.payload = Entry::seal(&live.keyring, &sealed);
+        let ttl = Duration::from_secs(delivery.retry_buffer_ttl_s);
+        match self.buffer.push(&entry, ordered, ttl).await {
+            Ok(pushed) => {
+                metrics::counter!("switchboard_events_buffered_total", "tenant" => tenant.id.clone(), "reason" => reason).increment(1);
+                tracing::info!(
+                    event_id = ids.id,
+                    tenant = %tenant.id,
+                    channel = ids.channel,
+                    event_type = ids.event_type,
+                    reason,
+                    parked = pushed == Pushed::Parked,
+                    stage = "sending",
+                    "Event kept in the retry buffer."
+                );
+                Step::Buffered
+            }
+            Err(e) => {
+                metrics::counter!("switchboard_buffer_failures_total", "tenant" => tenant.id.clone()).increment(1);
+                tracing::error!(
+                    event_id = ids.id,
+                    tenant = %tenant.id,
+                    error = %e,
+                    stage = "sending",
+                    "Event could be neither delivered nor buffered; the webhook is refused so the provider retries."
+                );
+                Step::Failed
+            }
+        }
+    }
+
+    /// Remembers that the CRM accepted an event (for the dedupe window).
+    pub async fn mark_seen(&self, dedupe_key: &str, event_id: &str, delivery: &DeliverySettings) {
+        let window = Duration::from_secs(delivery.dedupe_window_s);
+        if let Err(e) = self.store.set_ex(dedupe_key, "1", window).await {
+            // Delivered but not remembered: a redelivery may reach the CRM twice
+            // (at-least-once), which webhook-id lets it detect.
+            tracing::warn!(event_id, error = %e, stage = "sending", "Delivered event could not be marked as seen.");
         }
     }
 
@@ -237,34 +425,39 @@ impl Dispatcher {
     pub async fn deliver_body(
         &self,
         tenant: &Tenant,
-        event: &Event,
+        ids: EventIds<'_>,
         body: Bytes,
+        source: Source,
     ) -> Result<(), DeliveryError> {
         let started = Instant::now();
-        let result = self.client.deliver(tenant, event.id.as_str(), body).await;
+        let result = self.client.deliver(tenant, ids.id, body).await;
         let elapsed = started.elapsed().as_secs_f64();
-        metrics::histogram!("switchboard_delivery_duration_seconds", "tenant" => tenant.id.clone())
+        metrics::histogram!("switchboard_delivery_duration_seconds", "tenant" => tenant.id.clone(), "source" => source.as_str())
             .record(elapsed);
         match &result {
             Ok(()) => {
-                metrics::counter!("switchboard_deliveries_total", "tenant" => tenant.id.clone(), "outcome" => "delivered").increment(1);
+                metrics::counter!("switchboard_deliveries_total", "tenant" => tenant.id.clone(), "source" => source.as_str(), "outcome" => "delivered").increment(1);
+                metrics::counter!("switchboard_events_delivered_total", "tenant" => tenant.id.clone(), "source" => source.as_str()).increment(1);
                 tracing::info!(
-                    event_id = %event.id,
+                    event_id = ids.id,
                     tenant = %tenant.id,
-                    channel = %event.channel,
-                    event_type = %event.event_type,
+                    channel = ids.channel,
+                    event_type = ids.event_type,
+                    source = source.as_str(),
                     elapsed_ms = (elapsed * 1000.0) as u64,
                     stage = "sending",
                     "Event delivered."
                 );
             }
             Err(e) => {
-                metrics::counter!("switchboard_deliveries_total", "tenant" => tenant.id.clone(), "outcome" => e.label()).increment(1);
+                metrics::counter!("switchboard_deliveries_total", "tenant" => tenant.id.clone(), "source" => source.as_str(), "outcome" => e.label()).increment(1);
+                metrics::counter!("switchboard_delivery_failures_total", "tenant" => tenant.id.clone(), "source" => source.as_str(), "reason" => e.label()).increment(1);
                 tracing::warn!(
-                    event_id = %event.id,
+                    event_id = ids.id,
                     tenant = %tenant.id,
-                    channel = %event.channel,
-                    event_type = %event.event_type,
+                    channel = ids.channel,
+                    event_type = ids.event_type,
+                    source = source.as_str(),
                     error = %e,
                     stage = "sending",
                     "Event delivery failed."

@@ -60,6 +60,20 @@ impl Signer {
         Ok(Self { keyed })
     }
 
+    /// A keyed hash (HMAC under the primary signing secret, 128 bits in hex) of a
+    /// conversation key: the retry buffer names conversations by it, so Redis never
+    /// holds a phone number, and the hash cannot be reversed by trying every number
+    /// without the tenant's secret. Changes when the primary secret changes.
+    pub fn conversation_hash(&self, conversation_key: &str) -> String {
+        let Some(keyed) = self.keyed.first() else {
+            return String::new();
+        };
+        let mut mac = keyed.clone();
+        mac.update(b"switchboard-conversation\0");
+        mac.update(conversation_key.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+
     /// The `webhook-signature` header value.
     pub fn sign(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
         let mut out = String::with_capacity(self.keyed.len() * 48);

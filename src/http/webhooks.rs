@@ -1,7 +1,8 @@
 //! Inbound webhooks: Meta's subscription handshake and signed event deliveries.
 //! Verify (raw bytes) → normalize (pure) → dispatch (route, dedupe, deliver). A webhook
-//! is answered 200 only once every event is delivered (or, for an unknown channel,
-//! counted and dropped on purpose); otherwise 503, so the provider retries.
+//! is answered 200 only once every event is delivered or kept in the retry buffer (or,
+//! for an unknown channel, counted and dropped on purpose); otherwise 503, so the
+//! provider retries.
 
 use std::collections::HashMap;
 
@@ -116,6 +117,7 @@ pub async fn dispatch_and_answer(
     Ok(HttpResponse::Ok().json(json!({
         "events": total,
         "delivered": report.delivered,
+        "buffered": report.buffered,
         "duplicates": report.duplicates,
         "unroutable": report.unroutable,
     })))

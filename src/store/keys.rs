@@ -7,10 +7,18 @@
 //! | `{prefix}idem:{tenant}:{sha256(key)}` | string | 24 h | the first response to an `Idempotency-Key` |
 //! | `{prefix}reauth:{kind}:{id}` | string | 1 h | `channel.reauth_required` was sent |
 //! | `{prefix}deletion:{code}` | string | retention | a data-deletion request's status |
+//! | `{prefix}retry:{sN}:stream` | stream + group `relay` | refreshed to `retry_buffer_ttl_s` + 1 h on every add | retry buffer shard N: entries ready for delivery |
+//! | `{prefix}retry:{sN}:delayed` | zset | same | entries waiting for their due time (score) |
+//! | `{prefix}retry:{sN}:pending:{event_id}` | string | `retry_buffer_ttl_s` + 1 h | the event is in the buffer (a redelivery is not buffered twice) |
+//! | `{prefix}retry:{sN}:head:{conv}` | string | same | the event id at the head of a conversation |
+//! | `{prefix}retry:{sN}:parked:{conv}` | list | same | a conversation's later entries, in order |
+//! | `{prefix}retry:{sN}:tenant:{tenant}` | zset | same | event id → first-seen ms, for depth and age gauges |
 //!
-//! Each key stands alone (no multi-key command spans two of them), so every key works on
-//! a Redis Cluster without hash tags. The retry buffer's keys are described in
-//! [`crate::delivery::buffer`].
+//! Each key above the retry buffer stands alone (no multi-key command spans two of
+//! them), so it works on a Redis Cluster without hash tags. The retry buffer's keys of
+//! one shard share the hash tag `{sN}` (one slot, so its Lua scripts are atomic); `conv`
+//! is a keyed hash of the conversation, never a phone number. The design is described
+//! in [`crate::delivery::buffer`].
 
 use sha2::{Digest, Sha256};
 
@@ -68,6 +76,35 @@ impl Keys {
         format!("{}deletion:{}", self.prefix, code)
     }
 
+    /// The hash tag and prefix of retry buffer shard `shard`: `{prefix}retry:{sN}:`.
+    fn retry(&self, shard: u16) -> String {
+        format!("{}retry:{{s{}}}:", self.prefix, shard)
+    }
+
+    pub fn retry_stream(&self, shard: u16) -> String {
+        format!("{}stream", self.retry(shard))
+    }
+
+    pub fn retry_delayed(&self, shard: u16) -> String {
+        format!("{}delayed", self.retry(shard))
+    }
+
+    pub fn retry_pending(&self, shard: u16, event_id: &str) -> String {
+        format!("{}pending:{}", self.retry(shard), event_id)
+    }
+
+    pub fn retry_head(&self, shard: u16, conv: &str) -> String {
+        format!("{}head:{}", self.retry(shard), conv)
+    }
+
+    pub fn retry_parked(&self, shard: u16, conv: &str) -> String {
+        format!("{}parked:{}", self.retry(shard), conv)
+    }
+
+    pub fn retry_tenant(&self, shard: u16, tenant: &str) -> String {
+        format!("{}tenant:{}", self.retry(shard), tenant)
+    }
+
     /// Any other relay key: `{prefix}{name}` (for modules that own their own layout).
     pub fn named(&self, name: &str) -> String {
         format!("{}{}", self.prefix, name)
@@ -87,5 +124,20 @@ mod tests {
         assert_eq!(key, "switchboard:channel:whatsapp:106540352242922");
         assert_eq!(k.parse_channel(&key), Some(c));
         assert_eq!(k.parse_channel("switchboard:channel:fax:1"), None);
+    }
+
+    #[test]
+    fn retry_keys_of_a_shard_share_one_hash_tag() {
+        let k = Keys::new("switchboard:");
+        assert_eq!(k.retry_stream(3), "switchboard:retry:{s3}:stream");
+        for key in [
+            k.retry_delayed(3),
+            k.retry_pending(3, "evt_1"),
+            k.retry_head(3, "ab"),
+            k.retry_parked(3, "ab"),
+            k.retry_tenant(3, "acme"),
+        ] {
+            assert!(key.starts_with("switchboard:retry:{s3}:"), "{key}");
+        }
     }
 }

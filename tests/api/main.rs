@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 mod cluster;
+mod delivery_buffer;
+mod delivery_support;
 mod event_schema;
 mod helpers;
 mod inbound_whatsapp;

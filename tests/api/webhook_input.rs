@@ -146,7 +146,7 @@ async fn oversized_body_is_413() {
 }
 
 #[tokio::test]
-async fn a_crm_failure_is_answered_503_and_the_event_is_not_marked_seen() {
+async fn a_crm_failure_is_answered_200_buffered_and_delivered_later_once() {
     let app = spawn_app().await;
     Mock::given(method("POST"))
         .and(path(CRM_PATH))
@@ -157,20 +157,25 @@ async fn a_crm_failure_is_answered_503_and_the_event_is_not_marked_seen() {
         .await;
     let body = fixture("whatsapp/text.json");
     let (status, v) = problem(app.post_meta(&body).await).await;
-    assert_eq!(status, 503);
-    assert_eq!(v["code"], "upstream_unavailable");
-    // Meta retries: now the CRM accepts, and the event arrives (it was never marked seen).
-    assert_eq!(app.post_meta(&body).await.status(), 200);
-    let reqs = app.crm_requests().await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["buffered"], 1);
+    assert_eq!(v["delivered"], 0);
+    // Not marked seen while it waits; the worker delivers it with the same webhook-id.
+    let reqs = app.wait_for_crm(CRM_PATH, 2).await;
     assert_eq!(reqs.len(), 2);
     assert_eq!(
         reqs[0].headers.get("webhook-id"),
         reqs[1].headers.get("webhook-id")
     );
+    // Now it is seen: Meta redelivering the webhook reaches the CRM no more.
+    let (status, v) = problem(app.post_meta(&body).await).await;
+    assert_eq!(status, 200);
+    assert_eq!(v["duplicates"], 1);
+    assert_eq!(app.crm_requests().await.len(), 2);
 }
 
 #[tokio::test]
-async fn a_slow_crm_times_out_into_a_503() {
+async fn a_slow_crm_times_out_into_the_buffer_and_is_answered_200_quickly() {
     let app = spawn_app_with(TestOptions {
         delivery_timeout_ms: 200,
         ..Default::default()
@@ -183,9 +188,18 @@ async fn a_slow_crm_times_out_into_a_503() {
         .mount(&app.crm)
         .await;
     let started = std::time::Instant::now();
-    let resp = app.post_meta(&fixture("whatsapp/text.json")).await;
-    assert_eq!(resp.status(), 503);
+    let (status, v) = problem(app.post_meta(&fixture("whatsapp/text.json")).await).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["buffered"], 1);
     assert!(started.elapsed() < Duration::from_secs(2));
+    let depth = app
+        .state
+        .dispatcher
+        .buffer()
+        .depths(&["acme".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(depth[0].depth, 1, "kept in the retry buffer");
 }
 
 #[tokio::test]

@@ -1,0 +1,369 @@
+//! The retry buffer against a real redis-server and a real HTTP CRM: events the CRM
+//! does not take are answered 200, kept encrypted, and delivered later, once, in order.
+
+use std::time::{Duration, Instant};
+
+use switchboard::delivery::{Outcome, Worker};
+use switchboard::vault::Keyring;
+
+use crate::delivery_support::*;
+use crate::helpers::*;
+
+fn expected(convs: &[&str], per_conv: u32) -> Vec<(String, u32)> {
+    convs
+        .iter()
+        .flat_map(|c| (1..=per_conv).map(move |n| (c.to_string(), n)))
+        .collect()
+}
+
+#[tokio::test]
+async fn crm_down_then_back_every_event_arrives_once_in_conversation_order() {
+    let redis = RedisServer::start();
+    let mut crm = Crm::start().await;
+    crm.set(Mode::Fail);
+    let key = Keyring::generate_key();
+    let relay = Relay::start(
+        Some(&redis.url()),
+        &crm.uri(),
+        &key,
+        300,
+        &delivery_toml(""),
+    )
+    .await;
+
+    let convs = [
+        "4915110000001",
+        "4915110000002",
+        "4915110000003",
+        "4915110000004",
+    ];
+    let per_conv = 8u32;
+    // Two messages of a conversation per webhook, conversations interleaved; the CRM
+    // fails, then drops connections, then is down, then comes back.
+    for round in 0..per_conv / 2 {
+        match round {
+            1 => crm.set(Mode::Closed),
+            2 => crm.down().await,
+            _ => {}
+        }
+        for c in convs {
+            let body = wa_webhook(WA_ACME, &[(c, round * 2 + 1), (c, round * 2 + 2)]);
+            assert_eq!(relay.post_meta(&body).await, 200, "round {round}");
+        }
+    }
+    assert!(relay.depth().await > 0, "the events wait in the buffer");
+    assert!(crm.accepted_at(CRM_PATH).is_empty());
+
+    crm.up().await;
+    crm.set(Mode::Ok);
+    let total = convs.len() * per_conv as usize;
+    let got = crm
+        .wait_accepted(CRM_PATH, total, Duration::from_secs(30))
+        .await;
+    assert!(relay.wait_drained(Duration::from_secs(10)).await);
+    // Nothing more arrives once drained.
+    let got_after = crm.accepted_at(CRM_PATH);
+    assert_eq!(got.len(), got_after.len());
+    let dups = assert_all_in_order(&got_after, &expected(&convs, per_conv));
+    assert_eq!(dups, 0, "no event reached the CRM twice");
+    // Signed per Standard Webhooks, webhook-id = event id, as for a direct delivery.
+    for r in &got_after {
+        verify_received(SIGNING_SECRET, r);
+    }
+}
+
+#[tokio::test]
+async fn a_buffered_delivery_verifies_with_the_standardwebhooks_crate() {
+    let app = spawn_app_with(TestOptions {
+        extra_toml: String::new(),
+        ..Default::default()
+    })
+    .await;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    Mock::given(method("POST"))
+        .and(path(CRM_PATH))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.crm)
+        .await;
+    assert_eq!(
+        app.post_meta(&fixture("whatsapp/text.json")).await.status(),
+        200
+    );
+    let reqs = app.wait_for_crm(CRM_PATH, 2).await;
+    assert_eq!(reqs.len(), 2, "the worker redelivered the buffered event");
+    let first = verify_standard_webhook(SIGNING_SECRET, &reqs[0]);
+    let second = verify_standard_webhook(SIGNING_SECRET, &reqs[1]);
+    assert_eq!(first, second, "the same body on every attempt");
+    assert_eq!(
+        reqs[0].headers.get("webhook-id"),
+        reqs[1].headers.get("webhook-id")
+    );
+}
+
+async fn relay_without_worker(redis: Option<&str>, crm: &Crm, extra: &str) -> (Relay, Worker) {
+    let key = Keyring::generate_key();
+    let relay = Relay::start(
+        redis,
+        &crm.uri(),
+        &key,
+        300,
+        &delivery_toml(&format!("worker = false\n{extra}")),
+    )
+    .await;
+    let worker = Worker::new(
+        relay.state.live.clone(),
+        relay.state.dispatcher.clone(),
+        "test-worker",
+    );
+    (relay, worker)
+}
+
+/// Steps the worker until `want` (or fails after 5 s).
+async fn step_until(worker: &Worker, want: Outcome) -> Vec<Outcome> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = Vec::new();
+    loop {
+        let o = worker.deliver_next().await.unwrap();
+        if o != Outcome::Idle {
+            seen.push(o);
+        }
+        if o == want {
+            return seen;
+        }
+        assert!(Instant::now() < deadline, "never {want:?}; saw {seen:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn later_events_of_a_conversation_queue_behind_buffered_ones_redis() {
+    let redis = RedisServer::start();
+    later_events_queue_behind(Some(&redis.url())).await;
+}
+
+#[tokio::test]
+async fn later_events_of_a_conversation_queue_behind_buffered_ones_memory() {
+    later_events_queue_behind(None).await;
+}
+
+async fn later_events_queue_behind(redis: Option<&str>) {
+    let crm = Crm::start().await;
+    let (relay, worker) = relay_without_worker(redis, &crm, "").await;
+    let a = "4915110000001";
+    let b = "4915110000002";
+    crm.set(Mode::Fail);
+    assert_eq!(relay.post_meta(&wa_webhook(WA_ACME, &[(a, 1)])).await, 200);
+    crm.set(Mode::Ok);
+    // a#2 must wait behind a#1; b#1 goes straight through.
+    assert_eq!(
+        relay
+            .post_meta(&wa_webhook(WA_ACME, &[(a, 2), (b, 1)]))
+            .await,
+        200
+    );
+    let direct = crm.accepted_at(CRM_PATH);
+    assert_eq!(direct.len(), 1);
+    assert_eq!(conv_and_n(&direct[0].body), (b.to_owned(), 1));
+    assert_eq!(relay.depth().await, 2);
+
+    assert_eq!(
+        step_until(&worker, Outcome::Delivered).await.last(),
+        Some(&Outcome::Delivered)
+    );
+    assert_eq!(
+        step_until(&worker, Outcome::Delivered).await.last(),
+        Some(&Outcome::Delivered)
+    );
+    assert_eq!(worker.deliver_next().await.unwrap(), Outcome::Idle);
+    let got: Vec<_> = crm
+        .accepted_at(CRM_PATH)
+        .iter()
+        .map(|r| conv_and_n(&r.body))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(b.to_owned(), 1), (a.to_owned(), 1), (a.to_owned(), 2)]
+    );
+    assert_eq!(relay.depth().await, 0);
+    // Delivered from the buffer counts as seen: a redelivery is a duplicate.
+    assert_eq!(relay.post_meta(&wa_webhook(WA_ACME, &[(a, 1)])).await, 200);
+    assert_eq!(crm.accepted_at(CRM_PATH).len(), 3);
+}
+
+#[tokio::test]
+async fn a_redelivered_webhook_of_a_buffered_event_is_not_buffered_twice() {
+    let redis = RedisServer::start();
+    let crm = Crm::start().await;
+    let (relay, worker) = relay_without_worker(Some(&redis.url()), &crm, "").await;
+    crm.set(Mode::Fail);
+    let body = wa_webhook(WA_ACME, &[("4915110000001", 1)]);
+    for _ in 0..3 {
+        assert_eq!(relay.post_meta(&body).await, 200);
+    }
+    assert_eq!(relay.depth().await, 1);
+    // Only the first webhook tried the CRM; the others found the event buffered.
+    assert_eq!(crm.received().len(), 1);
+    crm.set(Mode::Ok);
+    step_until(&worker, Outcome::Delivered).await;
+    assert_eq!(worker.deliver_next().await.unwrap(), Outcome::Idle);
+    assert_eq!(crm.accepted_at(CRM_PATH).len(), 1);
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_and_failed_attempts_back_off() {
+    let redis = RedisServer::start();
+    let crm = Crm::start().await;
+    let (relay, worker) = relay_without_worker(Some(&redis.url()), &crm, "").await;
+    crm.set(Mode::RetryAfter(1));
+    let started = Instant::now();
+    assert_eq!(
+        relay
+            .post_meta(&wa_webhook(WA_ACME, &[("4915110000001", 1)]))
+            .await,
+        200
+    );
+    // Due in 1 s (Retry-After), not after the 50 ms base backoff.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(worker.deliver_next().await.unwrap(), Outcome::Idle);
+    crm.set(Mode::Ok);
+    step_until(&worker, Outcome::Delivered).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn past_the_buffer_ttl_an_event_is_given_up_counted_and_deleted() {
+    let redis = RedisServer::start();
+    let crm = Crm::start().await;
+    let (relay, worker) =
+        relay_without_worker(Some(&redis.url()), &crm, "retry_buffer_ttl_s = 1").await;
+    crm.set(Mode::Fail);
+    assert_eq!(
+        relay
+            .post_meta(&wa_webhook(
+                WA_ACME,
+                &[("4915110000001", 1), ("4915110000001", 2)]
+            ))
+            .await,
+        200
+    );
+    assert_eq!(relay.depth().await, 2);
+    let seen = step_until(&worker, Outcome::GivenUp).await;
+    assert!(seen.contains(&Outcome::Retried), "{seen:?}");
+    // The parked second event is next in line, and also past its TTL.
+    step_until(&worker, Outcome::GivenUp).await;
+    assert_eq!(relay.depth().await, 0);
+    assert!(crm.accepted_at(CRM_PATH).is_empty());
+    let (dump, _) = dump_with_ttls(redis.port);
+    assert!(!dump.contains("pending:"), "{dump}");
+    assert!(!dump.contains("evt_"), "no entry left: {dump}");
+    let metrics = relay
+        .http
+        .get(format!("{}/metrics", relay.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "switchboard_events_given_up_total{tenant=\"acme\",type=\"message.received\"}"
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn buffered_events_leave_no_text_phone_number_or_token_in_redis() {
+    let redis = RedisServer::start();
+    let crm = Crm::start().await;
+    let (relay, _worker) = relay_without_worker(Some(&redis.url()), &crm, "").await;
+    crm.set(Mode::Fail);
+    let convs = ["4915112345671", "4915112345672", "4915112345673"];
+    for c in convs {
+        let body = wa_webhook(WA_ACME, &[(c, 1), (c, 2)]);
+        assert_eq!(relay.post_meta(&body).await, 200);
+    }
+    assert_eq!(relay.depth().await, 6);
+    let (dump, ttls) = dump_with_ttls(redis.port);
+    assert!(dump.contains("retry:{s"), "the buffer is in Redis: {dump}");
+    assert!(dump.contains("gAAAAA"), "as Fernet tokens");
+    for needle in [
+        "secret text",
+        "Sheena",
+        "wa-token-secret",
+        "wamid.",
+        SIGNING_SECRET,
+        &relay.vault_key,
+    ] {
+        assert!(!dump.contains(needle), "{needle} found in Redis:\n{dump}");
+    }
+    for c in convs {
+        assert!(
+            !dump.contains(c),
+            "phone number {c} found in Redis:\n{dump}"
+        );
+    }
+    // Everything but the channel records (the contract's public layout) expires.
+    for (key, ttl) in ttls {
+        if key.contains(":channel:") {
+            continue;
+        }
+        assert!(ttl > 0, "{key} has no TTL ({ttl})");
+    }
+    // The payload opens with the vault key and holds the CRM body.
+    let stream_or_zset = dump
+        .lines()
+        .find(|l| l.starts_with("{\"id\":\"evt_"))
+        .expect("a delayed entry");
+    let entry: switchboard::delivery::Entry = serde_json::from_str(stream_or_zset).unwrap();
+    let sealed = entry.open(&relay.keyring).unwrap();
+    assert!(sealed.body.contains("secret text"));
+}
+
+#[tokio::test]
+async fn an_open_breaker_answers_a_failing_tenants_webhooks_without_waiting() {
+    let redis = RedisServer::start();
+    let crm = Crm::start().await;
+    let key = Keyring::generate_key();
+    // Slow beyond the deadline: every direct attempt would cost the full 300 ms.
+    crm.set_path(CRM_PATH, Mode::Slow(Duration::from_secs(5)));
+    let relay = Relay::start(
+        Some(&redis.url()),
+        &crm.uri(),
+        &key,
+        300,
+        &delivery_toml("breaker_cooldown_ms = 60000\nworker = false"),
+    )
+    .await;
+    let mut took = Vec::new();
+    for n in 1..=8 {
+        let started = Instant::now();
+        let body = wa_webhook(WA_ACME, &[(&format!("49151100000{n:02}"), 1)]);
+        assert_eq!(relay.post_meta(&body).await, 200);
+        took.push(started.elapsed());
+    }
+    assert!(took[0] >= Duration::from_millis(280), "{took:?}");
+    for t in &took[3..] {
+        assert!(
+            *t < Duration::from_millis(150),
+            "breaker open, yet {took:?}"
+        );
+    }
+    assert_eq!(relay.depth().await, 8);
+    // The other tenant is not affected.
+    assert_eq!(
+        relay
+            .post_meta(&wa_webhook(WA_GLOBEX, &[("4915119999999", 1)]))
+            .await,
+        200
+    );
+    assert_eq!(crm.accepted_at(OTHER_CRM_PATH).len(), 1);
+}
