@@ -36,6 +36,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// The pooled Graph API and Bot API clients (replies, media).
     pub providers: crate::replies::Providers,
+    /// Revokes the app's access at the provider (`DELETE …?revoke=true`).
+    pub revoker: crate::privacy::revoke::Revoker,
 }
 
 /// A built relay, bound to its port, not yet running.
@@ -88,6 +90,7 @@ impl Application {
             dispatcher,
             metrics: crate::telemetry::metrics_handle(),
             providers: crate::replies::Providers::new()?,
+            revoker: crate::privacy::revoke::Revoker::new()?,
         });
 
         let server_state = state.clone();

@@ -77,7 +77,15 @@ enum ChannelsCommand {
         json: bool,
     },
     /// Remove a channel from the store.
-    Delete { kind: String, id: String },
+    Delete {
+        kind: String,
+        id: String,
+        /// First revoke the app's access at the provider (Graph `DELETE
+        /// /{user-id}/permissions`, Telegram `deleteWebhook`); nothing is deleted if
+        /// that fails.
+        #[arg(long)]
+        revoke: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -298,10 +306,18 @@ fn channels_command(cli: &Cli, cmd: &ChannelsCommand) -> anyhow::Result<()> {
                 }
             }
         }
-        ChannelsCommand::Delete { kind, id } => {
+        ChannelsCommand::Delete { kind, id, revoke } => {
             let channel = registry::parse_channel(kind, id)?;
-            runtime.block_on(registry::delete(&store, &channel))?;
-            println!("{channel} deleted");
+            if *revoke {
+                let revoker = switchboard::privacy::revoke::Revoker::new()?;
+                runtime.block_on(switchboard::privacy::revoke::revoke_then_delete(
+                    &store, &live, &revoker, &channel,
+                ))?;
+                println!("{channel} revoked at the provider and deleted");
+            } else {
+                runtime.block_on(registry::delete(&store, &channel))?;
+                println!("{channel} deleted");
+            }
         }
     }
     Ok(())

@@ -139,12 +139,14 @@ pub async fn list_channels(
 
 #[derive(Deserialize)]
 pub struct DeleteQuery {
-    /// Also revoke the token at the provider: reserved, not available yet.
+    /// `true`: first revoke the app's access at the provider ([`crate::privacy::revoke`]).
     #[serde(default)]
     revoke: Option<String>,
 }
 
-/// `DELETE /admin/v1/channels/{kind}/{id}`: 204, or 404 when absent.
+/// `DELETE /admin/v1/channels/{kind}/{id}`: 204, or 404 when absent. With
+/// `?revoke=true` the app's access is revoked at the provider first; when that fails,
+/// nothing is deleted.
 pub async fn delete_channel(
     req: HttpRequest,
     path: web::Path<(String, String)>,
@@ -153,22 +155,48 @@ pub async fn delete_channel(
 ) -> Result<HttpResponse, ApiError> {
     let live = state.live.load_full();
     authorize(&req, &live)?;
-    match query.revoke.as_deref() {
-        None | Some("false") => {}
-        Some("true") => {
-            return Err(ApiError::invalid_field(
-                "revoke",
-                "revoke=true is not available yet: revoke the token with the provider, then delete",
-            ))
-        }
+    let revoke = match query.revoke.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
         Some(_) => return Err(ApiError::invalid_field("revoke", "must be true or false")),
-    }
+    };
     let (kind, id) = path.into_inner();
     let channel = registry::parse_channel(&kind, &id).map_err(registry_error)?;
-    registry::delete(&state.store, &channel)
-        .await
-        .map_err(registry_error)?;
+    if revoke {
+        crate::privacy::revoke::revoke_then_delete(&state.store, &live, &state.revoker, &channel)
+            .await
+            .map_err(revoke_error)?;
+    } else {
+        registry::delete(&state.store, &channel)
+            .await
+            .map_err(registry_error)?;
+    }
     Ok(HttpResponse::NoContent().finish())
+}
+
+fn revoke_error(e: crate::privacy::revoke::RevokeDeleteError) -> ApiError {
+    use crate::privacy::revoke::{RevokeDeleteError, RevokeError};
+    match e {
+        RevokeDeleteError::NotFound(c) => {
+            ApiError::channel_not_found(format!("channel {c} is not in the store"))
+        }
+        RevokeDeleteError::Store(e) => store_error(e),
+        RevokeDeleteError::Revoke(e @ RevokeError::NoUserId) => {
+            ApiError::invalid_field("user_id", e.to_string())
+        }
+        RevokeDeleteError::Revoke(e @ RevokeError::Undecryptable) => {
+            ApiError::invalid_field("token", e.to_string())
+        }
+        RevokeDeleteError::Revoke(e) if e.is_retryable() => {
+            ApiError::unavailable(format!("{e}; nothing was deleted, retry later"))
+        }
+        RevokeDeleteError::Revoke(e) => ApiError::new(
+            actix_web::http::StatusCode::BAD_GATEWAY,
+            crate::http::ErrorCode::ProviderError,
+            "Provider error",
+        )
+        .with_detail(format!("{e}; nothing was deleted")),
+    }
 }
 
 /// `POST /admin/v1/vault/rotate`: re-encrypts every stored secret under the primary key.

@@ -98,6 +98,7 @@ pub async fn deauthorize(
     Ok(HttpResponse::Ok().json(json!({
         "channels_removed": outcome.channels_removed,
         "tenants_notified": outcome.report.delivered + outcome.report.duplicates,
+        "tenants_pending": outcome.report.buffered,
     })))
 }
 
@@ -150,6 +151,7 @@ pub async fn deletion_status(
             "buffered_events_removed": status.buffered_events_removed,
             "idempotency_records_removed": status.idempotency_records_removed,
             "tenants_notified": status.tenants_notified,
+            "tenants_pending": status.tenants_pending,
             "tenants_not_reached": status.tenants_not_reached,
         })));
     }
@@ -181,18 +183,24 @@ fn escape(s: &str) -> String {
 /// The status page: a checked code, counts and times (escaped all the same: the record
 /// comes from a store others may write).
 fn render_page(code: &str, s: &DeletionStatus) -> String {
-    let notified = if s.tenants_notified + s.tenants_not_reached == 0 {
+    let asked = s.tenants_notified + s.tenants_pending;
+    let notified = if asked + s.tenants_not_reached == 0 {
         "The relay held no channel connected by you, so no business had to be asked.".to_owned()
-    } else if s.tenants_not_reached == 0 {
-        format!(
-            "{} business system(s) that received your conversations were asked to delete them.",
-            s.tenants_notified
-        )
     } else {
-        format!(
-            "{} business system(s) were asked to delete your conversations; {} could not be reached yet.",
-            s.tenants_notified, s.tenants_not_reached
-        )
+        let mut text = format!(
+            "{asked} business system(s) that received your conversations were asked to delete them"
+        );
+        if s.tenants_pending > 0 {
+            text.push_str(&format!(
+                " ({} of them will receive the request as soon as they are reachable)",
+                s.tenants_pending
+            ));
+        }
+        if s.tenants_not_reached > 0 {
+            text.push_str(&format!("; {} could not be reached", s.tenants_not_reached));
+        }
+        text.push('.');
+        text
     };
     format!(
         r#"<!doctype html>

@@ -46,7 +46,11 @@ pub struct DeletionStatus {
     pub idempotency_records_removed: usize,
     /// Tenants (CRMs) told with `data_deletion.requested`.
     pub tenants_notified: usize,
-    /// Notices that could not be delivered to a CRM.
+    /// Notices kept (encrypted) in the retry buffer: the CRM was down; they are
+    /// delivered when it is back.
+    #[serde(default)]
+    pub tenants_pending: usize,
+    /// Notices that could be neither delivered nor buffered.
     pub tenants_not_reached: usize,
 }
 
@@ -145,6 +149,7 @@ pub async fn delete_user_data(
         buffered_events_removed,
         idempotency_records_removed,
         tenants_notified: report.delivered + report.duplicates,
+        tenants_pending: report.buffered,
         tenants_not_reached: report.failed,
     };
     let ttl = Duration::from_secs(live.settings.privacy.deletion_status_ttl_s);

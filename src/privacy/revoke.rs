@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::channels::{ChannelKind, ChannelRef};
 use crate::live::Live;
-use crate::store::ChannelRecord;
+use crate::store::{ChannelRecord, Store, StoreBackend, StoreError};
 
 /// Largest provider answer read.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -46,6 +46,38 @@ impl RevokeError {
             _ => false,
         }
     }
+}
+
+/// Why `revoke=true` deletion stopped: nothing was deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeDeleteError {
+    #[error("channel {0} is not in the store")]
+    NotFound(ChannelRef),
+    #[error(transparent)]
+    Revoke(#[from] RevokeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Revokes the app's access at the provider, then removes the channel (its token with
+/// it). When the provider cannot be asked, nothing is removed: the operator may try
+/// again, or delete without revoking.
+pub async fn revoke_then_delete(
+    store: &Store,
+    live: &Live,
+    revoker: &Revoker,
+    channel: &ChannelRef,
+) -> Result<(), RevokeDeleteError> {
+    let record = store
+        .get_channel(channel)
+        .await?
+        .ok_or_else(|| RevokeDeleteError::NotFound(channel.clone()))?;
+    revoker.revoke(live, channel, &record).await?;
+    if super::remove_channels(store, std::slice::from_ref(channel)).await? == 0 {
+        return Err(RevokeDeleteError::NotFound(channel.clone()));
+    }
+    tracing::info!(channel = %channel, "Channel revoked and deleted.");
+    Ok(())
 }
 
 /// Revokes access at the provider. Build once and clone (it holds the HTTP pool).

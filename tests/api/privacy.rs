@@ -998,3 +998,138 @@ async fn revoke_calls_graph_permissions_and_telegram_delete_webhook_with_the_cha
         "{err:?}"
     );
 }
+
+async fn admin_delete(app: &TestApp, p: &str) -> reqwest::Response {
+    app.http
+        .delete(app.url(p))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn admin_delete_with_revoke_revokes_at_the_provider_first_and_keeps_the_channel_on_failure() {
+    use wiremock::matchers::header;
+    let app = spawn_app().await;
+    put_user_channel(
+        &app,
+        ChannelKind::Messenger,
+        "5550002002",
+        "acme",
+        Some(USER),
+    )
+    .await;
+    put_user_channel(&app, ChannelKind::Instagram, "5550003003", "acme", None).await;
+    put_user_channel(
+        &app,
+        ChannelKind::Whatsapp,
+        "5550001001",
+        "acme",
+        Some(OTHER_USER),
+    )
+    .await;
+
+    // The provider fails: 503, nothing deleted.
+    Mock::given(method("DELETE"))
+        .and(path(format!("/v23.0/{USER}/permissions")))
+        .respond_with(
+            ResponseTemplate::new(500).set_body_json(
+                json!({"error": {"message": "An unknown error occurred", "code": 1}}),
+            ),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.graph)
+        .await;
+    let resp = admin_delete(&app, "/admin/v1/channels/messenger/5550002002?revoke=true").await;
+    assert_eq!(resp.status(), 503);
+    assert!(channel_exists(&app, ChannelKind::Messenger, "5550002002").await);
+
+    // The provider agrees: revoked with the channel's own token, then deleted.
+    Mock::given(method("DELETE"))
+        .and(path(format!("/v23.0/{USER}/permissions")))
+        .and(header("authorization", "Bearer token-of-5550002002"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
+        .expect(1)
+        .mount(&app.graph)
+        .await;
+    let resp = admin_delete(&app, "/admin/v1/channels/messenger/5550002002?revoke=true").await;
+    assert_eq!(resp.status(), 204);
+    assert!(!channel_exists(&app, ChannelKind::Messenger, "5550002002").await);
+
+    // No user_id: Graph cannot be asked; 400 naming the field, nothing deleted.
+    let resp = admin_delete(&app, "/admin/v1/channels/instagram/5550003003?revoke=true").await;
+    let (status, code) = problem_code(resp).await;
+    assert_eq!((status, code.as_str()), (400, "invalid_request"));
+    assert!(channel_exists(&app, ChannelKind::Instagram, "5550003003").await);
+    // Without revoke, a plain delete.
+    let resp = admin_delete(&app, "/admin/v1/channels/instagram/5550003003").await;
+    assert_eq!(resp.status(), 204);
+    assert!(!channel_exists(&app, ChannelKind::Instagram, "5550003003").await);
+    // Unknown channel.
+    let resp = admin_delete(&app, "/admin/v1/channels/messenger/5550009999?revoke=true").await;
+    assert_eq!(resp.status(), 404);
+
+    // The CLI does the same: `switchboard channels delete --revoke`.
+    Mock::given(method("DELETE"))
+        .and(path(format!("/v23.0/{OTHER_USER}/permissions")))
+        .and(header("authorization", "Bearer token-of-5550001001"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
+        .expect(1)
+        .mount(&app.graph)
+        .await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["--config", app.config_path.to_str().unwrap()])
+        .args(["channels", "delete", "whatsapp", "5550001001", "--revoke"])
+        .env_remove("SWITCHBOARD_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!channel_exists(&app, ChannelKind::Whatsapp, "5550001001").await);
+}
+
+#[tokio::test]
+async fn deauthorize_while_the_crm_is_down_removes_tokens_now_and_delivers_the_notice_later() {
+    let app = spawn_app().await;
+    put_user_channel(
+        &app,
+        ChannelKind::Messenger,
+        "5550002002",
+        "acme",
+        Some(USER),
+    )
+    .await;
+    Mock::given(method("POST"))
+        .and(path(CRM_PATH))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.crm)
+        .await;
+    let resp = post_form(
+        &app,
+        "/meta/deauthorize",
+        form(&signed(user_payload(USER, 1_763_800_000))),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["tenants_pending"], 1, "{v}");
+    // The token is gone at once; the notice waits, encrypted, in the retry buffer.
+    assert!(!channel_exists(&app, ChannelKind::Messenger, "5550002002").await);
+    assert!(!app.redis().dump_all().contains(USER));
+    // The worker delivers it once the CRM answers, though the channel no longer exists.
+    let got = app.wait_for_crm(CRM_PATH, 2).await;
+    assert_eq!(got.len(), 2, "the buffered notice was not redelivered");
+    let ev = verify_standard_webhook(SIGNING_SECRET, &got[1]);
+    assert_eq!(ev["type"], "channel.deauthorized");
+    assert_eq!(ev["data"]["user"]["id"], USER);
+    assert_eq!(got[0].headers["webhook-id"], got[1].headers["webhook-id"]);
+}

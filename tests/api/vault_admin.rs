@@ -330,10 +330,11 @@ async fn delete_channel_removes_it_then_answers_404() {
     let revoke = admin(
         &app,
         reqwest::Method::DELETE,
-        &format!("{path}?revoke=true"),
+        &format!("{path}?revoke=yes"),
         None,
     )
     .await;
+    // `revoke` is true or false (revoke=true itself: tests/api/privacy.rs).
     assert_eq!(problem(revoke, 400).await["field"], "revoke");
     let resp = admin(&app, reqwest::Method::DELETE, path, None).await;
     assert_eq!(resp.status(), 204);
