@@ -35,6 +35,22 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// A parse error without the source lines the TOML parser quotes (`3 | keys = …`):
+    /// the offending line may hold a secret, and this message is logged.
+    fn read(e: &config::ConfigError) -> Self {
+        let text = e.to_string();
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                let t = l.trim_start();
+                !(t.starts_with('|')
+                    || t.split_once(" |")
+                        .is_some_and(|(n, _)| n.chars().all(|c| c.is_ascii_digit())))
+            })
+            .collect();
+        Self::Read(kept.join("\n"))
+    }
+
     fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Invalid {
             key: key.into(),
@@ -360,9 +376,7 @@ impl Settings {
             }
             builder = builder.add_source(env);
         }
-        let built = builder
-            .build()
-            .map_err(|e| ConfigError::Read(e.to_string()))?;
+        let built = builder.build().map_err(|e| ConfigError::read(&e))?;
         Self::from_config(built)
     }
 
@@ -375,7 +389,7 @@ impl Settings {
             ))
             .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .build()
-            .map_err(|e| ConfigError::Read(e.to_string()))?;
+            .map_err(|e| ConfigError::read(&e))?;
         Self::from_config(built)
     }
 
@@ -647,6 +661,15 @@ mod tests {
             Settings::from_toml(&format!("[vault]\nkeys_file = \"{}\"\n", keys.display())).unwrap();
         assert_eq!(s.vault.keys.len(), 1);
         assert_eq!(s.vault.keys[0].expose_secret(), KEY);
+    }
+
+    #[test]
+    fn toml_syntax_error_does_not_quote_the_line() {
+        let err = Settings::from_toml("[meta]\napp_secrets = [\"s3cr3t-value\" \"x\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(!err.contains("s3cr3t-value"), "{err}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod helpers;
 mod inbound_whatsapp;
 mod media;
 mod privacy;
+mod reload;
 mod replies_errors;
 mod replies_idempotency;
 mod replies_meta;
