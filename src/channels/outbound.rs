@@ -789,6 +789,41 @@ mod tests {
         assert_eq!(OutboundMessage::parse(b"{").unwrap_err().field, "body");
     }
 
+    #[tokio::test]
+    async fn refused_connection_is_retryable_but_a_timeout_after_sending_is_not() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let e = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(transport_error(&e).is_retryable(), "{e}");
+
+        // A server that reads the request and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (sock, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            drop(sock);
+        });
+        let e = reqwest::Client::new()
+            .post(format!("http://{addr}/"))
+            .timeout(std::time::Duration::from_millis(200))
+            .body("x")
+            .send()
+            .await
+            .unwrap_err();
+        let classified = transport_error(&e);
+        assert!(
+            matches!(classified, SendError::Indeterminate(_)),
+            "{classified:?}"
+        );
+        assert!(!classified.is_retryable());
+    }
+
     #[test]
     fn raw_keeps_bytes_and_needs_no_to() {
         let body = br#"{"channel":{"kind":"whatsapp","id":"1"},"message":{"raw":{"z":1,"a":[2]}}}"#;

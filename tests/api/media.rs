@@ -230,6 +230,12 @@ async fn media_larger_than_the_cap_is_refused() {
 /// a request carrying `Authorization: Bearer <token>`, without ever holding them: the
 /// test's memory figure is then the relay's and the client's, not the mock's.
 async fn streaming_server(size: u64, token: &'static str) -> String {
+    streaming_server_with(size, token, true).await
+}
+
+/// As [`streaming_server`]; without `content_length` the body ends when the connection
+/// closes (nothing tells the relay the size in advance).
+async fn streaming_server_with(size: u64, token: &'static str, content_length: bool) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -254,9 +260,14 @@ async fn streaming_server(size: u64, token: &'static str) -> String {
                         .await;
                     return;
                 }
+                let length = if content_length {
+                    format!("content-length: {size}\r\n")
+                } else {
+                    String::new()
+                };
                 let _ = sock
                     .write_all(
-                        format!("HTTP/1.1 200 OK\r\ncontent-type: video/mp4\r\ncontent-length: {size}\r\nconnection: close\r\n\r\n")
+                        format!("HTTP/1.1 200 OK\r\ncontent-type: video/mp4\r\n{length}connection: close\r\n\r\n")
                             .as_bytes(),
                     )
                     .await;
@@ -336,4 +347,41 @@ async fn media_50_mb_streams_through_with_flat_memory() {
     // Buffering the file would add at least 50 MiB; streaming adds a few chunks. The
     // margin leaves room for the other tests running in this process at the same time.
     assert!(grown_mib < 25.0, "peak memory grew by {grown_mib:.1} MiB");
+}
+
+#[tokio::test]
+async fn media_of_unknown_size_is_cut_off_past_the_cap() {
+    let app = replies_app_with(TestOptions {
+        extra_toml: "[media]\nmax_bytes = 1000000\n".into(),
+        ..Default::default()
+    })
+    .await;
+    let cdn = streaming_server_with(5_000_000, WA_TOKEN, false).await;
+    Mock::given(method("GET"))
+        .and(path("/v23.0/77"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"url": format!("{cdn}/v"), "id": "77"})),
+        )
+        .mount(&app.graph)
+        .await;
+    let resp = get(&app, &format!("/v1/media/whatsapp/{WA}/77"), Some(API_KEY)).await;
+    assert_eq!(resp.status(), 200, "the size is only known while streaming");
+    let mut stream = resp.bytes_stream();
+    let mut got = 0usize;
+    let mut failed = false;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) => got += c.len(),
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert!(got <= 1_000_000, "never more than media.max_bytes: {got}");
+    assert!(
+        failed,
+        "the response is aborted, not silently truncated ({got} bytes)"
+    );
 }
