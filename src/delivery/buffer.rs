@@ -338,6 +338,21 @@ impl RetryBuffer {
         }
     }
 
+    /// Removes every buffered event of `channel` (`kind:id`), except the ids in `keep`:
+    /// scheduled, parked, and in flight (a worker's later reschedule or complete of a
+    /// removed entry does nothing). For data deletion ([`crate::privacy`]). Returns how
+    /// many events were removed.
+    pub async fn purge_channel(
+        &self,
+        channel: &str,
+        keep: &[String],
+    ) -> Result<usize, BufferError> {
+        match self {
+            RetryBuffer::Redis(r) => r.purge_channel(channel, keep).await,
+            RetryBuffer::Memory(m) => Ok(m.purge_channel(channel, keep)),
+        }
+    }
+
     /// Readies the buffer for a worker (creates the consumer groups).
     pub async fn prepare(&self, ttl: Duration) -> Result<(), BufferError> {
         match self {
@@ -419,6 +434,51 @@ end
 return 1
 "#;
 
+/// Removes a channel's entries from one shard. KEYS: stream, delayed (the other keys
+/// of the shard are built from ARGV[3], the shard's key prefix: same hash tag, same
+/// slot). ARGV: group, channel, shard prefix, comma-separated ids to keep. XACK of an
+/// entry in flight makes the worker's RESCHEDULE/COMPLETE of it a no-op.
+const PURGE: &str = r#"
+local keep = {}
+for id in string.gmatch(ARGV[4], '[^,]+') do keep[id] = true end
+local removed = 0
+local convs = {}
+local function forget(id, tenant, conv)
+  redis.call('DEL', ARGV[3] .. 'pending:' .. id)
+  redis.call('ZREM', ARGV[3] .. 'tenant:' .. tenant, id)
+  if conv ~= '' then convs[conv] = true end
+  removed = removed + 1
+end
+for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  local e = cjson.decode(m)
+  if e.channel == ARGV[2] and not keep[e.id] then
+    redis.call('ZREM', KEYS[2], m)
+    forget(e.id, e.tenant, e.conv)
+  end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  for _, s in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do
+    local f = {}
+    for i = 1, #s[2], 2 do f[s[2][i]] = s[2][i + 1] end
+    if f.channel == ARGV[2] and not keep[f.id] then
+      redis.pcall('XACK', KEYS[1], ARGV[1], s[1])
+      redis.call('XDEL', KEYS[1], s[1])
+      forget(f.id, f.tenant, f.conv or '')
+    end
+  end
+end
+for conv, _ in pairs(convs) do
+  local parked = ARGV[3] .. 'parked:' .. conv
+  for _, m in ipairs(redis.call('LRANGE', parked, 0, -1)) do
+    local e = cjson.decode(m)
+    forget(e.id, e.tenant, '')
+  end
+  redis.call('DEL', parked)
+  redis.call('DEL', ARGV[3] .. 'head:' .. conv)
+end
+return removed
+"#;
+
 /// The placeholder conversation of events that have none (its keys are never set).
 const NO_CONV: &str = "-";
 
@@ -436,6 +496,7 @@ struct Scripts {
     promote: Script,
     reschedule: Script,
     complete: Script,
+    purge: Script,
 }
 
 impl RedisBuffer {
@@ -449,6 +510,7 @@ impl RedisBuffer {
                 promote: Script::new(PROMOTE),
                 reschedule: Script::new(RESCHEDULE),
                 complete: Script::new(COMPLETE),
+                purge: Script::new(PURGE),
             }),
         }
     }
@@ -715,6 +777,26 @@ impl RedisBuffer {
         Ok(())
     }
 
+    async fn purge_channel(&self, channel: &str, keep: &[String]) -> Result<usize, BufferError> {
+        let k = self.keys();
+        let keep = keep.join(",");
+        let mut conn = self.store.conn().await?;
+        let mut removed = 0;
+        for shard in 0..self.shards {
+            let stream = k.retry_stream(shard);
+            let prefix = stream.strip_suffix("stream").unwrap_or_default().to_owned();
+            let n: i64 = conn
+                .eval(
+                    &self.scripts.purge,
+                    &[&stream, &k.retry_delayed(shard)],
+                    &[GROUP, channel, &prefix, &keep],
+                )
+                .await?;
+            removed += n.max(0) as usize;
+        }
+        Ok(removed)
+    }
+
     async fn depths(&self, tenants: &[String]) -> Result<Vec<TenantDepth>, BufferError> {
         let mut conn = self.store.conn().await?;
         let mut out = Vec::with_capacity(tenants.len());
@@ -904,6 +986,46 @@ impl MemoryBuffer {
         }
         drop(s);
         self.wake.notify_waiters();
+    }
+
+    fn purge_channel(&self, channel: &str, keep: &[String]) -> usize {
+        let mut s = self.state();
+        let hit = |e: &Entry| e.channel == channel && !keep.contains(&e.id);
+        let mut removed: Vec<Entry> = Vec::new();
+        let delayed: Vec<(i64, u64)> = s
+            .delayed
+            .iter()
+            .filter(|(_, e)| hit(e))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in delayed {
+            removed.extend(s.delayed.remove(&k));
+        }
+        let inflight: Vec<u64> = s
+            .inflight
+            .iter()
+            .filter(|(_, (e, _))| hit(e))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in inflight {
+            removed.extend(s.inflight.remove(&k).map(|(e, _)| e));
+        }
+        let convs: HashSet<String> = removed
+            .iter()
+            .filter(|e| !e.conv.is_empty())
+            .map(|e| e.conv.clone())
+            .collect();
+        for c in convs {
+            removed.extend(s.parked.remove(&c).into_iter().flatten());
+            s.heads.remove(&c);
+        }
+        for e in &removed {
+            s.pending.remove(&e.id);
+            if let Some(t) = s.tenants.get_mut(&e.tenant) {
+                t.remove(&e.id);
+            }
+        }
+        removed.len()
     }
 
     fn depths(&self, tenants: &[String]) -> Vec<TenantDepth> {

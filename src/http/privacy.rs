@@ -76,6 +76,10 @@ fn privacy_error(e: PrivacyError) -> ApiError {
         PrivacyError::NoSubject | PrivacyError::NoUserId => {
             ApiError::invalid_field("signed_request", e.to_string())
         }
+        PrivacyError::Buffer(e) => {
+            tracing::error!(error = %e, stage = "processing", "Retry buffer unavailable; Meta callback refused so Meta retries.");
+            ApiError::unavailable("the store is unavailable; retry later")
+        }
         PrivacyError::Store(e) => {
             tracing::error!(error = %e, stage = "processing", "Store unavailable; Meta callback refused so Meta retries.");
             ApiError::unavailable("the store is unavailable; retry later")

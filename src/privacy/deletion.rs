@@ -99,9 +99,9 @@ pub fn requested_event(
     }
 }
 
-/// Purges everything the relay holds about `req.user_id`, notifies the tenants, and
-/// records the status. Order: buffered events and idempotency records first, then the
-/// notices (routed while the channels still exist), then the channels themselves.
+/// Purges everything the relay holds about `req.user_id` (the channels connected by
+/// that user, with their tokens, buffered events, idempotency records and re-auth
+/// notices), notifies the tenants, and records the status.
 pub async fn delete_user_data(
     store: &Store,
     dispatcher: &Dispatcher,
@@ -113,23 +113,31 @@ pub async fn delete_user_data(
     let affected = affected_channels(store, req).await?;
     let channels: Vec<ChannelRef> = affected.iter().map(|(c, _)| c.clone()).collect();
 
-    let buffered_events_removed = purge_buffered_events(store, &channels).await?;
     let mut idempotency_records_removed = 0;
     for (channel, record) in &affected {
         idempotency_records_removed +=
             purge_idempotency_records(store, &record.tenant, channel).await?;
     }
 
+    // Notices first, while the channels still route to their tenants; then the
+    // channels go (so nothing new is routed to them), then what the retry buffer holds
+    // of them, except the notices themselves (kept, encrypted, while a CRM is down).
     let code = new_code();
     let url = status_url(live, &code);
-    let events = channels
+    let events: Vec<Event> = channels
         .iter()
         .map(|c| requested_event(req, &user_id, c, &code, &url))
         .collect();
+    let notices: Vec<String> = events.iter().map(|e| e.id.as_str().to_owned()).collect();
     let report = dispatcher.dispatch(live, events).await?;
     let channels_removed = remove_channels(store, &channels).await?;
+    let mut buffered_events_removed = 0;
     for channel in &channels {
         warn_if_configured(live, channel);
+        buffered_events_removed += dispatcher
+            .buffer()
+            .purge_channel(&channel.to_string(), &notices)
+            .await?;
     }
     if report.failed > 0 {
         metrics::counter!("switchboard_privacy_notices_undelivered_total", "type" => "data_deletion.requested")
@@ -190,17 +198,6 @@ pub async fn deletion_status(
                 reason: e.to_string(),
             }),
     }
-}
-
-/// Removes the retry buffer's events of these channels.
-///
-/// The retry buffer is not in the tree yet: nothing is buffered, so nothing is removed.
-/// When it lands, this calls its purge-by-channel.
-async fn purge_buffered_events(
-    _store: &Store,
-    _channels: &[ChannelRef],
-) -> Result<usize, StoreError> {
-    Ok(0)
 }
 
 /// Removes the tenant's idempotency records that answer a send through `channel`. The

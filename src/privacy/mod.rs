@@ -50,6 +50,8 @@ pub enum PrivacyError {
     NoUserId,
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the retry buffer could not be purged: {0}")]
+    Buffer(#[from] crate::delivery::BufferError),
 }
 
 /// The channels a callback is about: those connected by `user_id`, and (Page-level

@@ -1133,3 +1133,155 @@ async fn deauthorize_while_the_crm_is_down_removes_tokens_now_and_delivers_the_n
     assert_eq!(ev["data"]["user"]["id"], USER);
     assert_eq!(got[0].headers["webhook-id"], got[1].headers["webhook-id"]);
 }
+
+#[tokio::test]
+async fn data_deletion_purges_the_users_events_waiting_in_the_retry_buffer() {
+    use wiremock::matchers::body_string_contains;
+    let app = spawn_app().await;
+    // The user's channel is the one whatsapp/text.json is addressed to.
+    let channel = "106540352242922";
+    put_user_channel(&app, ChannelKind::Whatsapp, channel, "acme", Some(USER)).await;
+    // The CRM refuses messages (so they wait in the buffer) but takes the notice.
+    Mock::given(method("POST"))
+        .and(path(CRM_PATH))
+        .and(body_string_contains("message.received"))
+        .respond_with(ResponseTemplate::new(503))
+        .with_priority(1)
+        .mount(&app.crm)
+        .await;
+    let resp = app.post_meta(&fixture("whatsapp/text.json")).await;
+    assert_eq!(resp.status(), 200, "buffered, so accepted");
+    let before = app.redis().dump_all();
+    assert!(before.contains(&format!("whatsapp:{channel}")), "{before}");
+
+    let resp = post_form(
+        &app,
+        "/meta/data-deletion",
+        form(&signed(user_payload(USER, 1_763_800_000))),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let code = resp.json::<Value>().await.unwrap()["confirmation_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let status: Value = app
+        .http
+        .get(app.url(&format!("/meta/data-deletion/{code}")))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["buffered_events_removed"], 1, "{status}");
+    assert_eq!(status["tenants_notified"], 1, "{status}");
+
+    let dump = app.redis().dump_all();
+    for id in [USER, channel] {
+        assert!(!dump.contains(id), "{id} is still in Redis:\n{dump}");
+    }
+    // The purged event is never delivered: the notice is the last thing the CRM got.
+    let got = app.crm_requests().await;
+    let last = verify_standard_webhook(SIGNING_SECRET, got.last().unwrap());
+    assert_eq!(last["type"], "data_deletion.requested");
+    let depth = app
+        .state
+        .dispatcher
+        .buffer()
+        .depths(&["acme".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(depth[0].depth, 0, "{depth:?}");
+}
+
+#[tokio::test]
+async fn buffer_purge_removes_scheduled_parked_and_in_flight_entries_of_one_channel_only() {
+    use switchboard::delivery::buffer::{Entry, Pushed, ReadSlot, RedisBuffer, RetryBuffer};
+    use switchboard::store::redis::RedisStore;
+    use switchboard::store::Keys;
+
+    let redis = RedisServer::start();
+    let store = RedisStore::new(
+        Keys::new("purgetest:"),
+        &SecretString::from(redis.url()),
+        &[],
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let buffer = RetryBuffer::Redis(RedisBuffer::new(store, 2, Duration::from_secs(30)));
+    let ttl = Duration::from_secs(600);
+    buffer.prepare(ttl).await.unwrap();
+    let now = switchboard::event::now_ms();
+    let entry = |id: &str, channel: &str, conv: &str| Entry {
+        id: id.into(),
+        tenant: "acme".into(),
+        channel: channel.into(),
+        conv: conv.into(),
+        attempts: 1,
+        due: now - 1000,
+        first: now - 1000,
+        payload: "gAAAAAciphertext".into(),
+    };
+    // Channel A: a conversation with a head and a parked event, and one without a
+    // conversation; channel B: one conversation.
+    let pushes = [
+        entry("evt_a1", "whatsapp:A", "convA"),
+        entry("evt_a2", "whatsapp:A", "convA"),
+        entry("evt_a3", "whatsapp:A", ""),
+        entry("evt_keep", "whatsapp:A", ""),
+        entry("evt_b1", "whatsapp:B", "convB"),
+    ];
+    for e in &pushes {
+        buffer.push(e, true, ttl).await.unwrap();
+    }
+    assert_eq!(
+        buffer.push(&pushes[1], true, ttl).await.unwrap(),
+        Pushed::AlreadyBuffered
+    );
+    // A worker holds one of A's entries in flight (the others it took go back, due
+    // later).
+    let mut taken = None;
+    for shard in 0..buffer.shards() {
+        let mut slot = ReadSlot::default();
+        while let Some(t) = buffer
+            .take(shard, "w1", Duration::ZERO, ttl, &mut slot)
+            .await
+            .unwrap()
+        {
+            if t.entry.id == "evt_a3" {
+                taken = Some(t);
+                continue;
+            }
+            let mut next = t.entry.clone();
+            next.due = now + 60_000;
+            buffer.reschedule(&t, &next, ttl).await.unwrap();
+        }
+    }
+    let taken = taken.expect("evt_a3 is due and was taken");
+
+    let removed = buffer
+        .purge_channel("whatsapp:A", &["evt_keep".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(removed, 3, "a1 (head), a2 (parked), a3");
+    // The worker's later reschedule of a purged entry does not bring it back.
+    let next = taken.entry.clone();
+    buffer.reschedule(&taken, &next, ttl).await.unwrap();
+    let dump = redis.dump_all();
+    for id in ["evt_a1", "evt_a2", "evt_a3", "convA"] {
+        assert!(!dump.contains(id), "{id} left:\n{dump}");
+    }
+    assert!(
+        dump.contains("evt_keep") && dump.contains("evt_b1"),
+        "{dump}"
+    );
+    let depth = buffer.depths(&["acme".to_owned()]).await.unwrap();
+    assert_eq!(depth[0].depth, 2, "{depth:?}");
+    // A redelivered webhook of a purged event may be buffered again (no stale marker).
+    assert_eq!(
+        buffer.push(&pushes[0], true, ttl).await.unwrap(),
+        Pushed::Scheduled
+    );
+}
