@@ -126,7 +126,9 @@ impl Event {
     pub fn to_body(&self, tenant: &str, include_raw: bool) -> Vec<u8> {
         let raw = match (
             &self.raw,
-            include_raw || self.event_type == EventType::ProviderEvent,
+            include_raw
+                || self.event_type == EventType::ProviderEvent
+                || self.is_unsupported_message(),
         ) {
             (Some(r), true) => Some(r.as_ref()),
             _ => None,
@@ -144,6 +146,16 @@ impl Event {
         };
         // Serializing plain maps and strings into a Vec cannot fail.
         serde_json::to_vec(&wire).unwrap_or_default()
+    }
+
+    /// A message the relay could not read (`message.kind = "unsupported"`): its raw
+    /// object always travels with it, as for `provider.event`, so nothing is lost.
+    pub fn is_unsupported_message(&self) -> bool {
+        self.data
+            .get("message")
+            .and_then(|m| m.get("kind"))
+            .and_then(Value::as_str)
+            == Some("unsupported")
     }
 
     /// The key events of one conversation are ordered by.

@@ -46,6 +46,12 @@ enum Command {
     /// Channels in the store (talks to the store named by the config, not to a relay).
     #[command(subcommand)]
     Channels(ChannelsCommand),
+    /// Telegram bot tools.
+    #[command(subcommand)]
+    Telegram(TelegramCommand),
+    /// Meta (Graph API) tools.
+    #[command(subcommand)]
+    Meta(MetaCommand),
 }
 
 #[derive(Subcommand)]
@@ -85,6 +91,40 @@ enum ChannelsCommand {
         /// that fails.
         #[arg(long)]
         revoke: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TelegramCommand {
+    /// Point the bot's webhook at this relay (server.public_url) with a fresh secret,
+    /// stored Fernet-encrypted with the channel.
+    SetWebhook {
+        /// The bot's numeric id (the channel id; the part of its token before ':').
+        bot_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum MetaCommand {
+    /// Show which apps a Page / Instagram account / WABA sends webhooks to, and which
+    /// needed fields are missing (exit status 1 when something is missing).
+    Subscriptions {
+        /// whatsapp, instagram or messenger.
+        kind: switchboard::channels::ChannelKind,
+        /// The channel id (its token is used).
+        id: String,
+        /// The object to ask about, if not the channel itself: the WABA id for WhatsApp,
+        /// the linked Page id for Instagram with Facebook Login.
+        #[arg(long)]
+        object: Option<String>,
+    },
+    /// Subscribe the app to the object's webhooks (with the fields the relay needs),
+    /// then show the result.
+    Subscribe {
+        kind: switchboard::channels::ChannelKind,
+        id: String,
+        #[arg(long)]
+        object: Option<String>,
     },
 }
 
@@ -177,6 +217,64 @@ fn main() -> anyhow::Result<()> {
             })?;
             println!("{status} {text}");
             anyhow::ensure!(status.is_success(), "the relay refused the webhook");
+        }
+        Command::Telegram(TelegramCommand::SetWebhook { bot_id }) => {
+            let settings = load(&cli)?;
+            let store = switchboard::app::open_store(&settings)?;
+            let live = switchboard::live::Live::new(settings).context("invalid configuration")?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let registration = runtime.block_on(
+                switchboard::channels::telegram::webhook::set_webhook(&store, &live, bot_id),
+            )?;
+            println!(
+                "webhook set: {} (updates: {})",
+                registration.url,
+                registration.allowed_updates.join(", ")
+            );
+        }
+        Command::Meta(
+            MetaCommand::Subscriptions { kind, id, object }
+            | MetaCommand::Subscribe { kind, id, object },
+        ) => {
+            let settings = load(&cli)?;
+            let store = switchboard::app::open_store(&settings)?;
+            let live = switchboard::live::Live::new(settings).context("invalid configuration")?;
+            let channel = switchboard::channels::ChannelRef::new(*kind, id.clone());
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            use switchboard::channels::meta::subscription;
+            let status = runtime.block_on(async {
+                match &cli.command {
+                    Command::Meta(MetaCommand::Subscribe { .. }) => {
+                        subscription::subscribe(&store, &live, &channel, object.as_deref()).await
+                    }
+                    _ => subscription::check(&store, &live, &channel, object.as_deref()).await,
+                }
+            })?;
+            println!("object {}:", status.object_id);
+            if status.apps.is_empty() {
+                println!("  no app is subscribed");
+            }
+            for app in &status.apps {
+                println!(
+                    "  app {} ({}): {}",
+                    app.id.as_deref().unwrap_or("?"),
+                    app.name.as_deref().unwrap_or("unnamed"),
+                    if app.fields.is_empty() {
+                        "subscribed".to_owned()
+                    } else {
+                        app.fields.join(", ")
+                    }
+                );
+            }
+            if !status.missing.is_empty() {
+                println!("  missing fields: {}", status.missing.join(", "));
+            }
+            anyhow::ensure!(status.is_complete(), "the subscription is incomplete");
+            println!("  OK");
         }
         Command::Vault(VaultCommand::Keygen) => {
             println!("{}", switchboard::vault::Keyring::generate_key());

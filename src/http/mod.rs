@@ -8,6 +8,7 @@ pub mod media;
 pub mod privacy;
 pub mod problem;
 pub mod replies;
+pub mod telegram;
 pub mod webhooks;
 
 use actix_web::body::MessageBody;
@@ -25,6 +26,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(health::metrics))
         .route("/webhooks/meta", web::get().to(webhooks::meta_handshake))
         .route("/webhooks/meta", web::post().to(webhooks::meta_webhook))
+        .route(
+            "/webhooks/telegram/{bot_id}",
+            web::post().to(telegram::telegram_webhook),
+        )
         .route("/v1/messages", web::post().to(replies::send_message))
         .route(
             "/v1/media/{kind}/{channel_id}/{media_id}",

@@ -1,10 +1,13 @@
 //! What WhatsApp, Instagram and Messenger share: the `X-Hub-Signature-256` check
-//! ([`signature`]), the `{object, entry[]}` envelope walk ([`normalize`]), and (for
-//! replies) the Graph API client and its error mapping.
+//! ([`signature`]), the `{object, entry[]}` envelope walk ([`normalize`]), the
+//! Messenger Platform's `messaging[]`/`standby[]`/`changes[]` walk used by Instagram and
+//! Messenger ([`messaging`]), and (for replies) the Graph API client and its error mapping.
 
 pub mod errors;
 pub mod graph;
+pub mod messaging;
 pub mod signature;
+pub mod subscription;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;

@@ -1,4 +1,6 @@
 //! Telegram Bot API: inbound updates and, for replies, the send API. The channel id is
 //! the bot's numeric id (the part of its token before `:`).
 
+pub mod inbound;
 pub mod outbound;
+pub mod webhook;

@@ -1,0 +1,989 @@
+//! Telegram updates (`POST /webhooks/telegram/{bot_id}`) → events. Pure: the secret
+//! header is checked by the HTTP handler ([`verify_secret`]), this only reads the body.
+//!
+//! | update | event |
+//! |---|---|
+//! | `message`, `channel_post`, `business_message` | `message.received` |
+//! | `edited_message`, `edited_channel_post`, `edited_business_message` | `message.edited` |
+//! | `deleted_business_messages` | `message.deleted`, one per message id |
+//! | `callback_query` | `postback` (`payload` = the button's data, `title` = its text) |
+//! | `message_reaction` | `message.reaction` (`emoji` empty when every reaction was removed) |
+//! | `my_chat_member` | `provider.event`, `data.kind = "my_chat_member"`, `status`, `action` (`blocked`, `unblocked`, …) |
+//! | anything else | `provider.event`, `data.kind` = the update's field, with `data.raw` |
+//!
+//! Ids are strings in `data` (Telegram's are 64-bit integers: read as `i64`, never as a
+//! float). `message.id` is the `message_id`, unique within its chat (`conversation.id`).
+//! Media get relay URLs whose media id is the Telegram `file_id`.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::channels::{ChannelKind, ChannelRef, NormalizeContext, NormalizeError, Verified};
+use crate::event::{now_ms, DataBuilder, Event, EventId, EventType};
+
+const KIND: ChannelKind = ChannelKind::Telegram;
+
+/// Why a webhook request's secret was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SecretError {
+    #[error("the X-Telegram-Bot-Api-Secret-Token header is missing")]
+    Missing,
+    #[error(
+        "the X-Telegram-Bot-Api-Secret-Token header does not match the channel's webhook secret"
+    )]
+    Mismatch,
+}
+
+/// Proof that a request's secret header was accepted; it turns the request's body into
+/// a [`Verified`] (the header is checked before the body is read).
+#[derive(Debug)]
+pub struct SecretAccepted(());
+
+impl SecretAccepted {
+    pub fn verified(self, body: &[u8]) -> Verified<'_> {
+        Verified::new(body)
+    }
+}
+
+/// Checks the `X-Telegram-Bot-Api-Secret-Token` header against the channel's accepted
+/// secrets (the current one, and during a `set-webhook` change the previous one), in
+/// constant time: digests are compared, so neither content nor length leaks.
+pub fn verify_secret(
+    header: Option<&[u8]>,
+    accepted: &[&[u8]],
+) -> Result<SecretAccepted, SecretError> {
+    let header = header.ok_or(SecretError::Missing)?;
+    let got: [u8; 32] = Sha256::digest(header).into();
+    let mut ok = subtle::Choice::from(0u8);
+    for secret in accepted.iter().filter(|s| !s.is_empty()) {
+        let want: [u8; 32] = Sha256::digest(secret).into();
+        ok |= want.ct_eq(&got);
+    }
+    if bool::from(ok) {
+        Ok(SecretAccepted(()))
+    } else {
+        Err(SecretError::Mismatch)
+    }
+}
+
+#[derive(Deserialize)]
+struct User {
+    id: i64,
+    #[serde(default)]
+    is_bot: Option<bool>,
+    #[serde(default)]
+    first_name: Option<String>,
+    #[serde(default)]
+    last_name: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    language_code: Option<String>,
+}
+
+impl User {
+    fn to_value(&self) -> Value {
+        DataBuilder::new()
+            .set("id", self.id.to_string())
+            .set_opt("name", full_name(&self.first_name, &self.last_name))
+            .set_opt("username", self.username.as_deref())
+            .set_opt("is_bot", self.is_bot.filter(|b| *b))
+            .set_opt("language_code", self.language_code.as_deref())
+            .into_value()
+    }
+}
+
+#[derive(Deserialize)]
+struct Chat {
+    id: i64,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    first_name: Option<String>,
+    #[serde(default)]
+    last_name: Option<String>,
+}
+
+impl Chat {
+    /// `conversation`: `{id, type, title?}` (the title only for groups and channels).
+    fn conversation(&self) -> Value {
+        DataBuilder::new()
+            .set("id", self.id.to_string())
+            .set_opt("type", self.kind.as_deref())
+            .set_opt("title", self.title.as_deref())
+            .into_value()
+    }
+
+    /// The chat as a sender (a channel post, or a message sent on behalf of a chat).
+    fn as_sender(&self) -> Value {
+        DataBuilder::new()
+            .set("id", self.id.to_string())
+            .set_opt(
+                "name",
+                self.title
+                    .clone()
+                    .or_else(|| full_name(&self.first_name, &self.last_name)),
+            )
+            .set_opt("username", self.username.as_deref())
+            .into_value()
+    }
+}
+
+fn full_name(first: &Option<String>, last: &Option<String>) -> Option<String> {
+    match (first.as_deref(), last.as_deref()) {
+        (Some(f), Some(l)) if !l.is_empty() => Some(format!("{f} {l}")),
+        (Some(f), _) => Some(f.to_owned()),
+        (None, Some(l)) => Some(l.to_owned()),
+        (None, None) => None,
+    }
+}
+
+#[derive(Deserialize)]
+struct FileRef {
+    file_id: String,
+    #[serde(default)]
+    file_unique_id: Option<String>,
+    #[serde(default)]
+    file_size: Option<i64>,
+    #[serde(default)]
+    file_name: Option<String>,
+    #[serde(default)]
+    mime_type: Option<String>,
+    #[serde(default)]
+    width: Option<i64>,
+    #[serde(default)]
+    height: Option<i64>,
+    #[serde(default)]
+    duration: Option<i64>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    performer: Option<String>,
+    #[serde(default)]
+    emoji: Option<String>,
+    #[serde(default)]
+    is_animated: Option<bool>,
+    #[serde(default)]
+    is_video: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct Location {
+    latitude: f64,
+    longitude: f64,
+}
+
+#[derive(Deserialize)]
+struct Venue {
+    location: Location,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    address: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Contact {
+    #[serde(default)]
+    phone_number: Option<String>,
+    #[serde(default)]
+    first_name: Option<String>,
+    #[serde(default)]
+    last_name: Option<String>,
+    #[serde(default)]
+    user_id: Option<i64>,
+    #[serde(default)]
+    vcard: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MessageRef {
+    message_id: i64,
+}
+
+#[derive(Deserialize)]
+struct Entity {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    offset: i64,
+    #[serde(default)]
+    length: usize,
+}
+
+#[derive(Deserialize)]
+struct TgMessage {
+    message_id: i64,
+    #[serde(default)]
+    message_thread_id: Option<i64>,
+    #[serde(default)]
+    from: Option<User>,
+    #[serde(default)]
+    sender_chat: Option<Chat>,
+    chat: Chat,
+    #[serde(default)]
+    date: i64,
+    #[serde(default)]
+    edit_date: Option<i64>,
+    #[serde(default)]
+    business_connection_id: Option<String>,
+    #[serde(default)]
+    media_group_id: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    caption: Option<String>,
+    #[serde(default)]
+    entities: Vec<Entity>,
+    #[serde(default)]
+    photo: Vec<FileRef>,
+    #[serde(default)]
+    document: Option<FileRef>,
+    #[serde(default)]
+    animation: Option<FileRef>,
+    #[serde(default)]
+    audio: Option<FileRef>,
+    #[serde(default)]
+    voice: Option<FileRef>,
+    #[serde(default)]
+    video: Option<FileRef>,
+    #[serde(default)]
+    video_note: Option<FileRef>,
+    #[serde(default)]
+    sticker: Option<FileRef>,
+    #[serde(default)]
+    location: Option<Location>,
+    #[serde(default)]
+    venue: Option<Venue>,
+    #[serde(default)]
+    contact: Option<Contact>,
+    #[serde(default)]
+    reply_to_message: Option<MessageRef>,
+    #[serde(default)]
+    forward_origin: Option<Value>,
+}
+
+/// The fields of a message that say what it is, beyond the ones read above: a message
+/// with none of the known ones is `unsupported` and named by the first of these found.
+const OTHER_CONTENT: &[&str] = &[
+    "dice",
+    "poll",
+    "game",
+    "story",
+    "invoice",
+    "successful_payment",
+    "paid_media",
+    "checklist",
+    "giveaway",
+    "giveaway_winners",
+    "new_chat_members",
+    "left_chat_member",
+    "new_chat_title",
+    "new_chat_photo",
+    "delete_chat_photo",
+    "group_chat_created",
+    "supergroup_chat_created",
+    "channel_chat_created",
+    "migrate_to_chat_id",
+    "migrate_from_chat_id",
+    "pinned_message",
+    "web_app_data",
+    "forum_topic_created",
+    "users_shared",
+    "chat_shared",
+];
+
+#[derive(Deserialize)]
+struct CallbackQuery {
+    id: String,
+    from: User,
+    #[serde(default)]
+    message: Option<CallbackMessage>,
+    #[serde(default)]
+    inline_message_id: Option<String>,
+    #[serde(default)]
+    data: Option<String>,
+    #[serde(default)]
+    game_short_name: Option<String>,
+}
+
+/// The message a button was on (possibly "inaccessible": only ids and `date: 0`).
+#[derive(Deserialize)]
+struct CallbackMessage {
+    message_id: i64,
+    chat: Chat,
+    #[serde(default)]
+    reply_markup: Option<ReplyMarkup>,
+}
+
+#[derive(Deserialize)]
+struct ReplyMarkup {
+    #[serde(default)]
+    inline_keyboard: Vec<Vec<InlineButton>>,
+}
+
+#[derive(Deserialize)]
+struct InlineButton {
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    callback_data: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChatMemberUpdated {
+    chat: Chat,
+    from: User,
+    #[serde(default)]
+    date: i64,
+    old_chat_member: ChatMember,
+    new_chat_member: ChatMember,
+}
+
+#[derive(Deserialize)]
+struct ChatMember {
+    #[serde(default)]
+    status: String,
+}
+
+#[derive(Deserialize)]
+struct MessageReaction {
+    chat: Chat,
+    message_id: i64,
+    #[serde(default)]
+    user: Option<User>,
+    #[serde(default)]
+    actor_chat: Option<Chat>,
+    #[serde(default)]
+    date: i64,
+    #[serde(default)]
+    old_reaction: Vec<ReactionType>,
+    #[serde(default)]
+    new_reaction: Vec<ReactionType>,
+}
+
+#[derive(Deserialize)]
+struct ReactionType {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    emoji: Option<String>,
+    #[serde(default)]
+    custom_emoji_id: Option<String>,
+}
+
+impl ReactionType {
+    /// The emoji to show: the emoji itself, `⭐` for a paid reaction, `custom:<id>` for a
+    /// custom emoji (never empty: empty means "removed").
+    fn display(&self) -> String {
+        match (self.kind.as_str(), &self.emoji, &self.custom_emoji_id) {
+            (_, Some(e), _) => e.clone(),
+            ("paid", _, _) => "\u{2b50}".to_owned(),
+            (_, None, Some(id)) => format!("custom:{id}"),
+            (k, None, None) => k.to_owned(),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        DataBuilder::new()
+            .set("type", self.kind.as_str())
+            .set_opt("emoji", self.emoji.as_deref())
+            .set_opt("custom_emoji_id", self.custom_emoji_id.as_deref())
+            .into_value()
+    }
+}
+
+#[derive(Deserialize)]
+struct DeletedMessages {
+    #[serde(default)]
+    business_connection_id: Option<String>,
+    chat: Chat,
+    #[serde(default)]
+    message_ids: Vec<i64>,
+}
+
+/// The update kinds read here, in the order they are looked for.
+const KNOWN: &[&str] = &[
+    "message",
+    "edited_message",
+    "channel_post",
+    "edited_channel_post",
+    "business_message",
+    "edited_business_message",
+    "deleted_business_messages",
+    "callback_query",
+    "message_reaction",
+    "my_chat_member",
+];
+
+/// Normalizes one verified update of bot `bot_id`. A body that is not a JSON object with
+/// an integer `update_id` is an error (400); anything inside one that is not understood
+/// still becomes an event.
+pub fn normalize(
+    bot_id: &str,
+    verified: &Verified<'_>,
+    ctx: &NormalizeContext<'_>,
+) -> Result<Vec<Event>, NormalizeError> {
+    let fields: HashMap<String, &RawValue> = serde_json::from_slice(verified.body())?;
+    let shape = || NormalizeError::Shape {
+        expected: "Telegram update (an object with an integer update_id)",
+    };
+    let update_id: i64 = fields
+        .get("update_id")
+        .and_then(|v| serde_json::from_str(v.get()).ok())
+        .ok_or_else(shape)?;
+    let raw: Box<RawValue> = serde_json::from_slice::<&RawValue>(verified.body())?.to_owned();
+    let u = Update {
+        bot_id,
+        update_id: update_id.to_string(),
+        raw,
+        ctx,
+    };
+    let found = KNOWN.iter().find_map(|k| fields.get(*k).map(|v| (*k, *v)));
+    let Some((field, value)) = found else {
+        let mut unknown: Vec<&str> = fields
+            .keys()
+            .map(String::as_str)
+            .filter(|k| *k != "update_id")
+            .collect();
+        unknown.sort_unstable();
+        return Ok(vec![u.provider_event(
+            unknown.first().copied().unwrap_or("unknown"),
+            DataBuilder::new(),
+            None,
+            now_ms(),
+        )]);
+    };
+    let events = match field {
+        "message" | "channel_post" | "business_message" => {
+            parse(value).map(|m| vec![u.message_event(field, EventType::MessageReceived, &m)])
+        }
+        "edited_message" | "edited_channel_post" | "edited_business_message" => {
+            parse(value).map(|m| vec![u.message_event(field, EventType::MessageEdited, &m)])
+        }
+        "deleted_business_messages" => parse(value).map(|d| u.deleted_events(&d)),
+        "callback_query" => parse(value).map(|c| vec![u.callback_event(&c)]),
+        "message_reaction" => parse(value).map(|r| vec![u.reaction_event(&r)]),
+        "my_chat_member" => parse(value).map(|m| vec![u.member_event(&m)]),
+        _ => None,
+    };
+    Ok(events.unwrap_or_else(|| vec![u.provider_event(field, DataBuilder::new(), None, now_ms())]))
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(value: &RawValue) -> Option<T> {
+    serde_json::from_str(value.get()).ok()
+}
+
+fn seconds_to_ms(s: i64) -> i64 {
+    if s > 0 {
+        s.saturating_mul(1000)
+    } else {
+        now_ms()
+    }
+}
+
+/// What every event of one update shares.
+struct Update<'a> {
+    bot_id: &'a str,
+    update_id: String,
+    raw: Box<RawValue>,
+    ctx: &'a NormalizeContext<'a>,
+}
+
+impl Update<'_> {
+    fn channel(&self) -> ChannelRef {
+        ChannelRef::new(KIND, self.bot_id)
+    }
+
+    fn event(
+        &self,
+        event_type: EventType,
+        id_parts: &[&str],
+        conversation: Option<String>,
+        timestamp_ms: i64,
+        data: Map<String, Value>,
+    ) -> Event {
+        let mut parts = vec![KIND.as_str(), self.bot_id, self.update_id.as_str()];
+        parts.extend_from_slice(id_parts);
+        Event {
+            id: EventId::derive(&parts),
+            event_type,
+            timestamp_ms,
+            channel: self.channel(),
+            conversation,
+            data,
+            raw: Some(self.raw.clone()),
+        }
+    }
+
+    fn provider_event(
+        &self,
+        kind: &str,
+        data: DataBuilder,
+        conversation: Option<String>,
+        timestamp_ms: i64,
+    ) -> Event {
+        self.event(
+            EventType::ProviderEvent,
+            &[kind],
+            conversation,
+            timestamp_ms,
+            data.set("kind", kind).build(),
+        )
+    }
+
+    fn media(&self, f: &FileRef) -> DataBuilder {
+        DataBuilder::new()
+            .set("id", f.file_id.as_str())
+            .set_opt("mime_type", f.mime_type.as_deref())
+            .set("url", self.ctx.media_url(KIND, self.bot_id, &f.file_id))
+            .set_opt(
+                "file_unique_id",
+                f.file_unique_id.as_deref().filter(|s| !s.is_empty()),
+            )
+            .set_opt("file_size", f.file_size)
+            .set_opt("filename", f.file_name.as_deref())
+            .set_opt("width", f.width)
+            .set_opt("height", f.height)
+            .set_opt("duration", f.duration)
+    }
+
+    fn message_event(&self, field: &str, event_type: EventType, m: &TgMessage) -> Event {
+        let mut message = Map::new();
+        message.insert("id".into(), m.message_id.to_string().into());
+        let mut text = m.text.as_deref().or(m.caption.as_deref());
+        let kind: &str = if let Some(v) = &m.venue {
+            message.insert(
+                "location".into(),
+                DataBuilder::new()
+                    .set("latitude", v.location.latitude)
+                    .set("longitude", v.location.longitude)
+                    .set_opt("name", v.title.as_deref())
+                    .set_opt("address", v.address.as_deref())
+                    .into_value(),
+            );
+            "location"
+        } else if let Some(l) = &m.location {
+            message.insert(
+                "location".into(),
+                DataBuilder::new()
+                    .set("latitude", l.latitude)
+                    .set("longitude", l.longitude)
+                    .into_value(),
+            );
+            "location"
+        } else if let Some(c) = &m.contact {
+            let contact = DataBuilder::new()
+                .set(
+                    "name",
+                    DataBuilder::new()
+                        .set_opt("formatted_name", full_name(&c.first_name, &c.last_name))
+                        .set_opt("first_name", c.first_name.as_deref())
+                        .set_opt("last_name", c.last_name.as_deref())
+                        .into_value(),
+                )
+                .set(
+                    "phones",
+                    c.phone_number
+                        .as_deref()
+                        .map(|p| vec![DataBuilder::new().set("phone", p).into_value()])
+                        .unwrap_or_default(),
+                )
+                .set_opt("user_id", c.user_id.map(|u| u.to_string()))
+                .set_opt("vcard", c.vcard.as_deref())
+                .into_value();
+            message.insert("contacts".into(), vec![contact].into());
+            "contacts"
+        } else if let Some(photo) = largest(&m.photo) {
+            // Telegram re-encodes every photo as JPEG.
+            let media = self.media(photo).set("mime_type", "image/jpeg");
+            message.insert("media".into(), media.into_value());
+            "image"
+        } else if let Some(s) = &m.sticker {
+            let media = self.media(s).set_opt("emoji", s.emoji.as_deref()).set(
+                "animated",
+                s.is_animated.unwrap_or(false) || s.is_video.unwrap_or(false),
+            );
+            message.insert("media".into(), media.into_value());
+            "sticker"
+        } else if let Some(a) = &m.animation {
+            message.insert(
+                "media".into(),
+                self.media(a).set("animated", true).into_value(),
+            );
+            "video"
+        } else if let Some(v) = &m.video {
+            message.insert("media".into(), self.media(v).into_value());
+            "video"
+        } else if let Some(v) = &m.video_note {
+            message.insert(
+                "media".into(),
+                self.media(v).set("video_note", true).into_value(),
+            );
+            "video"
+        } else if let Some(v) = &m.voice {
+            message.insert(
+                "media".into(),
+                self.media(v).set("voice", true).into_value(),
+            );
+            "audio"
+        } else if let Some(a) = &m.audio {
+            let media = self
+                .media(a)
+                .set_opt("title", a.title.as_deref())
+                .set_opt("performer", a.performer.as_deref());
+            message.insert("media".into(), media.into_value());
+            "audio"
+        } else if let Some(d) = &m.document {
+            message.insert("media".into(), self.media(d).into_value());
+            "document"
+        } else if m.text.is_some() {
+            if let Some(cmd) = command(m) {
+                message.insert("command".into(), cmd.into());
+            }
+            "text"
+        } else {
+            let other = self.raw_message_keys(field);
+            if let Some(t) = other {
+                message.insert("provider_type".into(), t.into());
+            }
+            text = None;
+            "unsupported"
+        };
+        message.insert("kind".into(), kind.into());
+        if let Some(t) = text {
+            message.insert("text".into(), t.into());
+        }
+        if let Some(r) = &m.reply_to_message {
+            message.insert("reply_to".into(), r.message_id.to_string().into());
+        }
+        if let Some(t) = m.message_thread_id {
+            message.insert("thread_id".into(), t.to_string().into());
+        }
+        if let Some(g) = &m.media_group_id {
+            message.insert("media_group_id".into(), g.as_str().into());
+        }
+        if m.forward_origin.is_some() {
+            message.insert("forwarded".into(), true.into());
+        }
+        if let Some(e) = m.edit_date {
+            message.insert(
+                "edited_at".into(),
+                crate::event::format_rfc3339(e * 1000).into(),
+            );
+        }
+        let sender = m
+            .from
+            .as_ref()
+            .map(User::to_value)
+            .or_else(|| m.sender_chat.as_ref().map(Chat::as_sender));
+        let data = DataBuilder::new()
+            .set("conversation", m.chat.conversation())
+            .set_opt("sender", sender)
+            .set("message", Value::Object(message))
+            .set_opt(
+                "business_connection_id",
+                m.business_connection_id.as_deref(),
+            )
+            .build();
+        let timestamp = match event_type {
+            EventType::MessageEdited => m.edit_date.unwrap_or(m.date),
+            _ => m.date,
+        };
+        let chat = m.chat.id.to_string();
+        self.event(
+            event_type,
+            &[field, &chat, &m.message_id.to_string()],
+            Some(chat.clone()),
+            seconds_to_ms(timestamp),
+            data,
+        )
+    }
+
+    /// The first field of the message that names what it is, for `unsupported`.
+    fn raw_message_keys(&self, field: &str) -> Option<&'static str> {
+        let outer: HashMap<String, Value> = serde_json::from_str(self.raw.get()).ok()?;
+        let msg = outer.get(field)?.as_object()?;
+        OTHER_CONTENT.iter().copied().find(|k| msg.contains_key(*k))
+    }
+
+    fn deleted_events(&self, d: &DeletedMessages) -> Vec<Event> {
+        let chat = d.chat.id.to_string();
+        d.message_ids
+            .iter()
+            .map(|id| {
+                let id = id.to_string();
+                // Telegram does not say who deleted them: the chat stands for its owner.
+                let data = DataBuilder::new()
+                    .set("conversation", d.chat.conversation())
+                    .set("sender", d.chat.as_sender())
+                    .set(
+                        "message",
+                        DataBuilder::new().set("id", id.as_str()).into_value(),
+                    )
+                    .set_opt(
+                        "business_connection_id",
+                        d.business_connection_id.as_deref(),
+                    )
+                    .build();
+                self.event(
+                    EventType::MessageDeleted,
+                    &["deleted_business_messages", &chat, &id],
+                    Some(chat.clone()),
+                    now_ms(),
+                    data,
+                )
+            })
+            .collect()
+    }
+
+    fn callback_event(&self, c: &CallbackQuery) -> Event {
+        let payload = c.data.as_deref().or(c.game_short_name.as_deref());
+        // The button's own text, found on the message it was attached to.
+        let title = c.message.as_ref().and_then(|m| {
+            let data = c.data.as_deref()?;
+            m.reply_markup
+                .as_ref()?
+                .inline_keyboard
+                .iter()
+                .flatten()
+                .find_map(|b| {
+                    (b.callback_data.as_deref() == Some(data))
+                        .then(|| b.text.clone())
+                        .flatten()
+                })
+        });
+        // A button on an inline message has no chat: the person's private chat is theirs.
+        let conversation = c
+            .message
+            .as_ref()
+            .map(|m| m.chat.conversation())
+            .unwrap_or_else(|| {
+                DataBuilder::new()
+                    .set("id", c.from.id.to_string())
+                    .into_value()
+            });
+        let conversation_id = conversation
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let data = DataBuilder::new()
+            .set("conversation", conversation)
+            .set("sender", c.from.to_value())
+            .set("payload", payload.unwrap_or_default())
+            .set_opt("title", title)
+            .set_opt(
+                "message",
+                c.message.as_ref().map(|m| {
+                    DataBuilder::new()
+                        .set("id", m.message_id.to_string())
+                        .into_value()
+                }),
+            )
+            .set("callback_query_id", c.id.as_str())
+            .set_opt("inline_message_id", c.inline_message_id.as_deref())
+            .set_opt(
+                "game_short_name",
+                c.game_short_name.as_deref().filter(|_| c.data.is_none()),
+            )
+            .build();
+        self.event(
+            EventType::Postback,
+            &["callback_query", &c.id],
+            conversation_id,
+            now_ms(),
+            data,
+        )
+    }
+
+    fn reaction_event(&self, r: &MessageReaction) -> Event {
+        let emoji = r
+            .new_reaction
+            .iter()
+            .find(|x| x.kind == "emoji")
+            .or_else(|| r.new_reaction.first())
+            .map(ReactionType::display)
+            .unwrap_or_default();
+        let sender = r
+            .user
+            .as_ref()
+            .map(User::to_value)
+            .or_else(|| r.actor_chat.as_ref().map(Chat::as_sender));
+        let chat = r.chat.id.to_string();
+        let data = DataBuilder::new()
+            .set("conversation", r.chat.conversation())
+            .set_opt("sender", sender)
+            .set(
+                "message",
+                DataBuilder::new()
+                    .set("id", r.message_id.to_string())
+                    .into_value(),
+            )
+            .set("emoji", emoji)
+            .set(
+                "reactions",
+                r.new_reaction
+                    .iter()
+                    .map(ReactionType::to_value)
+                    .collect::<Vec<_>>(),
+            )
+            .set(
+                "old_reactions",
+                r.old_reaction
+                    .iter()
+                    .map(ReactionType::to_value)
+                    .collect::<Vec<_>>(),
+            )
+            .build();
+        self.event(
+            EventType::MessageReaction,
+            &["message_reaction", &chat, &r.message_id.to_string()],
+            Some(chat.clone()),
+            seconds_to_ms(r.date),
+            data,
+        )
+    }
+
+    /// The bot's own membership changed: in a private chat, the person blocked
+    /// (`kicked`) or unblocked (`member`) the bot.
+    fn member_event(&self, m: &ChatMemberUpdated) -> Event {
+        let private = m.chat.kind.as_deref() == Some("private");
+        let gone = |s: &str| matches!(s, "kicked" | "left");
+        let (old, new) = (
+            m.old_chat_member.status.as_str(),
+            m.new_chat_member.status.as_str(),
+        );
+        let action = match (private, gone(old), gone(new)) {
+            (true, false, true) => "blocked",
+            (true, true, false) => "unblocked",
+            (false, false, true) => "removed",
+            (false, true, false) => "added",
+            _ => "changed",
+        };
+        let chat = m.chat.id.to_string();
+        let data = DataBuilder::new()
+            .set("conversation", m.chat.conversation())
+            .set("sender", m.from.to_value())
+            .set("status", new)
+            .set("old_status", old)
+            .set("action", action);
+        self.provider_event("my_chat_member", data, Some(chat), seconds_to_ms(m.date))
+    }
+}
+
+/// The largest photo size (by pixels, then bytes).
+fn largest(sizes: &[FileRef]) -> Option<&FileRef> {
+    sizes.iter().max_by_key(|p| {
+        (
+            p.width.unwrap_or(0) * p.height.unwrap_or(0),
+            p.file_size.unwrap_or(0),
+        )
+    })
+}
+
+/// `/start` for a text opening with a bot command (`/start@my_bot payload` → `/start`).
+fn command(m: &TgMessage) -> Option<String> {
+    let text = m.text.as_deref()?;
+    let e = m
+        .entities
+        .iter()
+        .find(|e| e.kind == "bot_command" && e.offset == 0);
+    let word: &str = match e {
+        // Entity lengths are UTF-16 units; commands are ASCII, so they equal bytes.
+        Some(e) => text.get(..e.length)?,
+        None if text.starts_with('/') => text.split_whitespace().next()?,
+        None => return None,
+    };
+    Some(word.split('@').next().unwrap_or(word).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CTX: NormalizeContext<'static> = NormalizeContext {
+        public_url: "https://relay.test",
+    };
+
+    fn run(body: &str) -> Vec<Event> {
+        normalize(
+            "5000000001",
+            &Verified::assume_verified_for_tests(body.as_bytes()),
+            &CTX,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn secret_must_match_exactly() {
+        assert!(verify_secret(Some(b"abc"), &[b"abc"]).is_ok());
+        assert!(verify_secret(Some(b"abc"), &[b"old", b"abc"]).is_ok());
+        assert_eq!(
+            verify_secret(Some(b"abc "), &[b"abc"]).unwrap_err(),
+            SecretError::Mismatch
+        );
+        assert_eq!(
+            verify_secret(Some(b"Abc"), &[b"abc"]).unwrap_err(),
+            SecretError::Mismatch
+        );
+        assert_eq!(
+            verify_secret(None, &[b"abc"]).unwrap_err(),
+            SecretError::Missing
+        );
+        assert_eq!(
+            verify_secret(Some(b""), &[b""]).unwrap_err(),
+            SecretError::Mismatch
+        );
+        assert_eq!(
+            verify_secret(Some(b"abc"), &[]).unwrap_err(),
+            SecretError::Mismatch
+        );
+    }
+
+    #[test]
+    fn large_chat_ids_stay_exact() {
+        let evs = run(
+            r#"{"update_id":9,"message":{"message_id":1,"date":1,"text":"x",
+                "chat":{"id":-1009007199254740993,"type":"supergroup"}}}"#,
+        );
+        assert_eq!(evs[0].data["conversation"]["id"], "-1009007199254740993");
+    }
+
+    #[test]
+    fn update_without_id_is_refused() {
+        let r = normalize(
+            "1",
+            &Verified::assume_verified_for_tests(br#"{"message":{}}"#),
+            &CTX,
+        );
+        assert!(r.is_err());
+        let r = normalize("1", &Verified::assume_verified_for_tests(b"[1]"), &CTX);
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn a_message_of_unknown_shape_is_still_delivered() {
+        let evs = run(r#"{"update_id":9,"message":{"oops":true}}"#);
+        assert_eq!(evs[0].event_type, EventType::ProviderEvent);
+        assert_eq!(evs[0].data["kind"], "message");
+    }
+
+    #[test]
+    fn command_is_read_from_its_entity() {
+        let evs = run(
+            r#"{"update_id":9,"message":{"message_id":1,"date":1,"text":"/start@relay_bot go",
+                "entities":[{"type":"bot_command","offset":0,"length":16}],
+                "chat":{"id":5,"type":"private"}}}"#,
+        );
+        assert_eq!(evs[0].data["message"]["command"], "/start");
+    }
+}

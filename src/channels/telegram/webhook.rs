@@ -1,0 +1,230 @@
+//! Registering the relay as a bot's webhook (`switchboard telegram set-webhook <bot_id>`).
+//!
+//! [`set_webhook`] makes a fresh random `secret_token`, stores it Fernet-encrypted with
+//! the channel, then calls `setWebhook` with it, the relay's URL
+//! (`server.public_url` + `/webhooks/telegram/<bot_id>`) and [`ALLOWED_UPDATES`].
+//!
+//! The order leaves no moment where Telegram sends a secret the relay refuses: before
+//! the new secret replaces the old one in the channel record, the old one (still a
+//! Fernet token) is copied to `{prefix}telegram:previous_secret:<bot_id>` for
+//! [`PREVIOUS_SECRET_TTL`]; the webhook handler accepts either while that key lives.
+//! So requests Telegram sends before it applies the new secret still pass, and so do
+//! those after. If `setWebhook` fails, the channel record is put back as it was.
+
+use std::time::Duration;
+
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::channels::{ChannelKind, ChannelRef};
+use crate::live::Live;
+use crate::store::{ChannelRecord, Keys, Store, StoreBackend, StoreError};
+use crate::vault::VaultError;
+
+/// The updates asked for: every kind the relay normalizes. `message_reaction` must be
+/// named explicitly (Telegram leaves it out by default).
+pub const ALLOWED_UPDATES: &[&str] = &[
+    "message",
+    "edited_message",
+    "channel_post",
+    "edited_channel_post",
+    "business_message",
+    "edited_business_message",
+    "deleted_business_messages",
+    "callback_query",
+    "my_chat_member",
+    "message_reaction",
+];
+
+/// How long the previous secret stays accepted after a change.
+pub const PREVIOUS_SECRET_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// Length of a generated secret (Telegram allows 1–256 of `A-Z a-z 0-9 _ -`).
+const SECRET_LEN: usize = 64;
+const SECRET_CHARS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+
+/// The key holding a bot's previous webhook secret (a Fernet token) while it is still
+/// accepted.
+pub fn previous_secret_key(keys: &Keys, bot_id: &str) -> String {
+    keys.named(&format!("telegram:previous_secret:{bot_id}"))
+}
+
+/// A fresh random secret of Telegram's allowed characters (384 bits).
+pub fn generate_secret() -> SecretString {
+    let mut bytes = [0u8; SECRET_LEN];
+    rand::rng().fill_bytes(&mut bytes);
+    // 64 characters: each byte's low 6 bits pick one uniformly.
+    let s: String = bytes
+        .iter()
+        .map(|b| SECRET_CHARS[usize::from(b & 63)] as char)
+        .collect();
+    SecretString::from(s)
+}
+
+/// Whether `s` is a valid `secret_token`: 1–256 characters of `A-Z a-z 0-9 _ -`.
+pub fn is_valid_secret(s: &str) -> bool {
+    (1..=256).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// What was registered.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub url: String,
+    pub allowed_updates: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetWebhookError {
+    #[error("no telegram channel `{0}` in the store (add it with its bot token first)")]
+    ChannelNotFound(String),
+    #[error("the stored token belongs to another bot than `{0}` (its id is the part before ':')")]
+    TokenMismatch(String),
+    #[error("the channel record changed while the webhook was being set; run the command again")]
+    Conflict,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the channel's token cannot be opened: {0}")]
+    Vault(#[from] VaultError),
+    #[error("Telegram refused setWebhook: {code} {description}")]
+    Telegram { code: i64, description: String },
+    #[error("Telegram could not be reached: {0}")]
+    Unreachable(String),
+}
+
+#[derive(Deserialize)]
+struct ApiResponse {
+    ok: bool,
+    #[serde(default)]
+    error_code: Option<i64>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+/// Sets bot `bot_id`'s webhook to this relay with a new secret (see the module doc for
+/// the order of writes).
+pub async fn set_webhook(
+    store: &Store,
+    live: &Live,
+    bot_id: &str,
+) -> Result<Registration, SetWebhookError> {
+    let channel = ChannelRef::new(ChannelKind::Telegram, bot_id);
+    let current = store
+        .get_channel(&channel)
+        .await?
+        .ok_or_else(|| SetWebhookError::ChannelNotFound(bot_id.to_owned()))?;
+    let token = live.keyring.decrypt_token(current.token.expose_secret())?;
+    if token.expose().split(':').next() != Some(bot_id) {
+        return Err(SetWebhookError::TokenMismatch(bot_id.to_owned()));
+    }
+
+    let secret = generate_secret();
+    if let Some(old) = &current.webhook_secret {
+        store
+            .set_ex(
+                &previous_secret_key(store.keys(), bot_id),
+                old.expose_secret(),
+                PREVIOUS_SECRET_TTL,
+            )
+            .await?;
+    }
+    let updated = ChannelRecord {
+        webhook_secret: Some(SecretString::from(
+            live.keyring.encrypt(secret.expose_secret().as_bytes()),
+        )),
+        ..current.clone()
+    };
+    if !store
+        .replace_channel_secrets(&channel, &current, &updated)
+        .await?
+    {
+        return Err(SetWebhookError::Conflict);
+    }
+
+    let registration = Registration {
+        url: format!("{}/webhooks/telegram/{bot_id}", live.public_url),
+        allowed_updates: ALLOWED_UPDATES.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    let result = call_set_webhook(live, token.expose(), &registration, &secret).await;
+    if let Err(e) = result {
+        // Put the record back so the secret Telegram still uses stays the current one.
+        if let Err(restore) = store
+            .replace_channel_secrets(&channel, &updated, &current)
+            .await
+        {
+            tracing::error!(error = %restore, channel = %channel, "The previous webhook secret could not be restored.");
+        }
+        return Err(e);
+    }
+    tracing::info!(channel = %channel, "Telegram webhook set.");
+    Ok(registration)
+}
+
+async fn call_set_webhook(
+    live: &Live,
+    token: &str,
+    registration: &Registration,
+    secret: &SecretString,
+) -> Result<(), SetWebhookError> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(live.settings.telegram.timeout_ms))
+        .connect_timeout(Duration::from_millis(live.settings.telegram.timeout_ms))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| SetWebhookError::Unreachable(e.without_url().to_string()))?;
+    let base = live.settings.telegram.api_base.trim_end_matches('/');
+    // The token is in the path: errors are stripped of the URL before they are shown.
+    let resp = client
+        .post(format!("{base}/bot{token}/setWebhook"))
+        .json(&json!({
+            "url": registration.url,
+            "secret_token": secret.expose_secret(),
+            "allowed_updates": registration.allowed_updates,
+            "drop_pending_updates": false,
+        }))
+        .send()
+        .await
+        .map_err(|e| SetWebhookError::Unreachable(e.without_url().to_string()))?;
+    let status = resp.status();
+    let body: ApiResponse = resp.json().await.map_err(|e| SetWebhookError::Telegram {
+        code: i64::from(status.as_u16()),
+        description: format!("unreadable answer: {}", e.without_url()),
+    })?;
+    if body.ok {
+        Ok(())
+    } else {
+        Err(SetWebhookError::Telegram {
+            code: body.error_code.unwrap_or(i64::from(status.as_u16())),
+            description: body.description.unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_secrets_are_valid_and_fresh() {
+        let a = generate_secret();
+        let b = generate_secret();
+        assert!(is_valid_secret(a.expose_secret()));
+        assert_eq!(a.expose_secret().len(), SECRET_LEN);
+        assert_ne!(a.expose_secret(), b.expose_secret());
+    }
+
+    #[test]
+    fn secret_rules_match_telegram_fixture_cases() {
+        assert!(is_valid_secret("cRm-Relay_7f3a9c2e1b4d"));
+        assert!(is_valid_secret("a"));
+        assert!(is_valid_secret(&"x".repeat(256)));
+        assert!(!is_valid_secret(&"x".repeat(257)));
+        assert!(!is_valid_secret(""));
+        assert!(!is_valid_secret("bad.token"));
+        assert!(!is_valid_secret("bad token"));
+        assert!(!is_valid_secret("ключ"));
+    }
+}
