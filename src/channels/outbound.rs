@@ -300,6 +300,7 @@ impl<'a> Obj<'a> {
 #[derive(serde::Deserialize)]
 struct RawProbe {
     message: Option<RawMessageProbe>,
+    raw: Option<Box<RawValue>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -315,7 +316,7 @@ impl OutboundMessage {
         let value: Value = serde_json::from_slice(body)
             .map_err(|e| err("body", format!("not valid JSON: {e}")))?;
         let root = Obj::of(&value, "").map_err(|_| err("body", "must be a JSON object"))?;
-        root.only(&["channel", "to", "comment_id", "message"])?;
+        root.only(&["channel", "to", "comment_id", "message", "raw", "method"])?;
 
         let ch = root.obj("channel")?;
         ch.only(&["kind", "id"])?;
@@ -329,13 +330,33 @@ impl OutboundMessage {
         }
         let channel = ChannelRef::new(kind, id);
 
-        let m = root.obj("message")?;
-        let kind = match (m.opt_str("kind")?, m.get("raw")) {
-            (Some(k), _) => k,
-            (None, Some(_)) => "raw".to_owned(),
-            (None, None) => return Err(err("message.kind", "is required")),
+        // `raw` may sit at the top level (beside `channel`) or in `message`.
+        let top_raw = root.get("raw").is_some();
+        let m = if top_raw {
+            if root.get("message").is_some() {
+                return Err(err(
+                    "raw",
+                    "give either a top-level `raw` or a `message`, not both",
+                ));
+            }
+            None
+        } else {
+            if root.get("method").is_some() {
+                return Err(err("method", "only with a top-level `raw`"));
+            }
+            Some(root.obj("message")?)
         };
-        let content = parse_content(&kind, &m, body)?;
+        let content = match &m {
+            None => parse_raw(&root, body, "", |p| p.raw)?,
+            Some(m) => {
+                let kind = match (m.opt_str("kind")?, m.get("raw")) {
+                    (Some(k), _) => k,
+                    (None, Some(_)) => "raw".to_owned(),
+                    (None, None) => return Err(err("message.kind", "is required")),
+                };
+                parse_content(&kind, m, body)?
+            }
+        };
 
         let to = match (root.opt_id("to")?, root.opt_str("comment_id")?) {
             (Some(_), Some(_)) => {
@@ -350,7 +371,14 @@ impl OutboundMessage {
             (None, None) => return Err(err("to", "is required")),
         };
 
-        let messaging_type = m.opt_str("messaging_type")?;
+        let (messaging_type, reply_to, tag) = match &m {
+            None => (None, None, None),
+            Some(m) => (
+                m.opt_str("messaging_type")?,
+                m.opt_id("reply_to")?,
+                m.opt_str("tag")?,
+            ),
+        };
         if let Some(t) = &messaging_type {
             if !matches!(t.as_str(), "RESPONSE" | "UPDATE" | "MESSAGE_TAG") {
                 return Err(err(
@@ -362,12 +390,38 @@ impl OutboundMessage {
         Ok(Self {
             channel,
             to,
-            reply_to: m.opt_id("reply_to")?,
+            reply_to,
             messaging_type,
-            tag: m.opt_str("tag")?,
+            tag,
             content,
         })
     }
+}
+
+/// `raw` (and Telegram's `method`) from `obj`, keeping the raw bytes; `prefix` is the
+/// field path of `obj` (`""` or `"message."`).
+fn parse_raw(
+    obj: &Obj<'_>,
+    body: &[u8],
+    prefix: &str,
+    pick: fn(RawProbe) -> Option<Box<RawValue>>,
+) -> Result<Content, ParseError> {
+    if !obj.get("raw").is_some_and(Value::is_object) {
+        return Err(err(format!("{prefix}raw"), "must be an object"));
+    }
+    let probe: RawProbe = serde_json::from_slice(body)
+        .map_err(|e| err(format!("{prefix}raw"), format!("unreadable: {e}")))?;
+    let raw = pick(probe).ok_or_else(|| err(format!("{prefix}raw"), "is required"))?;
+    let method = obj.opt_str("method")?;
+    if let Some(meth) = &method {
+        if meth.len() > 64 || !meth.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(err(
+                format!("{prefix}method"),
+                "must be a Bot API method name",
+            ));
+        }
+    }
+    Ok(Content::Raw { body: raw, method })
 }
 
 fn with_common<'a>(extra: &[&'a str]) -> Vec<&'a str> {
@@ -527,22 +581,7 @@ fn parse_content(kind: &str, m: &Obj<'_>, body: &[u8]) -> Result<Content, ParseE
         }
         "raw" => {
             m.only(&["kind", "raw", "method"])?;
-            if !m.get("raw").is_some_and(Value::is_object) {
-                return Err(err("message.raw", "must be an object"));
-            }
-            let probe: RawProbe = serde_json::from_slice(body)
-                .map_err(|e| err("message.raw", format!("unreadable: {e}")))?;
-            let body = probe
-                .message
-                .and_then(|m| m.raw)
-                .ok_or_else(|| err("message.raw", "is required"))?;
-            let method = m.opt_str("method")?;
-            if let Some(meth) = &method {
-                if meth.len() > 64 || !meth.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                    return Err(err("message.method", "must be a Bot API method name"));
-                }
-            }
-            Content::Raw { body, method }
+            parse_raw(m, body, "message.", |p| p.message.and_then(|m| m.raw))?
         }
         other => {
             return Err(err(
@@ -836,5 +875,18 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // Also at the top level, beside `channel` (Telegram names its method there).
+        let body =
+            br#"{"channel":{"kind":"telegram","id":"1"},"method":"sendDice","raw":{"chat_id":5}}"#;
+        let m = OutboundMessage::parse(body).unwrap();
+        match m.content {
+            Content::Raw { body, method } => {
+                assert_eq!(body.get(), r#"{"chat_id":5}"#);
+                assert_eq!(method.as_deref(), Some("sendDice"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let both = br#"{"channel":{"kind":"telegram","id":"1"},"raw":{},"message":{"kind":"text","text":"a"}}"#;
+        assert_eq!(OutboundMessage::parse(both).unwrap_err().field, "raw");
     }
 }
