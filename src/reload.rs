@@ -67,6 +67,7 @@ pub async fn reload(state: &AppState, path: Option<&Path>) -> bool {
     tracing::info!(
         tenants = live.tenants.len(),
         vault_keys = live.keyring.len(),
+        vault_primary_key_id = live.keyring.primary_id(),
         app_secrets = live.settings.meta.app_secrets.len(),
         channels = live.settings.channels.len(),
         "Config reloaded."

@@ -21,6 +21,7 @@ pub mod rotation;
 use base64::Engine;
 use fernet::Fernet;
 use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 /// Why the vault could not do what was asked. Never carries key or token material.
@@ -75,6 +76,8 @@ pub enum KeyMatch {
 #[derive(Clone)]
 pub struct Keyring {
     fernets: std::sync::Arc<[Fernet]>,
+    /// A short fingerprint of the primary key, safe to log (see [`Keyring::primary_id`]).
+    primary_id: String,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -87,6 +90,7 @@ impl Keyring {
     /// Parses the keys; the error names the index of a bad one.
     pub fn new(keys: &[SecretString]) -> Result<Self, VaultError> {
         let mut fernets = Vec::with_capacity(keys.len());
+        let mut primary_id = String::new();
         for (index, key) in keys.iter().enumerate() {
             let key = key.expose_secret().trim();
             // The crate accepts unpadded keys; require the 32 bytes explicitly.
@@ -98,6 +102,13 @@ impl Keyring {
             if decoded.len() != 32 {
                 return Err(VaultError::BadKey { index });
             }
+            if index == 0 {
+                let digest = Sha256::new()
+                    .chain_update(b"switchboard vault key id\0")
+                    .chain_update(&*decoded)
+                    .finalize();
+                primary_id = hex::encode(&digest[..4]);
+            }
             fernets.push(Fernet::new(key).ok_or(VaultError::BadKey { index })?);
         }
         if fernets.is_empty() {
@@ -105,7 +116,15 @@ impl Keyring {
         }
         Ok(Self {
             fernets: fernets.into(),
+            primary_id,
         })
+    }
+
+    /// A fingerprint of the primary key (8 hex digits of a domain-separated SHA-256):
+    /// logged on reload and answered by a rotation, so an operator can tell which key
+    /// each replica encrypts with. It reveals nothing about the key.
+    pub fn primary_id(&self) -> &str {
+        &self.primary_id
     }
 
     /// How many keys are configured.
@@ -237,6 +256,33 @@ mod tests {
         assert_eq!(&*ring(&[&new]).decrypt(&rotated).unwrap(), b"EAAG-secret");
         assert!(ring(&[&old]).decrypt(&rotated).is_err());
         assert!(both.rotate(&rotated).unwrap().is_none());
+    }
+
+    #[test]
+    fn primary_id_names_the_first_key_only_and_never_shows_it() {
+        let (a, b) = (Keyring::generate_key(), Keyring::generate_key());
+        let id = ring(&[&a]).primary_id().to_owned();
+        assert_eq!(id.len(), 8);
+        assert_eq!(ring(&[&a, &b]).primary_id(), id);
+        assert_ne!(ring(&[&b, &a]).primary_id(), id);
+        assert!(!a.contains(&id));
+    }
+
+    #[test]
+    fn token_from_a_fast_clock_opens_and_key_match_names_the_key() {
+        let (old, new) = (Keyring::generate_key(), Keyring::generate_key());
+        let f = Fernet::new(&old).unwrap();
+        let ahead = f.encrypt_at_time(b"t", unix_now() + 3600);
+        let both = ring(&[&new, &old]);
+        assert_eq!(&*both.decrypt(&ahead).unwrap(), b"t");
+        assert_eq!(both.key_match(&ahead), KeyMatch::Older);
+        assert_eq!(both.key_match(&both.encrypt(b"t")), KeyMatch::Primary);
+        assert_eq!(both.key_match("gAAAAAnot-a-token"), KeyMatch::None);
+        assert_eq!(both.key_match(""), KeyMatch::None);
+        assert!(matches!(
+            both.rotate("garbage"),
+            Err(VaultError::Undecryptable)
+        ));
     }
 
     #[test]

@@ -29,6 +29,8 @@ const CONCURRENCY: usize = 8;
 /// What a rotation did.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct RotationReport {
+    /// The fingerprint of the key everything now opens with ([`Keyring::primary_id`]).
+    pub primary_key_id: String,
     /// Channel records looked at.
     pub checked: usize,
     /// Records re-encrypted under the primary key (the count the contract asks for).
@@ -68,7 +70,10 @@ pub async fn rotate_all(
         .iter()
         .filter_map(|k| store.keys().parse_channel(k))
         .collect();
-    let mut report = RotationReport::default();
+    let mut report = RotationReport {
+        primary_key_id: keyring.primary_id().to_owned(),
+        ..RotationReport::default()
+    };
     let mut results = stream::iter(channels)
         .map(|c| async move {
             let outcome = rotate_one(store, keyring, &c).await;

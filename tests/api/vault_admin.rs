@@ -87,6 +87,10 @@ fn python_fernet(key: &str, plaintext: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+fn ring_of(key: &str) -> Keyring {
+    Keyring::new(&[SecretString::from(key.to_owned())]).unwrap()
+}
+
 /// Rewrites the config with these vault keys and waits until the app runs with them.
 async fn set_vault_keys(app: &TestApp, keys: &[&str]) {
     let text = render_config(
@@ -550,6 +554,11 @@ async fn old_key_token_works_and_rotation_moves_every_secret_to_the_new_key() {
     assert_eq!(resp.status(), 200);
     let report: Value = resp.json().await.unwrap();
     assert_eq!(report["rotated"], 5, "{report}");
+    assert_eq!(
+        report["primary_key_id"],
+        ring_of(&new).primary_id(),
+        "{report}"
+    );
     assert_eq!(report["checked"], 5);
     assert!(report["failed"].as_array().unwrap().is_empty());
 
@@ -707,5 +716,88 @@ async fn rotation_never_overwrites_a_concurrent_write() {
     assert_eq!(
         &*live.keyring.decrypt(record.token.expose_secret()).unwrap(),
         b"token-199"
+    );
+}
+
+const VALIDATE_OPENAPI: &str = r##"
+import json, sys, yaml
+from jsonschema import Draft202012Validator
+spec = yaml.safe_load(open(sys.argv[1]))
+bad = 0
+for line in sys.stdin:
+    name, body = line.split(" ", 1)
+    schema = {"$ref": "#/components/schemas/" + name, "components": spec["components"]}
+    for err in Draft202012Validator(schema).iter_errors(json.loads(body)):
+        bad += 1
+        print(f"{name}: {err.message} at {list(err.absolute_path)}")
+sys.exit(1 if bad else 0)
+"##;
+
+#[tokio::test]
+async fn admin_answers_match_the_published_openapi_schemas() {
+    use std::io::Write;
+    let app = spawn_app().await;
+    app.redis()
+        .cli(&[
+            "HSET",
+            "switchboard:channel:messenger:999",
+            "tenant",
+            "acme",
+            "token",
+            "gAAAAAbroken",
+        ])
+        .unwrap();
+    app.redis()
+        .cli(&["SET", "switchboard:channel:instagram:777", "oops"])
+        .unwrap();
+    let put: Value = admin(
+        &app,
+        reqwest::Method::PUT,
+        "/admin/v1/channels/telegram/7001234567",
+        Some(json!({"tenant": "acme", "token": TELEGRAM_TOKEN, "webhook_secret": TELEGRAM_SECRET, "user_id": "10150"})),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let listed: Value = admin(&app, reqwest::Method::GET, "/admin/v1/channels", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let report: Value = admin(&app, reqwest::Method::POST, "/admin/v1/vault/rotate", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut lines = vec![
+        format!("ChannelView {put}"),
+        format!("RotationReport {report}"),
+    ];
+    for c in listed["channels"].as_array().unwrap() {
+        lines.push(format!("ChannelView {c}"));
+    }
+    assert_eq!(lines.len(), 2 + 6);
+
+    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.yaml");
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", VALIDATE_OPENAPI, spec])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for l in &lines {
+            writeln!(stdin, "{l}").unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 }
