@@ -2,11 +2,11 @@
 //!
 //! | key | type | TTL | what |
 //! |---|---|---|---|
-//! | `{prefix}channel:{kind}:{id}` | hash | none (a channel lives until deleted) | the contract's public layout: `tenant`, `token` (Fernet), `webhook_secret` (Fernet), `updated_at` |
+//! | `{prefix}channel:{kind}:{id}` | hash | none (a channel lives until deleted) | the contract's public layout: `tenant`, `token` (Fernet), `webhook_secret` (Fernet), `updated_at`, optional `user_id` (the Meta user who connected it) |
 //! | `{prefix}dedupe:{event_id}` | string | `delivery.dedupe_window_s` | an event the CRM accepted |
-//! | `{prefix}idem:{tenant}:{sha256(key)}` | string | 24 h | the first response to an `Idempotency-Key` |
+//! | `{prefix}idem:{tenant}:{sha256(key)}` | string | `replies.idempotency_ttl_s` | the first response to an `Idempotency-Key` (without the recipient) |
 //! | `{prefix}reauth:{kind}:{id}` | string | 1 h | `channel.reauth_required` was sent |
-//! | `{prefix}deletion:{code}` | string | retention | a data-deletion request's status |
+//! | `{prefix}deletion:{code}` | string | `privacy.deletion_status_ttl_s` | a data-deletion request's status: counts and times, no ids ([`crate::privacy`]) |
 //! | `{prefix}retry:{sN}:stream` | stream + group `relay` | refreshed to `retry_buffer_ttl_s` + 1 h on every add | retry buffer shard N: entries ready for delivery |
 //! | `{prefix}retry:{sN}:delayed` | zset | same | entries waiting for their due time (score) |
 //! | `{prefix}retry:{sN}:pending:{event_id}` | string | `retry_buffer_ttl_s` + 1 h | the event is in the buffer (a redelivery is not buffered twice) |

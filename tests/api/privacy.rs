@@ -723,6 +723,8 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
     for id in WHATSAPP_FIXTURE_CHANNELS {
         channels.push((ChannelKind::Whatsapp, (*id).to_owned()));
     }
+    channels.sort_by(|a, b| (a.0.as_str(), &a.1).cmp(&(b.0.as_str(), &b.1)));
+    channels.dedup();
     let port = free_port();
     let config = render_config(
         &TestOptions::default(),
@@ -815,7 +817,36 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
         .unwrap()
         .status();
     assert_eq!(deauth, 200);
-    let redis_dump = format!("{redis_dump}\n{}", redis.dump_all());
+    // The user who connected every channel asks for deletion: the buffer is emptied of
+    // their channels' events (the notices to the CRM, encrypted, stay until delivered).
+    let deletion: Value = http
+        .post(format!("{}/meta/data-deletion", relay.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&signed(user_payload(USER, 1_763_800_000))))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = deletion["confirmation_code"].as_str().unwrap();
+    let status: Value = http
+        .get(format!("{}/meta/data-deletion/{code}", relay.url))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        status["buffered_events_removed"].as_u64().unwrap() >= 40,
+        "{status}"
+    );
+    assert_eq!(status["channels_removed"], channels.len(), "{status}");
+    let after_deletion = redis.dump_all();
+    assert!(!after_deletion.contains(USER), "{after_deletion}");
+    let redis_dump = format!("{redis_dump}\n{after_deletion}");
     let logs = {
         let mut relay = relay;
         let _ = relay.child.kill();
