@@ -466,7 +466,7 @@ async fn start_relay(dir: &Path, config_path: &Path, port: u16) -> Relay {
 }
 
 /// Runs the CLI with `stdin`; returns (success, stdout + stderr).
-fn cli(config: &Path, args: &[&str], stdin: &str) -> (bool, String) {
+pub(crate) fn cli(config: &Path, args: &[&str], stdin: &str) -> (bool, String) {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .arg("--config")

@@ -3,6 +3,7 @@
 //! compare-and-set against concurrent writers; records written by another service
 //! (Python's `cryptography` + redis-cli); a corrupted record hurting only its channel.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -800,4 +801,154 @@ async fn admin_answers_match_the_published_openapi_schemas() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[tokio::test]
+async fn rotation_on_a_redis_cluster_reaches_every_master() {
+    let cluster = crate::cluster::RedisCluster::start(3);
+    let opts = TestOptions {
+        redis: false,
+        cluster_nodes: cluster.urls(),
+        ..Default::default()
+    };
+    let app = spawn_app_with(TestOptions {
+        redis: false,
+        cluster_nodes: cluster.urls(),
+        ..Default::default()
+    })
+    .await;
+    for i in 0..30 {
+        app.put_channel(ChannelKind::Messenger, &format!("80000{i}"), "acme", "t")
+            .await;
+    }
+    let new = Keyring::generate_key();
+    let text = render_config(
+        &opts,
+        None,
+        &app.crm.uri(),
+        &app.graph.uri(),
+        &app.telegram.uri(),
+        &[&new, &app.vault_key],
+    );
+    std::fs::write(&app.config_path, text).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.state.live.load().keyring.len() != 2 {
+        assert!(Instant::now() < deadline, "the config was not reloaded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let report: Value = admin(&app, reqwest::Method::POST, "/admin/v1/vault/rotate", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["rotated"], 33, "{report}");
+    let channels = list(&app).await;
+    assert_eq!(channels.len(), 33);
+    assert!(channels.iter().all(|c| c["token"] == "primary_key"));
+    let new_only = ring_of(&new);
+    for (c, r) in app.state.store.list_channels().await.unwrap() {
+        assert!(new_only.decrypt(r.token.expose_secret()).is_ok(), "{c}");
+    }
+    let again: Value = admin(&app, reqwest::Method::POST, "/admin/v1/vault/rotate", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["rotated"], 0);
+}
+
+#[test]
+fn cli_puts_lists_deletes_and_rotates_with_secrets_only_from_stdin_or_files() {
+    use crate::reload::cli;
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    // keygen needs no config.
+    let (ok, key) = cli(Path::new("/nonexistent"), &["vault", "keygen"], "");
+    assert!(ok, "{key}");
+    let key = key.trim().to_owned();
+    let keyring = ring_of(&key);
+    let config = |backend: &str| {
+        format!(
+            "[store]\nbackend = \"{backend}\"\nredis_url = \"{}\"\n[vault]\nkeys = [\"{key}\"]\n[[tenants]]\nid = \"acme\"\ncrm_url = \"http://crm.test/\"\nsigning_secret = \"{SIGNING_SECRET}\"\n",
+            redis.url()
+        )
+    };
+    let path = dir.path().join("cli.toml");
+    std::fs::write(&path, config("redis")).unwrap();
+    let secret_file = dir.path().join("ws");
+    std::fs::write(&secret_file, format!("{TELEGRAM_SECRET}\n")).unwrap();
+
+    let (ok, out) = cli(
+        &path,
+        &[
+            "channels",
+            "put",
+            "telegram",
+            "7001234567",
+            "--tenant",
+            "acme",
+            "--webhook-secret-file",
+            secret_file.to_str().unwrap(),
+        ],
+        &format!("{TELEGRAM_TOKEN}\n"),
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("created"), "{out}");
+    let key_name = "switchboard:channel:telegram:7001234567";
+    let hget = |f: &str| redis.cli(&["HGET", key_name, f]).unwrap().trim().to_owned();
+    assert_eq!(
+        &*keyring.decrypt(&hget("token")).unwrap(),
+        TELEGRAM_TOKEN.as_bytes()
+    );
+    assert_eq!(
+        &*keyring.decrypt(&hget("webhook_secret")).unwrap(),
+        TELEGRAM_SECRET.as_bytes()
+    );
+
+    // No secret on the command line: there is no such option.
+    let (ok, out) = cli(
+        &path,
+        &[
+            "channels", "put", "whatsapp", "1", "--tenant", "acme", "--token", "x",
+        ],
+        "",
+    );
+    assert!(!ok, "{out}");
+    let (ok, out) = cli(
+        &path,
+        &["channels", "put", "whatsapp", "1", "--tenant", "nobody"],
+        TOKEN,
+    );
+    assert!(!ok && out.contains("tenant"), "{out}");
+    let (ok, out) = cli(
+        &path,
+        &["channels", "put", "whatsapp", "1", "--tenant", "acme"],
+        "",
+    );
+    assert!(!ok && out.contains("empty"), "{out}");
+
+    let (ok, out) = cli(&path, &["channels", "list", "--json"], "");
+    assert!(ok, "{out}");
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed["count"], 1);
+    assert_eq!(listed["channels"][0]["webhook_secret"], "primary_key");
+
+    let (ok, out) = cli(&path, &["vault", "rotate"], "");
+    assert!(ok && out.contains("rotated 0 of 1"), "{out}");
+    let (ok, out) = cli(&path, &["vault", "encrypt"], "some-token\n");
+    assert!(ok, "{out}");
+    assert_eq!(&*keyring.decrypt(out.trim()).unwrap(), b"some-token");
+
+    let (ok, out) = cli(&path, &["channels", "delete", "telegram", "7001234567"], "");
+    assert!(ok, "{out}");
+    let (ok, out) = cli(&path, &["channels", "delete", "telegram", "7001234567"], "");
+    assert!(!ok && out.contains("not in the store"), "{out}");
+    assert_eq!(redis.cli(&["EXISTS", key_name]).unwrap().trim(), "0");
+
+    std::fs::write(&path, config("memory")).unwrap();
+    let (ok, out) = cli(&path, &["channels", "list"], "");
+    assert!(!ok && out.contains("memory"), "{out}");
+    for o in [out] {
+        assert!(!o.contains(TELEGRAM_TOKEN) && !o.contains(&key));
+    }
 }
