@@ -810,3 +810,117 @@ sys.exit(1 if bad else 0)
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn telegram_store_outage_is_503_then_recovers_without_restart() {
+    let mut app = spawn_telegram_app(TestOptions::default()).await;
+    let body = fixture("telegram/message_text.json");
+    app.redis_mut().stop();
+    let (status, v) = problem(post_update(&app, BOT, Some(SECRET), &body).await).await;
+    assert_eq!(status, 503);
+    assert_eq!(v["code"], "upstream_unavailable");
+    assert!(app.crm_requests().await.is_empty());
+    app.redis_mut().restart();
+    // Redis came back empty: the operator writes the channel again; then it flows.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let ok = app.state.store.ping().await.is_ok();
+        if ok || std::time::Instant::now() > deadline {
+            assert!(ok, "redis did not come back");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    app.put_channel_with_secret(ChannelKind::Telegram, BOT, "acme", BOT_TOKEN, Some(SECRET))
+        .await;
+    assert_eq!(
+        post_update(&app, BOT, Some(SECRET), &body).await.status(),
+        200
+    );
+    assert_eq!(app.crm_requests().await.len(), 1);
+}
+
+/// Runs the real binary against the test app's config (same Redis, same mocks).
+async fn run_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["--config", app.config_path.to_str().unwrap()])
+        .args(args)
+        .env_remove("SWITCHBOARD_CONFIG")
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn cli_telegram_set_webhook_and_meta_subscriptions_work_end_to_end() {
+    let app = spawn_telegram_app(TestOptions::default()).await;
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{BOT_TOKEN}/setWebhook")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": true})))
+        .expect(1)
+        .mount(&app.telegram)
+        .await;
+    let out = run_cli(&app, &["telegram", "set-webhook", BOT]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("http://relay.test/webhooks/telegram/{BOT}")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(BOT_TOKEN) && !stderr.contains(BOT_TOKEN));
+    let sent: Value =
+        serde_json::from_slice(&app.telegram.received_requests().await.unwrap()[0].body).unwrap();
+    let new_secret = sent["secret_token"].as_str().unwrap();
+    assert!(
+        !stdout.contains(new_secret) && !stderr.contains(new_secret),
+        "the secret is never printed"
+    );
+    // The relay (another process) accepts the secret the CLI stored.
+    assert_eq!(
+        post_update(
+            &app,
+            BOT,
+            Some(new_secret),
+            &fixture("telegram/message_text.json")
+        )
+        .await
+        .status(),
+        200
+    );
+
+    // An unknown bot: a clear error, exit status 1.
+    let out = run_cli(&app, &["telegram", "set-webhook", "42"]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no telegram channel `42`"));
+
+    // Meta: a Page whose subscription lacks fields → listed, exit status 1.
+    let page = "682498302938465";
+    app.put_channel(ChannelKind::Messenger, page, "acme", "page-token")
+        .await;
+    let version = app
+        .state
+        .live
+        .load()
+        .settings
+        .meta
+        .graph_api_version
+        .clone();
+    Mock::given(method("GET"))
+        .and(path(format!("/{version}/{page}/subscribed_apps")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [
+            {"id": "1517776481860111", "name": "Relay", "subscribed_fields": ["messages"]}]})))
+        .mount(&app.graph)
+        .await;
+    let out = run_cli(&app, &["meta", "subscriptions", "messenger", page]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("app 1517776481860111 (Relay): messages"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("missing fields: messaging_postbacks"),
+        "{stdout}"
+    );
+}
