@@ -61,8 +61,9 @@ pub struct GraphClient {
     http: reqwest::Client,
 }
 
-/// Builds a provider client: pooled, no redirects, no proxy from the environment
-/// surprises in tests is left to the operator (system proxies are honoured).
+/// Builds a provider client (Graph here, the Bot API in
+/// [`crate::channels::telegram::outbound`]): pooled keep-alive connections, redirects
+/// never followed, a connect timeout and a per-read timeout (a stalled stream ends).
 pub fn build_http(read_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
