@@ -379,7 +379,7 @@ async fn messenger_attachments_feed_comments_and_edits_are_normalized() {
 async fn meta_subscription_check_reports_apps_and_missing_fields_and_subscribe_posts_them() {
     use switchboard::channels::meta::subscription;
     use switchboard::channels::ChannelRef;
-    use wiremock::matchers::{header, method, path, query_param};
+    use wiremock::matchers::{body_json, header, method, path};
     use wiremock::{Mock, ResponseTemplate};
 
     let app = spawn_meta_app(TestOptions::default()).await;
@@ -406,11 +406,11 @@ async fn meta_subscription_check_reports_apps_and_missing_fields_and_subscribe_p
     assert!(status.missing.contains(&"message_echoes".to_owned()));
     assert!(!status.missing.contains(&"messages".to_owned()));
 
-    // subscribe: POST with every needed field, then the status is read again
+    // subscribe: POST with every needed field (JSON body), then the status is read again
     let all = subscription::MESSENGER_FIELDS.join(",");
     Mock::given(method("POST"))
         .and(path(apps_path.as_str()))
-        .and(query_param("subscribed_fields", all.as_str()))
+        .and(body_json(json!({"subscribed_fields": all})))
         .and(header("authorization", "Bearer page-token"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
         .expect(1)

@@ -14,14 +14,15 @@
 //!   at the app level only, so being listed is enough.
 //!
 //! The token is the channel's, opened from the vault in memory and sent as
-//! `Authorization: Bearer …`.
-
-use std::time::Duration;
+//! `Authorization: Bearer …` by the shared [`GraphClient`]; Graph errors are classified
+//! by [`super::errors::GraphError`].
 
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
+use super::graph::{GraphClient, GraphEndpoint};
+use crate::channels::outbound::SendError;
 use crate::channels::{ChannelKind, ChannelRef};
 use crate::live::Live;
 use crate::store::{Store, StoreBackend, StoreError};
@@ -97,8 +98,8 @@ pub enum SubscriptionError {
     Store(#[from] StoreError),
     #[error("the channel's token cannot be opened: {0}")]
     Vault(#[from] VaultError),
-    #[error("the Graph API answered {status}: {message}")]
-    Graph { status: u16, message: String },
+    #[error("the Graph API refused: {0}")]
+    Graph(String),
     #[error("the Graph API could not be reached: {0}")]
     Unreachable(String),
 }
@@ -175,50 +176,35 @@ impl Call<'_> {
         }
     }
 
-    fn url(&self) -> String {
-        let meta = &self.live.settings.meta;
-        format!(
-            "{}/{}/{}/subscribed_apps",
-            meta.graph_api_base.trim_end_matches('/'),
-            meta.graph_api_version,
-            self.object_id
-        )
+    fn path(&self) -> String {
+        format!("{}/subscribed_apps", self.object_id)
     }
 
-    fn client(&self) -> Result<reqwest::Client, SubscriptionError> {
-        let t = Duration::from_millis(self.live.settings.meta.timeout_ms);
-        reqwest::Client::builder()
-            .timeout(t)
-            .connect_timeout(t)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| SubscriptionError::Unreachable(e.to_string()))
+    fn endpoint(&self) -> GraphEndpoint {
+        GraphEndpoint::from_settings(&self.live.settings.meta)
     }
+}
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, SubscriptionError> {
-        let resp = req
-            .bearer_auth(self.token.expose())
-            .send()
-            .await
-            .map_err(|e| SubscriptionError::Unreachable(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if (200..300).contains(&status) {
-            return Ok(body);
-        }
-        let message = body
-            .pointer("/error/message")
-            .and_then(Value::as_str)
-            .unwrap_or("no error message")
-            .to_owned();
-        let code = body.pointer("/error/code").and_then(Value::as_i64);
-        Err(SubscriptionError::Graph {
-            status,
-            message: match code {
-                Some(c) => format!("({c}) {message}"),
-                None => message,
-            },
-        })
+fn client() -> Result<GraphClient, SubscriptionError> {
+    GraphClient::new().map_err(|e| SubscriptionError::Unreachable(e.to_string()))
+}
+
+/// The provider's own code and message, for the operator.
+fn graph_error(e: SendError) -> SubscriptionError {
+    let detail = match &e {
+        SendError::TokenInvalid(d)
+        | SendError::OutsideWindow(d)
+        | SendError::Forbidden(d)
+        | SendError::Provider(d)
+        | SendError::RateLimited { detail: d, .. } => Some(d),
+        _ => None,
+    };
+    match detail {
+        Some(d) => SubscriptionError::Graph(match d.code {
+            Some(c) => format!("HTTP {} ({c}) {}", d.http_status, d.message),
+            None => format!("HTTP {} {}", d.http_status, d.message),
+        }),
+        None => SubscriptionError::Unreachable(e.to_string()),
     }
 }
 
@@ -235,8 +221,10 @@ pub async fn check(
 }
 
 async fn status_of(call: &Call<'_>) -> Result<SubscriptionStatus, SubscriptionError> {
-    let client = call.client()?;
-    let body = call.send(client.get(call.url())).await?;
+    let body = client()?
+        .get_json(&call.endpoint(), &call.path(), &call.token)
+        .await
+        .map_err(graph_error)?;
     let page: AppsPage = serde_json::from_value(body).unwrap_or(AppsPage { data: vec![] });
     let apps: Vec<SubscribedApp> = page.data.iter().map(parse_app).collect();
     let needed = call.fields();
@@ -254,7 +242,8 @@ async fn status_of(call: &Call<'_>) -> Result<SubscriptionStatus, SubscriptionEr
 }
 
 /// Subscribes the app to the object (`POST /{object}/subscribed_apps`, with
-/// `subscribed_fields` for Pages and Instagram accounts), then reads the status back.
+/// `subscribed_fields` in the JSON body for Pages and Instagram accounts), then reads
+/// the status back.
 pub async fn subscribe(
     store: &Store,
     live: &Live,
@@ -262,14 +251,20 @@ pub async fn subscribe(
     object_id: Option<&str>,
 ) -> Result<SubscriptionStatus, SubscriptionError> {
     let call = prepare(store, live, channel, object_id).await?;
-    let client = call.client()?;
-    let mut url = url::Url::parse(&call.url())
-        .map_err(|e| SubscriptionError::Unreachable(format!("meta.graph_api_base: {e}")))?;
     let fields = call.fields();
-    if !fields.is_empty() {
-        url.query_pairs_mut()
-            .append_pair("subscribed_fields", &fields.join(","));
-    }
-    call.send(client.post(url)).await?;
+    let body = if fields.is_empty() {
+        json!({})
+    } else {
+        json!({"subscribed_fields": fields.join(",")})
+    };
+    client()?
+        .post_json(
+            &call.endpoint(),
+            &call.path(),
+            body.to_string().into_bytes(),
+            &call.token,
+        )
+        .await
+        .map_err(graph_error)?;
     status_of(&call).await
 }
