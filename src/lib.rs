@@ -19,7 +19,8 @@
 //!   the relay keeps for how long.
 //! - [`replies`]: `POST /v1/messages` and the media proxy: auth, channel, token,
 //!   send with retries, idempotency.
-//! - [`vault`]: the Fernet keyring.
+//! - [`vault`]: the Fernet keyring; the channel registry behind the admin API and the
+//!   CLI; re-encryption under the primary key (`vault rotate`).
 //! - [`store`]: Redis (single or cluster) and memory backends; every key in [`store::keys`].
 //! - [`telemetry`]: logs and metrics.
 

@@ -106,6 +106,10 @@ pub async fn put_channel(
             )),
         }
     })?;
+    // The body held the plaintext secrets: wipe it now that they sit in secret types.
+    if let Ok(mut raw) = body.try_into_mut() {
+        zeroize::Zeroize::zeroize(raw.as_mut());
+    }
     let input = ChannelInput {
         tenant: parsed.tenant,
         token: parsed.token,

@@ -31,6 +31,11 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
+    /// Only an unreachable store is worth retrying; a wrong request stays wrong.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, RegistryError::Store(e) if e.is_retryable())
+    }
+
     fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         Self::Invalid {
             field,
@@ -209,6 +214,13 @@ pub enum OpenError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl OpenError {
+    /// Only an unreachable store is worth retrying.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, OpenError::Store(e) if e.is_retryable())
+    }
 }
 
 /// Parses a channel named by strings (a URL path, a command line).
