@@ -11,8 +11,9 @@ use futures_util::StreamExt;
 use super::problem::ApiError;
 use super::replies::authorization;
 use crate::app::AppState;
+use crate::channels::outbound::SendError;
 use crate::channels::{ChannelKind, ChannelRef};
-use crate::replies;
+use crate::replies::{self, ReplyError};
 
 /// `GET /v1/media/{kind}/{channel_id}/{media_id}`.
 pub async fn media(
@@ -44,6 +45,9 @@ pub async fn media(
     .await
     .inspect_err(|e| {
         tracing::warn!(tenant = %tenant.id, channel = %channel, error = %e, stage = "sending", "Media not fetched.");
+        if let ReplyError::Send(SendError::TokenInvalid(d)) = e {
+            replies::notify_reauth(&state, live.clone(), channel.clone(), d);
+        }
     })?;
     metrics::counter!("switchboard_media_requests_total", "channel" => kind.as_str()).increment(1);
 

@@ -385,3 +385,33 @@ async fn media_of_unknown_size_is_cut_off_past_the_cap() {
         "the response is aborted, not silently truncated ({got} bytes)"
     );
 }
+
+#[tokio::test]
+async fn media_with_a_refused_token_is_424_and_tells_the_tenant() {
+    let app = replies_app().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(401).set_body_raw(
+            crate::helpers::fixture("meta/graph_error_190_invalid_token.json"),
+            "application/json",
+        ))
+        .mount(&app.graph)
+        .await;
+    let resp = get(&app, &format!("/v1/media/whatsapp/{WA}/123"), Some(API_KEY)).await;
+    assert_eq!(resp.status(), 424);
+    assert_eq!(problem(resp).await["code"], "token_invalid");
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let events = app.crm_events().await;
+        if events
+            .iter()
+            .any(|e| e["type"] == "channel.reauth_required")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no channel.reauth_required: {events:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
