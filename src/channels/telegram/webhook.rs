@@ -15,13 +15,14 @@ use std::time::Duration;
 
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use serde_json::json;
 
+use super::outbound::{TelegramClient, TelegramEndpoint};
+use crate::channels::outbound::SendError;
 use crate::channels::{ChannelKind, ChannelRef};
 use crate::live::Live;
 use crate::store::{ChannelRecord, Keys, Store, StoreBackend, StoreError};
-use crate::vault::VaultError;
+use crate::vault::{AccessToken, VaultError};
 
 /// The updates asked for: every kind the relay normalizes. `message_reaction` must be
 /// named explicitly (Telegram leaves it out by default).
@@ -95,15 +96,6 @@ pub enum SetWebhookError {
     Unreachable(String),
 }
 
-#[derive(Deserialize)]
-struct ApiResponse {
-    ok: bool,
-    #[serde(default)]
-    error_code: Option<i64>,
-    #[serde(default)]
-    description: Option<String>,
-}
-
 /// Sets bot `bot_id`'s webhook to this relay with a new secret (see the module doc for
 /// the order of writes).
 pub async fn set_webhook(
@@ -148,7 +140,7 @@ pub async fn set_webhook(
         url: format!("{}/webhooks/telegram/{bot_id}", live.public_url),
         allowed_updates: ALLOWED_UPDATES.iter().map(|s| (*s).to_owned()).collect(),
     };
-    let result = call_set_webhook(live, token.expose(), &registration, &secret).await;
+    let result = call_set_webhook(live, &token, &registration, &secret).await;
     if let Err(e) = result {
         // Put the record back so the secret Telegram still uses stays the current one.
         if let Err(restore) = store
@@ -165,42 +157,39 @@ pub async fn set_webhook(
 
 async fn call_set_webhook(
     live: &Live,
-    token: &str,
+    token: &AccessToken,
     registration: &Registration,
     secret: &SecretString,
 ) -> Result<(), SetWebhookError> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_millis(live.settings.telegram.timeout_ms))
-        .connect_timeout(Duration::from_millis(live.settings.telegram.timeout_ms))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
+    let client = TelegramClient::new()
         .map_err(|e| SetWebhookError::Unreachable(e.without_url().to_string()))?;
-    let base = live.settings.telegram.api_base.trim_end_matches('/');
-    // The token is in the path: errors are stripped of the URL before they are shown.
-    let resp = client
-        .post(format!("{base}/bot{token}/setWebhook"))
-        .json(&json!({
-            "url": registration.url,
-            "secret_token": secret.expose_secret(),
-            "allowed_updates": registration.allowed_updates,
-            "drop_pending_updates": false,
-        }))
-        .send()
+    let body = json!({
+        "url": registration.url,
+        "secret_token": secret.expose_secret(),
+        "allowed_updates": registration.allowed_updates,
+        "drop_pending_updates": false,
+    });
+    // The shared Bot API client keeps the token (in the URL path) out of its errors.
+    client
+        .call(
+            &TelegramEndpoint::from_settings(&live.settings.telegram),
+            token,
+            "setWebhook",
+            body.to_string().into_bytes(),
+        )
         .await
-        .map_err(|e| SetWebhookError::Unreachable(e.without_url().to_string()))?;
-    let status = resp.status();
-    let body: ApiResponse = resp.json().await.map_err(|e| SetWebhookError::Telegram {
-        code: i64::from(status.as_u16()),
-        description: format!("unreadable answer: {}", e.without_url()),
-    })?;
-    if body.ok {
-        Ok(())
-    } else {
-        Err(SetWebhookError::Telegram {
-            code: body.error_code.unwrap_or(i64::from(status.as_u16())),
-            description: body.description.unwrap_or_default(),
+        .map(|_| ())
+        .map_err(|e| match e {
+            SendError::TokenInvalid(d)
+            | SendError::Forbidden(d)
+            | SendError::Provider(d)
+            | SendError::OutsideWindow(d)
+            | SendError::RateLimited { detail: d, .. } => SetWebhookError::Telegram {
+                code: d.code.unwrap_or(i64::from(d.http_status)),
+                description: d.message,
+            },
+            other => SetWebhookError::Unreachable(other.to_string()),
         })
-    }
 }
 
 #[cfg(test)]
