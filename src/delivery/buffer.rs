@@ -236,10 +236,13 @@ pub struct TenantDepth {
     pub oldest_ms: Option<i64>,
 }
 
-/// A worker's read state for one shard: the blocking connection, kept across reads.
+/// A worker's read state for one shard: the blocking connection, and where its
+/// XAUTOCLAIM scan of the pending list goes on (each call looks at a few entries, so the
+/// cursor walks the whole list over successive reads).
 #[derive(Default)]
 pub struct ReadSlot {
     conn: Option<RedisConn>,
+    claim_cursor: Option<String>,
 }
 
 /// The configured buffer (cheap to clone).
@@ -657,11 +660,12 @@ impl RedisBuffer {
                     .arg(GROUP)
                     .arg(consumer)
                     .arg(self.claim_idle.as_millis() as u64)
-                    .arg("0-0")
+                    .arg(slot.claim_cursor.as_deref().unwrap_or("0-0"))
                     .arg("COUNT")
                     .arg(1),
             )
             .await?;
+        slot.claim_cursor = Some(claimed.next_stream_id.clone());
         if let Some(s) = claimed.claimed.into_iter().next() {
             tracing::info!(
                 shard,

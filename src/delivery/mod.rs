@@ -135,6 +135,16 @@ impl Dispatcher {
         }
     }
 
+    /// The same dispatcher with its own CRM client (connection pool). The worker uses
+    /// one: pooled connections belong to the runtime that opened them, and the HTTP
+    /// server's runtimes end at shutdown, while the worker still finishes its attempts.
+    pub fn with_client(&self, client: CrmClient) -> Self {
+        Self {
+            client,
+            ..self.clone()
+        }
+    }
+
     pub fn client(&self) -> &CrmClient {
         &self.client
     }

@@ -64,6 +64,15 @@ impl Worker {
         dispatcher: Dispatcher,
         consumer: impl Into<String>,
     ) -> Self {
+        let d = &live.load().settings.delivery;
+        // A pool of its own (see `Dispatcher::with_client`).
+        let dispatcher = match super::CrmClient::new(
+            Duration::from_millis(d.timeout_ms),
+            d.max_response_bytes,
+        ) {
+            Ok(client) => dispatcher.with_client(client),
+            Err(_) => dispatcher,
+        };
         Self {
             live,
             dispatcher,

@@ -28,6 +28,8 @@ pub enum Mode {
     RetryAfter(u64),
     /// Answers 200 after this long.
     Slow(Duration),
+    /// Answers 500 after this long (a CRM that hangs, then fails).
+    Hang(Duration),
     /// Accepts connections and drops them without an answer.
     Closed,
 }
@@ -212,6 +214,10 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<CrmState>>) {
             Mode::Slow(d) => {
                 tokio::time::sleep(d).await;
                 (200, String::new())
+            }
+            Mode::Hang(d) => {
+                tokio::time::sleep(d).await;
+                (500, String::new())
             }
         };
         let received = Received {
@@ -622,4 +628,122 @@ pub fn verify_received(secret: &str, r: &Received) {
         .verify(&r.raw, &headers)
         .expect("the CRM signature must verify with the standardwebhooks crate");
     assert_eq!(r.body["id"], r.webhook_id.as_str());
+}
+
+/// The real binary, as a subprocess (so it can be SIGKILLed).
+pub struct BinaryRelay {
+    pub port: u16,
+    pub child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl BinaryRelay {
+    /// Starts `switchboard serve` with the config text (its bind is replaced by a free
+    /// port) and waits until `/healthz` answers.
+    pub async fn start(config: &str) -> Self {
+        let port = free_port();
+        let text = config.replacen(
+            "bind = \"127.0.0.1:0\"",
+            &format!("bind = \"127.0.0.1:{port}\""),
+            1,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("switchboard.toml");
+        std::fs::write(&path, text).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["serve", "--config", path.to_str().unwrap()])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the switchboard binary");
+        let relay = Self {
+            port,
+            child,
+            _dir: dir,
+        };
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ok = http
+                .get(format!("http://127.0.0.1:{port}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if ok {
+                return relay;
+            }
+            assert!(Instant::now() < deadline, "the binary did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Resident memory in kB (Linux).
+    pub fn rss_kb(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for BinaryRelay {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// POSTs a signed Meta webhook to any relay URL; the status (0 if the request failed).
+pub async fn post_meta_to(http: &reqwest::Client, url: &str, body: &[u8]) -> u16 {
+    http.post(url)
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", meta_signature(APP_SECRET, body))
+        .body(body.to_vec())
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+/// Writes the two tenants' channels straight into Redis (as another service may).
+pub fn put_channels_with_cli(redis_port: u16, keyring: &Keyring) {
+    for (id, tenant) in [(WA_ACME, "acme"), (WA_GLOBEX, "globex")] {
+        let token = keyring.encrypt(b"wa-token-secret");
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &redis_port.to_string()])
+            .args([
+                "HSET",
+                &format!("switchboard:channel:whatsapp:{id}"),
+                "tenant",
+                tenant,
+                "token",
+                &token,
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }
+}
+
+/// The p-th percentile (0–100) of durations.
+pub fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    if samples.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((samples.len() as f64 - 1.0) * p / 100.0).round() as usize;
+    samples[i]
 }

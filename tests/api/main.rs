@@ -3,6 +3,8 @@
 
 mod cluster;
 mod delivery_buffer;
+mod delivery_load;
+mod delivery_replicas;
 mod delivery_support;
 mod event_schema;
 mod helpers;
