@@ -169,11 +169,86 @@ pub fn urlencode_path_segment(s: &str) -> String {
     out
 }
 
-/// A body that passed verification but is not a webhook this relay can read.
-#[derive(Debug, thiserror::Error)]
+/// A body that passed verification but is not a webhook this relay can read. Neither
+/// `Display` nor `Debug` repeats the body: serde's messages quote the offending value,
+/// which may be message content (see [`describe_json_error`]).
+#[derive(thiserror::Error)]
 pub enum NormalizeError {
-    #[error("the body is not valid JSON: {0}")]
+    #[error("the body is not valid JSON: {}", describe_json_error(.0))]
     Json(#[from] serde_json::Error),
     #[error("the body is not a {expected} webhook")]
     Shape { expected: &'static str },
+}
+
+impl fmt::Debug for NormalizeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NormalizeError::Json(e) => write!(f, "Json({})", describe_json_error(e)),
+            NormalizeError::Shape { expected } => write!(f, "Shape {{ expected: {expected} }}"),
+        }
+    }
+}
+
+/// A JSON error described without the input: the kind of problem, what was expected
+/// (the relay's own words: types, field and variant names), and where. serde's own
+/// message is not used as it is, since it quotes the offending value (`invalid type:
+/// string "<a customer's text>", expected …`).
+pub fn describe_json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let at = format!("line {} column {}", e.line(), e.column());
+    match e.classify() {
+        Category::Io => format!("the body could not be read ({at})"),
+        Category::Eof => format!("the JSON ends too early ({at})"),
+        Category::Syntax => format!("malformed JSON at {at}"),
+        Category::Data => {
+            let msg = e.to_string();
+            let msg = msg
+                .rsplit_once(" at line ")
+                .map_or(msg.as_str(), |(m, _)| m);
+            let what = if let Some(field) = msg
+                .strip_prefix("missing field `")
+                .and_then(|r| r.strip_suffix('`'))
+            {
+                format!("missing field `{field}`")
+            } else if let Some((_, expected)) = msg.rsplit_once(", expected ") {
+                format!("a value of the wrong type or form (expected {expected})")
+            } else {
+                "a value of the wrong type or form".to_owned()
+            };
+            format!("{what} at {at}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_errors_never_repeat_the_input() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Hook {
+            entry: Vec<u8>,
+            kind: ChannelKind,
+        }
+        let canary = "private words, expected nothing";
+        for body in [
+            format!(r#"{{"entry": "{canary}", "kind": "whatsapp"}}"#),
+            format!(r#"{{"entry": [], "kind": "{canary}"}}"#),
+            format!(r#"{{"entry": [], "{canary}": 1}}"#),
+            format!(r#"{{"entry": [1, 2, "{canary}"#),
+            format!(r#"{{"entry": [{canary}]}}"#),
+        ] {
+            let e = NormalizeError::from(serde_json::from_str::<Hook>(&body).unwrap_err());
+            let shown = format!("{e} {e:?}");
+            assert!(!shown.contains("private"), "{shown}");
+            assert!(shown.contains("line 1"), "{shown}");
+        }
+        let e = NormalizeError::from(serde_json::from_str::<Hook>(r#"{"entry": []}"#).unwrap_err());
+        assert!(e.to_string().contains("missing field `kind`"), "{e}");
+        let e =
+            NormalizeError::from(serde_json::from_str::<Hook>(r#"{"entry": "x"}"#).unwrap_err());
+        assert!(e.to_string().contains("expected a sequence"), "{e}");
+    }
 }

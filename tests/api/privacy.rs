@@ -665,6 +665,75 @@ async fn post_all(http: &reqwest::Client, relay: &Relay, fixtures: &[(String, Va
     statuses
 }
 
+/// Content in a place the relay does not expect it: error messages (serde's quote
+/// the offending value) must not carry it into logs or answers.
+const CANARY: &str = "LEAKCANARY-private words";
+
+/// Signed bodies of the wrong shape, each carrying [`CANARY`]; returns the statuses.
+async fn post_malformed(http: &reqwest::Client, relay: &Relay) -> Vec<u16> {
+    let meta = [
+        json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {"messaging_product": "whatsapp", "metadata": {"phone_number_id": WHATSAPP_FIXTURE_CHANNELS[0], "display_phone_number": "1"}, "messages": CANARY}}]}]}),
+        json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {"messaging_product": "whatsapp", "metadata": {"phone_number_id": WHATSAPP_FIXTURE_CHANNELS[0], "display_phone_number": "1"}, "contacts": [{"wa_id": "1", "profile": {"name": CANARY}}], "messages": [{"from": "1", "id": "wamid.c", "timestamp": CANARY, "type": "text", "text": {"body": CANARY}}]}}]}]}),
+        json!({"object": "instagram", "entry": [{"id": "17841400000000000", "time": 1, "messaging": [{"sender": {"id": "1"}, "recipient": {"id": "17841400000000000"}, "timestamp": CANARY, "message": {"mid": "m", "text": CANARY}}]}]}),
+        json!({"object": "page", "entry": [{"id": "1", "time": 1, "messaging": CANARY}]}),
+        json!({"object": CANARY, "entry": []}),
+        json!({"object": "page", "entry": CANARY}),
+    ];
+    let mut statuses = Vec::new();
+    let mut bodies: Vec<Vec<u8>> = meta.iter().map(|v| v.to_string().into_bytes()).collect();
+    bodies.push(format!("{{\"object\": \"page\", \"entry\": [{CANARY}").into_bytes());
+    for body in bodies {
+        let resp = http
+            .post(format!("{}/webhooks/meta", relay.url))
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", meta_signature(APP_SECRET, &body))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        assert!(
+            !text.contains("LEAKCANARY"),
+            "the answer repeats content: {text}"
+        );
+        statuses.push(status);
+    }
+    let telegram = [
+        json!({"update_id": CANARY, "message": {"text": CANARY}}),
+        json!({"update_id": 1, "message": {"message_id": CANARY, "date": 1, "chat": {"id": 1, "type": "private"}, "text": CANARY}}),
+        json!({"update_id": 2, "message": {"message_id": 2, "date": 1, "chat": {"id": CANARY, "type": "private"}, "from": {"id": 1, "is_bot": false, "first_name": CANARY}, "text": CANARY}}),
+    ];
+    for v in telegram {
+        let resp = http
+            .post(format!("{}/webhooks/telegram/{TELEGRAM_BOT}", relay.url))
+            .header("x-telegram-bot-api-secret-token", TELEGRAM_SECRET)
+            .header("content-type", "application/json")
+            .body(v.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        assert!(
+            !text.contains("LEAKCANARY"),
+            "the answer repeats content: {text}"
+        );
+        statuses.push(status);
+    }
+    // A reply of the wrong shape.
+    let resp = http
+        .post(format!("{}/v1/messages", relay.url))
+        .bearer_auth(API_KEY)
+        .json(&json!({"channel": {"kind": "whatsapp", "id": WHATSAPP_FIXTURE_CHANNELS[0]}, "to": 5, "message": {"kind": CANARY, "text": CANARY}}))
+        .send()
+        .await
+        .unwrap();
+    // (The answer may name the CRM's own wrong value back to it; the logs may not.)
+    statuses.push(resp.status().as_u16());
+    statuses
+}
+
 /// A reply through `POST /v1/messages` (with an Idempotency-Key), so the reply path's
 /// logs and records are scanned too.
 async fn send_reply(http: &reqwest::Client, relay: &Relay) -> u16 {
@@ -781,6 +850,7 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
     // 1. The CRM is up.
     let up = post_all(&http, &relay, &fixtures).await;
     let reply = send_reply(&http, &relay).await;
+    let refused = post_malformed(&http, &relay).await;
     let delivered = crm.received_requests().await.unwrap_or_default().len();
     assert!(
         delivered >= 40,
@@ -881,6 +951,7 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
         TELEGRAM_SECRET,
         REPLY_TEXT,
         REPLY_TO,
+        CANARY,
         vault_key.as_str(),
     ] {
         needles.insert(s.to_owned());
@@ -918,14 +989,15 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
     }
     leaks.dedup();
     println!(
-        "privacy scan: {} fixtures, {} needles, {} log lines, {} bytes of Redis; statuses up {:?} down {:?}; reply {}",
+        "privacy scan: {} fixtures, {} needles, {} log lines, {} bytes of Redis; statuses up {:?} down {:?}; reply {}; malformed {:?}",
         fixtures.len(),
         needles.len(),
         logs.lines().count(),
         redis_dump.len(),
         up,
         down,
-        reply
+        reply,
+        refused
     );
     assert!(
         leaks.is_empty(),

@@ -66,7 +66,21 @@ pub fn normalize(
     let hook: MetaWebhook<'_> = serde_json::from_slice(verified.body())
         .map_err(|e| MetaNormalizeError::Invalid(NormalizeError::Json(e)))?;
     let object = MetaObject::parse(&hook.object).ok_or(MetaNormalizeError::UnknownObject(
-        UnknownObject(hook.object.chars().take(64).collect()),
+        // Named back only when it looks like an object name: the field is the sender's,
+        // and anything else (text, say) is neither echoed nor logged.
+        UnknownObject(
+            if !hook.object.is_empty()
+                && hook.object.len() <= 64
+                && hook
+                    .object
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+            {
+                hook.object.to_string()
+            } else {
+                "(not an object name)".to_owned()
+            },
+        ),
     ))?;
     let mut events = Vec::with_capacity(hook.entry.len());
     for entry in hook.entry {
