@@ -731,6 +731,20 @@ async fn post_malformed(http: &reqwest::Client, relay: &Relay) -> Vec<u16> {
         .unwrap();
     // (The answer may name the CRM's own wrong value back to it; the logs may not.)
     statuses.push(resp.status().as_u16());
+    for body in [
+        json!({"channel": CANARY, "to": "1", "message": {"kind": "text", "text": "x"}}),
+        json!({"channel": {"kind": "whatsapp", "id": WHATSAPP_FIXTURE_CHANNELS[0]}, "to": REPLY_TO, "message": {"kind": "text", "text": 5, "reply_to": CANARY}}),
+        json!({"channel": {"kind": "whatsapp", "id": WHATSAPP_FIXTURE_CHANNELS[0]}, "to": REPLY_TO, "message": {"kind": "image", "url": CANARY}}),
+    ] {
+        let resp = http
+            .post(format!("{}/v1/messages", relay.url))
+            .bearer_auth(API_KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(resp.status().as_u16());
+    }
     statuses
 }
 
@@ -917,11 +931,30 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
     let after_deletion = redis.dump_all();
     assert!(!after_deletion.contains(USER), "{after_deletion}");
     let redis_dump = format!("{redis_dump}\n{after_deletion}");
+    // Metrics and the admin listing are scanned with the logs.
+    let metrics = http
+        .get(format!("{}/metrics", relay.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("switchboard_"), "{metrics}");
+    let listing = http
+        .get(format!("{}/admin/v1/channels", relay.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let logs = {
         let mut relay = relay;
         let _ = relay.child.kill();
         let _ = relay.child.wait();
-        relay.logs()
+        format!("{}\n{metrics}\n{listing}", relay.logs())
     };
     assert!(
         logs.contains("\"level\":\"TRACE\""),
