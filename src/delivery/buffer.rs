@@ -596,14 +596,13 @@ impl RedisBuffer {
             Err(e) => return Err(e.into()),
         }
         // MKSTREAM makes a key without a TTL: give it one (refreshed by every XADD).
-        let _: i64 = conn
-            .query(
-                redis::cmd("PEXPIRE")
-                    .arg(&stream)
-                    .arg(ttl_ms(ttl))
-                    .arg("NX"),
-            )
-            .await?;
+        // (PTTL then PEXPIRE rather than PEXPIRE NX, which needs Redis 7.)
+        let current: i64 = conn.query(redis::cmd("PTTL").arg(&stream)).await?;
+        if current == -1 {
+            let _: i64 = conn
+                .query(redis::cmd("PEXPIRE").arg(&stream).arg(ttl_ms(ttl)))
+                .await?;
+        }
         Ok(())
     }
 

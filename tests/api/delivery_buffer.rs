@@ -367,3 +367,87 @@ async fn an_open_breaker_answers_a_failing_tenants_webhooks_without_waiting() {
     );
     assert_eq!(crm.accepted_at(OTHER_CRM_PATH).len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_buffer_works_on_a_redis_cluster_with_one_slot_per_shard() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    let cluster = crate::cluster::RedisCluster::start(3);
+    let app = spawn_app_with(TestOptions {
+        redis: false,
+        cluster_nodes: cluster.urls(),
+        extra_toml: String::new(),
+        delivery_timeout_ms: 500,
+        ..Default::default()
+    })
+    .await;
+    let convs: Vec<String> = (1..=8).map(|i| format!("49151100000{i:02}")).collect();
+    Mock::given(method("POST"))
+        .and(path(CRM_PATH))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(3)
+        .with_priority(1)
+        .mount(&app.crm)
+        .await;
+    for c in &convs {
+        let resp = app.post_meta(&wa_webhook(WA_ACME, &[(c, 1), (c, 2)])).await;
+        assert_eq!(resp.status(), 200);
+    }
+    // The shards' keys landed on more than one master.
+    let nodes_with_retry_keys = cluster
+        .ports
+        .iter()
+        .filter(|p| {
+            let out = std::process::Command::new("redis-cli")
+                .args([
+                    "-p",
+                    &p.to_string(),
+                    "--scan",
+                    "--pattern",
+                    "switchboard:retry:*",
+                ])
+                .output()
+                .unwrap();
+            !out.stdout.is_empty()
+        })
+        .count();
+    assert!(nodes_with_retry_keys >= 2, "{nodes_with_retry_keys}");
+    // The first three conversations: #1 failed once directly, then #1 and #2 came from
+    // the buffer; the others went straight through.
+    let total = convs.len() * 2 + 3;
+    let reqs = app.wait_for_crm(CRM_PATH, total).await;
+    assert_eq!(reqs.len(), total);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let depth = app
+            .state
+            .dispatcher
+            .buffer()
+            .depths(&["acme".to_owned()])
+            .await
+            .unwrap();
+        if depth[0].depth == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not drained: {depth:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let bodies: Vec<serde_json::Value> = reqs
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    for c in &convs {
+        let ns: Vec<u32> = bodies
+            .iter()
+            .map(conv_and_n)
+            .filter(|(k, _)| k == c)
+            .map(|(_, n)| n)
+            .collect();
+        let want = if convs[..3].contains(c) {
+            vec![1, 1, 2]
+        } else {
+            vec![1, 2]
+        };
+        assert_eq!(ns, want, "{c}");
+    }
+}

@@ -243,6 +243,43 @@ async fn a_graceful_stop_settles_attempts_in_flight_and_loses_nothing() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_binary_after_its_attempts_in_flight_settle() {
+    let redis = RedisServer::start();
+    let crm = Crm::start().await;
+    crm.set(Mode::Fail);
+    let key = Keyring::generate_key();
+    let keyring = Keyring::new(&[secrecy::SecretString::from(key.clone())]).unwrap();
+    put_channels_with_cli(redis.port, &keyring);
+    let delivery = delivery_toml("breaker_failures = 100000");
+    let config = relay_config(Some(&redis.url()), &crm.uri(), &key, 1000, &delivery);
+    let mut relay = BinaryRelay::start(&config).await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let convs: Vec<String> = (1..=12).map(|i| format!("49151100000{i:02}")).collect();
+    for c in &convs {
+        let body = wa_webhook(WA_ACME, &[(c, 1)]);
+        assert_eq!(
+            post_meta_to(&http, &relay.url("/webhooks/meta"), &body).await,
+            200
+        );
+    }
+    crm.set(Mode::Slow(Duration::from_millis(300)));
+    wait_until(Duration::from_secs(10), "attempts in flight", || {
+        pending_entries(redis.port) > 0
+    })
+    .await;
+    let status = relay.terminate(Duration::from_secs(10)).await;
+    assert!(status.is_some_and(|s| s.success()), "exit: {status:?}");
+    assert_eq!(pending_entries(redis.port), 0, "nothing left in flight");
+    let accepted = crm.accepted_at(CRM_PATH);
+    let (dump, _) = dump_with_ttls(redis.port);
+    let buffered = buffered_convs(&dump, &keyring);
+    for c in &convs {
+        let delivered = accepted.iter().any(|r| conv_and_n(&r.body).0 == *c);
+        assert!(delivered || buffered.contains(c), "{c} lost");
+    }
+}
+
 /// The conversations of the events the buffer holds, read from a Redis dump by opening
 /// every entry's ciphertext with the vault key.
 fn buffered_convs(dump: &str, keyring: &Keyring) -> std::collections::HashSet<String> {
