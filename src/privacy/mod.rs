@@ -113,8 +113,10 @@ pub fn deauthorized_event(req: &SignedRequest, channel: &ChannelRef) -> Event {
     let issued = req.issued_at.map(|t| t.to_string()).unwrap_or_default();
     let user = req.user_id.as_deref().unwrap_or_default();
     let profile = req.profile_id.as_deref().unwrap_or_default();
+    // `user.id` is the user who removed the app; a Page-level uninstall that names no
+    // user names the Page there too (and in `profile.id`).
     let mut data = DataBuilder::new();
-    if let Some(u) = &req.user_id {
+    if let Some(u) = req.user_id.as_ref().or(req.profile_id.as_ref()) {
         data = data.id_obj("user", u.clone());
     }
     if let Some(p) = &req.profile_id {

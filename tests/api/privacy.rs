@@ -1421,3 +1421,100 @@ async fn buffer_purge_removes_scheduled_parked_and_in_flight_entries_of_one_chan
         Pushed::Scheduled
     );
 }
+
+/// Validates events with Python's `jsonschema` against docs/event.schema.json.
+fn assert_schema_valid(events: &[Value]) {
+    use std::io::Write;
+    const VALIDATE: &str = r#"
+import json, sys
+from jsonschema import Draft202012Validator
+v = Draft202012Validator(json.load(open(sys.argv[1])))
+bad = [f"{e.message} at {list(e.absolute_path)}" for line in sys.stdin for e in v.iter_errors(json.loads(line))]
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+"#;
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/event.schema.json");
+    let mut child = Command::new("python3")
+        .args(["-c", VALIDATE, schema])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for e in events {
+            writeln!(stdin, "{e}").unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn privacy_events_match_the_published_schema() {
+    let app = spawn_app().await;
+    put_user_channel(
+        &app,
+        ChannelKind::Whatsapp,
+        "5550001001",
+        "acme",
+        Some(USER),
+    )
+    .await;
+    put_user_channel(&app, ChannelKind::Messenger, "5550004004", "acme", None).await;
+    put_user_channel(
+        &app,
+        ChannelKind::Instagram,
+        "5550003003",
+        "acme",
+        Some(OTHER_USER),
+    )
+    .await;
+    let page = signed(
+        json!({"algorithm": "HMAC-SHA256", "issued_at": 1_763_800_000, "profile_id": "5550004004"}),
+    );
+    assert_eq!(
+        post_form(&app, "/meta/deauthorize", form(&page))
+            .await
+            .status(),
+        200
+    );
+    let user = signed(user_payload(USER, 1_763_800_000));
+    assert_eq!(
+        post_form(&app, "/meta/deauthorize", form(&user))
+            .await
+            .status(),
+        200
+    );
+    let other = signed(user_payload(OTHER_USER, 1_763_800_000));
+    assert_eq!(
+        post_form(&app, "/meta/data-deletion", form(&other))
+            .await
+            .status(),
+        200
+    );
+    let events = app.crm_events().await;
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "channel.deauthorized",
+            "channel.deauthorized",
+            "data_deletion.requested"
+        ]
+    );
+    assert_eq!(events[0]["data"]["user"]["id"], "5550004004");
+    assert_eq!(events[0]["data"]["reason"], "page_uninstalled");
+    assert_eq!(events[1]["data"]["reason"], "user_deauthorized");
+    assert!(events[2]["data"]["status_url"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://relay.test/meta/data-deletion/"));
+    assert_schema_valid(&events);
+}
