@@ -22,7 +22,7 @@ use crate::config::Settings;
 use crate::live::Live;
 
 /// Loads and applies the config at `path`. Returns whether the new config was applied.
-pub async fn reload(state: &AppState, path: Option<&Path>) -> bool {
+pub async fn reload(state: &web::Data<AppState>, path: Option<&Path>) -> bool {
     let settings = match Settings::load(path) {
         Ok(s) => s,
         Err(e) => {
@@ -73,9 +73,34 @@ pub async fn reload(state: &AppState, path: Option<&Path>) -> bool {
         "Config reloaded."
     );
     if let Err(e) = sync_config_channels(&state.store, &live).await {
-        tracing::warn!(error = %e, "Config channels not written on reload; they will be on the next one.");
+        metrics::counter!("switchboard_config_channel_sync_failures_total").increment(1);
+        tracing::warn!(error = %e, "Config channels not written on reload; retrying.");
+        tokio::spawn(sync_until_done(state.clone(), live));
     }
     true
+}
+
+/// Writes the config's channels once the store answers again, unless a newer config has
+/// been applied meanwhile (its own reload writes them).
+async fn sync_until_done(state: web::Data<AppState>, live: Arc<Live>) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        tokio::time::sleep(delay).await;
+        if !Arc::ptr_eq(&state.live.load_full(), &live) {
+            return;
+        }
+        match sync_config_channels(&state.store, &live).await {
+            Ok(()) => {
+                tracing::info!("Config channels written after the store came back.");
+                return;
+            }
+            Err(e) => {
+                metrics::counter!("switchboard_config_channel_sync_failures_total").increment(1);
+                tracing::debug!(error = %e, "Config channels still not written; retrying.");
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
 }
 
 /// A fingerprint of the file's content: a change of content (not of the modification

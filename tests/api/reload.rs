@@ -316,16 +316,21 @@ async fn reload_under_load_rotating_keys_and_secrets_fails_no_request() {
     }
 }
 
-/// The number of refused reloads so far (process-wide counter).
-fn refused_reloads(app: &TestApp) -> u64 {
+/// A process-wide counter's value (the first line starting with `prefix`).
+fn metric_value(app: &TestApp, prefix: &str) -> u64 {
     app.state
         .metrics
         .render()
         .lines()
-        .find(|l| l.starts_with("switchboard_config_reloads_total") && l.contains("refused"))
+        .find(|l| l.starts_with(prefix))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse::<f64>().ok())
         .map_or(0, |v| v as u64)
+}
+
+/// The number of refused reloads so far.
+fn refused_reloads(app: &TestApp) -> u64 {
+    metric_value(app, "switchboard_config_reloads_total{outcome=\"refused\"}")
 }
 
 #[tokio::test]
@@ -801,4 +806,49 @@ fn panics_and_debug_output_never_show_a_secret() {
         assert!(!s.contains(&key), "{s}");
         assert!(!s.contains(&token), "{s}");
     }
+}
+
+#[tokio::test]
+async fn config_channels_are_written_once_the_store_is_back_after_a_reload_during_an_outage() {
+    let mut app = spawn_app().await;
+    let token = app.keyring.encrypt(b"EAAG-config-during-outage");
+    let text = format!(
+        "{}\n[[channels]]\nkind = \"messenger\"\nid = \"4242\"\ntenant = \"globex\"\ntoken = \"{token}\"\n",
+        std::fs::read_to_string(&app.config_path).unwrap()
+    );
+    let failures =
+        |app: &TestApp| metric_value(app, "switchboard_config_channel_sync_failures_total");
+    let before = failures(&app);
+    app.redis_mut().stop();
+    std::fs::write(&app.config_path, text).unwrap();
+    // The reload is applied, and writing its channel fails while Redis is away.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.state.live.load().settings.channels.is_empty() || failures(&app) <= before {
+        assert!(Instant::now() < deadline, "no reload, or no failed write");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.redis_mut().restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let tenant = app
+            .redis()
+            .cli(&["HGET", "switchboard:channel:messenger:4242", "tenant"])
+            .unwrap();
+        if tenant.trim() == "globex" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the config channel was never written"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stored = app
+        .redis()
+        .cli(&["HGET", "switchboard:channel:messenger:4242", "token"])
+        .unwrap();
+    assert_eq!(
+        &*app.keyring.decrypt(stored.trim()).unwrap(),
+        b"EAAG-config-during-outage"
+    );
 }
