@@ -583,6 +583,28 @@ const TELEGRAM_SECRET: &str = "tg-Webhook_Secret-4f1c9a";
 const REPLY_TEXT: &str = "Private reply: your parcel code is 7731-KX";
 const REPLY_TO: &str = "15557654321";
 
+/// Every key, other than a channel hash, that has no TTL.
+fn keys_without_ttl(redis: &RedisServer) -> Vec<String> {
+    let mut out = Vec::new();
+    for key in redis
+        .cli(&["--scan"])
+        .unwrap()
+        .lines()
+        .filter(|k| !k.is_empty())
+    {
+        let ttl: i64 = redis
+            .cli(&["PTTL", key])
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap_or(-2);
+        if ttl == -1 && !key.starts_with("switchboard:channel:") {
+            out.push(key.to_owned());
+        }
+    }
+    out
+}
+
 /// A running `switchboard serve` with its output going to files.
 struct Relay {
     child: std::process::Child,
@@ -887,6 +909,11 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
         }
     }
     let down = post_all(&http, &relay, &fixtures).await;
+    let without_ttl = keys_without_ttl(&redis);
+    assert!(
+        without_ttl.is_empty(),
+        "keys without a TTL: {without_ttl:?}"
+    );
     let redis_dump = redis.dump_all();
 
     // 3. Meta's callbacks, through the same binary.
@@ -928,6 +955,12 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
         "{status}"
     );
     assert_eq!(status["channels_removed"], channels.len(), "{status}");
+    // Retention: every key but the channel hashes expires (buffer full, and after).
+    let without_ttl = keys_without_ttl(&redis);
+    assert!(
+        without_ttl.is_empty(),
+        "keys without a TTL: {without_ttl:?}"
+    );
     let after_deletion = redis.dump_all();
     assert!(!after_deletion.contains(USER), "{after_deletion}");
     let redis_dump = format!("{redis_dump}\n{after_deletion}");
