@@ -14,7 +14,9 @@
 //! - [`http`]: routes only (webhooks, health, errors as problem+json).
 //! - [`channels`]: one adapter per channel; inbound normalization is pure.
 //! - [`event`]: the normalized event (the contract's envelope).
-//! - [`delivery`]: routing, dedupe, Standard Webhooks signing, the CRM client.
+//! - [`delivery`]: routing, dedupe, Standard Webhooks signing, the CRM client, the
+//!   encrypted retry buffer (Redis Streams) and its worker, per-tenant circuit breakers.
+//!   `ARCHITECTURE.md` has the data flow and the Redis design.
 //! - [`privacy`]: Meta's deauthorize and data-deletion callbacks, revocation, and what
 //!   the relay keeps for how long.
 //! - [`replies`]: `POST /v1/messages` and the media proxy: auth, channel, token,

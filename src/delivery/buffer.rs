@@ -356,6 +356,16 @@ impl RetryBuffer {
         }
     }
 
+    /// Forgets the group's consumers that hold nothing and were idle longer than
+    /// `idle` (replicas that are gone; a live one is added again by its next read).
+    /// Returns how many were removed.
+    pub async fn prune_consumers(&self, idle: Duration, keep: &str) -> Result<usize, BufferError> {
+        match self {
+            RetryBuffer::Redis(r) => r.prune_consumers(idle, keep).await,
+            RetryBuffer::Memory(_) => Ok(0),
+        }
+    }
+
     /// Readies the buffer for a worker (creates the consumer groups).
     pub async fn prepare(&self, ttl: Duration) -> Result<(), BufferError> {
         match self {
@@ -672,7 +682,7 @@ impl RedisBuffer {
                 "Claimed a retry entry a replica left unfinished."
             );
             metrics::counter!("switchboard_retry_claims_total").increment(1);
-            return self.taken(shard, &s).map(Some);
+            return self.taken(&mut conn, shard, &s).await;
         }
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
@@ -699,23 +709,40 @@ impl RedisBuffer {
             .and_then(|r| r.keys.into_iter().next())
             .and_then(|k| k.ids.into_iter().next());
         match first {
-            Some(s) => self.taken(shard, &s).map(Some),
+            Some(s) => {
+                let mut conn = self.store.conn().await?;
+                self.taken(&mut conn, shard, &s).await
+            }
             None => Ok(None),
         }
     }
 
-    fn taken(&self, shard: u16, s: &StreamId) -> Result<Taken, BufferError> {
+    /// The entry read from the stream; a malformed one (not written by the relay) can
+    /// never be delivered, so it is given up at once: acknowledged, deleted, counted.
+    async fn taken(
+        &self,
+        conn: &mut RedisConn,
+        shard: u16,
+        s: &StreamId,
+    ) -> Result<Option<Taken>, BufferError> {
         match Entry::from_stream(s) {
-            Ok(entry) => Ok(Taken {
+            Ok(entry) => Ok(Some(Taken {
                 entry,
                 shard,
                 handle: Handle::Stream(s.id.clone()),
-            }),
+            })),
             Err(e) => {
-                // Not ours to read (written by something else): leave it for an
-                // operator; it is claimed again after the visibility timeout.
-                tracing::error!(shard, stream_id = %s.id, error = %e, stage = "sending", "Malformed retry entry left in place.");
-                Err(e)
+                let stream = self.keys().retry_stream(shard);
+                let _: i64 = conn
+                    .query(redis::cmd("XACK").arg(&stream).arg(GROUP).arg(&s.id))
+                    .await?;
+                let _: i64 = conn
+                    .query(redis::cmd("XDEL").arg(&stream).arg(&s.id))
+                    .await?;
+                metrics::counter!("switchboard_events_given_up_total", "tenant" => "unknown", "type" => "malformed")
+                    .increment(1);
+                tracing::error!(shard, stream_id = %s.id, error = %e, stage = "sending", "Malformed retry entry given up and deleted.");
+                Ok(None)
             }
         }
     }
@@ -796,6 +823,51 @@ impl RedisBuffer {
                 )
                 .await?;
             removed += n.max(0) as usize;
+        }
+        Ok(removed)
+    }
+
+    async fn prune_consumers(&self, idle: Duration, keep: &str) -> Result<usize, BufferError> {
+        let mut conn = self.store.conn().await?;
+        let mut removed = 0;
+        for shard in 0..self.shards {
+            let stream = self.keys().retry_stream(shard);
+            let consumers: Vec<HashMap<String, redis::Value>> = match conn
+                .query(redis::cmd("XINFO").arg("CONSUMERS").arg(&stream).arg(GROUP))
+                .await
+            {
+                Ok(c) => c,
+                // No stream or no group yet: nothing to prune.
+                Err(_) => continue,
+            };
+            for c in consumers {
+                let text = |k: &str| {
+                    c.get(k)
+                        .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+                };
+                let int = |k: &str| {
+                    c.get(k)
+                        .and_then(|v| redis::from_redis_value_ref::<i64>(v).ok())
+                };
+                let (Some(name), Some(pending), Some(idle_ms)) =
+                    (text("name"), int("pending"), int("idle"))
+                else {
+                    continue;
+                };
+                if name != keep && pending == 0 && idle_ms as u128 >= idle.as_millis() {
+                    let n: i64 = conn
+                        .query(
+                            redis::cmd("XGROUP")
+                                .arg("DELCONSUMER")
+                                .arg(&stream)
+                                .arg(GROUP)
+                                .arg(&name),
+                        )
+                        .await?;
+                    let _ = n;
+                    removed += 1;
+                }
+            }
         }
         Ok(removed)
     }

@@ -322,15 +322,38 @@ async fn run_shard(
     while inflight.join_next().await.is_some() {}
 }
 
-/// Publishes depth and oldest age per tenant (gauges), and logs them while non-zero.
+/// How often the group's consumers are pruned, and how long one must have been idle
+/// (holding nothing) to go.
+const CONSUMER_PRUNE_EVERY: Duration = Duration::from_secs(600);
+const CONSUMER_IDLE: Duration = Duration::from_secs(3600);
+
+/// Publishes depth and oldest age per tenant (gauges), logs them while non-zero, and
+/// prunes the consumers of replicas that are gone.
 async fn report_depths(worker: Arc<Worker>, mut stop: watch::Receiver<bool>) {
     let mut last_log: Option<Instant> = None;
+    let mut last_prune = Instant::now();
     loop {
         let live = worker.live.load_full();
         let every = Duration::from_millis((live.settings.delivery.poll_ms * 10).clamp(500, 5_000));
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => break,
+        }
+        if last_prune.elapsed() >= CONSUMER_PRUNE_EVERY {
+            last_prune = Instant::now();
+            match worker
+                .dispatcher
+                .buffer()
+                .prune_consumers(CONSUMER_IDLE, &worker.consumer)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    removed = n,
+                    "Consumers of replicas that are gone removed from the retry group."
+                ),
+                Err(e) => tracing::debug!(error = %e, "Consumer pruning skipped."),
+            }
         }
         let tenants: Vec<String> = live.tenants.keys().cloned().collect();
         let Ok(depths) = worker.dispatcher.buffer().depths(&tenants).await else {

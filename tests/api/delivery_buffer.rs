@@ -451,3 +451,75 @@ async fn the_buffer_works_on_a_redis_cluster_with_one_slot_per_shard() {
         assert_eq!(ns, want, "{c}");
     }
 }
+
+#[tokio::test]
+async fn the_memory_backend_buffers_and_its_worker_delivers_in_order() {
+    let crm = Crm::start().await;
+    crm.set(Mode::Fail);
+    let key = Keyring::generate_key();
+    let relay = Relay::start(None, &crm.uri(), &key, 300, &delivery_toml("")).await;
+    let convs = ["4915110000001", "4915110000002", "4915110000003"];
+    for n in [1, 3] {
+        for c in convs {
+            let body = wa_webhook(WA_ACME, &[(c, n), (c, n + 1)]);
+            assert_eq!(relay.post_meta(&body).await, 200);
+        }
+    }
+    assert_eq!(relay.depth().await, 12);
+    crm.set(Mode::Ok);
+    let got = crm
+        .wait_accepted(CRM_PATH, 12, Duration::from_secs(20))
+        .await;
+    assert_eq!(got.len(), 12);
+    assert!(relay.wait_drained(Duration::from_secs(5)).await);
+    assert_eq!(assert_all_in_order(&got, &expected(&convs, 4)), 0);
+}
+
+#[tokio::test]
+async fn a_foreign_stream_entry_is_given_up_and_consumers_of_gone_replicas_are_pruned() {
+    let redis = RedisServer::start();
+    let crm = Crm::start().await;
+    let (relay, worker) = relay_without_worker(Some(&redis.url()), &crm, "retry_shards = 1").await;
+    let stream = "switchboard:retry:{s0}:stream";
+    // Something other than the relay wrote to the stream: it can never be delivered.
+    redis.cli(&["XADD", stream, "*", "foo", "bar"]).unwrap();
+    assert_eq!(worker.deliver_next().await.unwrap(), Outcome::Idle);
+    assert_eq!(redis.cli(&["XLEN", stream]).unwrap().trim(), "0");
+    assert_eq!(pending_entries(redis.port), 0);
+
+    // A replica that read (and settled) an entry once, and is gone.
+    let id = redis.cli(&["XADD", stream, "*", "foo", "bar"]).unwrap();
+    redis
+        .cli(&[
+            "XREADGROUP",
+            "GROUP",
+            "relay",
+            "ghost",
+            "COUNT",
+            "1",
+            "STREAMS",
+            stream,
+            ">",
+        ])
+        .unwrap();
+    redis.cli(&["XACK", stream, "relay", id.trim()]).unwrap();
+    redis.cli(&["XDEL", stream, id.trim()]).unwrap();
+    assert!(redis
+        .cli(&["XINFO", "CONSUMERS", stream, "relay"])
+        .unwrap()
+        .contains("ghost"));
+    let removed = relay
+        .state
+        .dispatcher
+        .buffer()
+        .prune_consumers(Duration::ZERO, worker.consumer())
+        .await
+        .unwrap();
+    assert!(removed >= 1);
+    let left = redis.cli(&["XINFO", "CONSUMERS", stream, "relay"]).unwrap();
+    assert!(!left.contains("ghost"), "{left}");
+    assert!(
+        left.contains("test-worker"),
+        "the caller's own consumer stays: {left}"
+    );
+}
