@@ -110,21 +110,24 @@ fn fingerprint(path: &Path) -> Option<[u8; 32]> {
 }
 
 /// Waits for SIGHUP or a change of the file's content, and reloads. The file is
-/// fingerprinted now, when the watch is set up (not when the task first runs), so a
-/// change made right after start is not missed.
+/// fingerprinted and the signal handler installed now, when the watch is set up (inside
+/// the runtime), not when the task first runs: a change made right after start is not
+/// missed, and an early SIGHUP does not kill the process.
 pub fn watch(
     state: web::Data<AppState>,
     path: Option<PathBuf>,
 ) -> impl std::future::Future<Output = ()> {
     let mut last = path.as_deref().and_then(fingerprint);
+    // Registered now, not when the task first runs: until a handler is installed, a
+    // SIGHUP would terminate the process.
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "SIGHUP reload unavailable.");
+            None
+        }
+    };
     async move {
-        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!(error = %e, "SIGHUP reload unavailable.");
-                None
-            }
-        };
         loop {
             // Read each time: a reload may change it.
             let interval =
