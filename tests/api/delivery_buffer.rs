@@ -70,6 +70,31 @@ async fn crm_down_then_back_every_event_arrives_once_in_conversation_order() {
     for r in &got_after {
         verify_received(SIGNING_SECRET, r);
     }
+    // The counters and gauges are exported.
+    let metrics = relay
+        .http
+        .get(format!("{}/metrics", relay.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "switchboard_events_buffered_total",
+        "switchboard_events_delivered_total",
+        "switchboard_delivery_failures_total",
+        "switchboard_delivery_latency_seconds_bucket",
+        "switchboard_retry_buffer_depth",
+        "switchboard_retry_buffer_oldest_age_seconds",
+    ] {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with(name) && l.contains("tenant=\"acme\"")),
+            "{name} missing"
+        );
+    }
 }
 
 #[tokio::test]
