@@ -127,6 +127,8 @@ pub struct ChannelView {
     /// Absent when the channel has no webhook secret.
     pub webhook_secret: Option<SecretState>,
     pub status: ChannelStatus,
+    /// Declared in the config's `[[channels]]`: rewritten from there on every reload.
+    pub from_config: bool,
     /// What is wrong, when `status` is `error`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -174,11 +176,12 @@ impl ChannelView {
             token: Some(token),
             webhook_secret,
             status,
+            from_config: from_config(channel, live),
             error,
         }
     }
 
-    fn broken(channel: &ChannelRef, reason: String) -> Self {
+    fn broken(channel: &ChannelRef, live: &Live, reason: String) -> Self {
         Self {
             kind: channel.kind,
             id: channel.id.clone(),
@@ -189,9 +192,17 @@ impl ChannelView {
             token: None,
             webhook_secret: None,
             status: ChannelStatus::Error,
+            from_config: from_config(channel, live),
             error: Some(reason),
         }
     }
+}
+
+fn from_config(channel: &ChannelRef, live: &Live) -> bool {
+    live.settings
+        .channels
+        .iter()
+        .any(|c| c.kind == channel.kind && c.id == channel.id)
 }
 
 /// A channel with its secrets opened, for the code that uses them.
@@ -364,6 +375,7 @@ pub async fn list(store: &Store, live: &Live) -> Result<Vec<ChannelView>, StoreE
             Err(StoreError::Malformed { reason, .. }) => {
                 out.push(ChannelView::broken(
                     &channel,
+                    live,
                     format!("malformed record: {reason}"),
                 ));
             }

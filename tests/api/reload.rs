@@ -647,7 +647,14 @@ token = "{cfg_channel}"
         .await
         .unwrap();
     assert_eq!(api_list.status(), 200);
-    outputs.push(api_list.text().await.unwrap());
+    let api_list = api_list.text().await.unwrap();
+    let parsed: Value = serde_json::from_str(&api_list).unwrap();
+    for c in parsed["channels"].as_array().unwrap() {
+        let declared = c["kind"] == "whatsapp" && c["id"] == "123456123";
+        assert_eq!(c["from_config"], declared, "{c}");
+        assert_eq!(c["status"], "needs_rotation", "{c}");
+    }
+    outputs.push(api_list);
     let (ok, out) = cli(&config_path, &["vault", "rotate"], "");
     assert!(ok, "{out}");
     assert!(out.contains("rotated 4 of 4"), "{out}");
