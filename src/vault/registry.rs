@@ -257,7 +257,7 @@ pub async fn put(
     channel: &ChannelRef,
     input: ChannelInput,
 ) -> Result<(ChannelView, PutOutcome), RegistryError> {
-    check_input(&live.keyring, live, channel, &input)?;
+    check_input(live, channel, &input)?;
     // Read only to answer created/replaced and to keep a stored `user_id`; the write
     // itself is unconditional (a PUT replaces the channel).
     let existing = store.get_channel(channel).await;
@@ -287,7 +287,6 @@ pub async fn put(
 }
 
 fn check_input(
-    keyring: &Keyring,
     live: &Live,
     channel: &ChannelRef,
     input: &ChannelInput,
@@ -314,7 +313,7 @@ fn check_input(
             "must not contain whitespace at either end or control characters",
         ));
     }
-    if keyring.decrypt(token).is_ok() {
+    if live.keyring.decrypt(token).is_ok() {
         return Err(RegistryError::invalid(
             "token",
             "this is a Fernet token: give the plaintext access token (it is encrypted here)",
