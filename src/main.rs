@@ -102,6 +102,9 @@ enum TelegramCommand {
         /// The bot's numeric id (the channel id; the part of its token before ':').
         bot_id: String,
     },
+    /// Show where Telegram sends the bot's updates, what is pending and the last
+    /// delivery error (exit status 1 when it does not point at this relay).
+    WebhookInfo { bot_id: String },
 }
 
 #[derive(Subcommand)]
@@ -233,6 +236,46 @@ fn main() -> anyhow::Result<()> {
                 registration.url,
                 registration.allowed_updates.join(", ")
             );
+        }
+        Command::Telegram(TelegramCommand::WebhookInfo { bot_id }) => {
+            let settings = load(&cli)?;
+            let store = switchboard::app::open_store(&settings)?;
+            let live = switchboard::live::Live::new(settings).context("invalid configuration")?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let info = runtime.block_on(switchboard::channels::telegram::webhook::webhook_info(
+                &store, &live, bot_id,
+            ))?;
+            println!(
+                "url: {}",
+                if info.url.is_empty() {
+                    "(none)"
+                } else {
+                    &info.url
+                }
+            );
+            println!("expected: {}", info.expected_url);
+            println!("pending updates: {}", info.pending_update_count);
+            if let Some((date, message)) = &info.last_error {
+                println!(
+                    "last error: {message} (at {})",
+                    switchboard::event::format_rfc3339(date * 1000)
+                );
+            }
+            println!(
+                "allowed updates: {}",
+                if info.allowed_updates.is_empty() {
+                    "Telegram's default (no message_reaction)".to_owned()
+                } else {
+                    info.allowed_updates.join(", ")
+                }
+            );
+            anyhow::ensure!(
+                info.is_complete(),
+                "the webhook does not point at this relay with every update kind: run `switchboard telegram set-webhook {bot_id}`"
+            );
+            println!("OK");
         }
         Command::Meta(
             MetaCommand::Subscriptions { kind, id, object }

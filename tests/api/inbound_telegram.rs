@@ -924,3 +924,62 @@ async fn cli_telegram_set_webhook_and_meta_subscriptions_work_end_to_end() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn webhook_info_says_whether_telegram_points_at_this_relay() {
+    let app = spawn_telegram_app(TestOptions::default()).await;
+    let info_path = format!("/bot{BOT_TOKEN}/getWebhookInfo");
+    // Before set-webhook: another URL, Telegram's default updates, a delivery error.
+    Mock::given(method("POST"))
+        .and(path(info_path.as_str()))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": {
+            "url": "https://old.example.com/hook", "has_custom_certificate": false,
+            "pending_update_count": 7, "last_error_date": 1721306082,
+            "last_error_message": "Wrong response from the webhook: 401 Unauthorized"}})),
+        )
+        .up_to_n_times(2)
+        .mount(&app.telegram)
+        .await;
+    let live = app.state.live.load_full();
+    let info = webhook::webhook_info(&app.state.store, &live, BOT)
+        .await
+        .unwrap();
+    assert_eq!(info.url, "https://old.example.com/hook");
+    assert_eq!(
+        info.expected_url,
+        format!("http://relay.test/webhooks/telegram/{BOT}")
+    );
+    assert_eq!(info.pending_update_count, 7);
+    assert_eq!(
+        info.last_error,
+        Some((
+            1721306082,
+            "Wrong response from the webhook: 401 Unauthorized".to_owned()
+        ))
+    );
+    assert!(!info.is_complete());
+    let out = run_cli(&app, &["telegram", "webhook-info", BOT]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("set-webhook"));
+
+    // After: this relay, every update kind the relay asks for.
+    Mock::given(method("POST"))
+        .and(path(info_path.as_str()))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": {
+            "url": format!("http://relay.test/webhooks/telegram/{BOT}"),
+            "pending_update_count": 0, "allowed_updates": webhook::ALLOWED_UPDATES}})),
+        )
+        .mount(&app.telegram)
+        .await;
+    let info = webhook::webhook_info(&app.state.store, &live, BOT)
+        .await
+        .unwrap();
+    assert!(info.is_complete(), "{info:?}");
+    let out = run_cli(&app, &["telegram", "webhook-info", BOT]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("pending updates: 0"), "{stdout}");
+    assert!(!stdout.contains(BOT_TOKEN));
+}

@@ -1,4 +1,5 @@
-//! Registering the relay as a bot's webhook (`switchboard telegram set-webhook <bot_id>`).
+//! Registering the relay as a bot's webhook (`switchboard telegram set-webhook <bot_id>`)
+//! and checking it (`switchboard telegram webhook-info <bot_id>`).
 //!
 //! [`set_webhook`] makes a fresh random `secret_token`, stores it Fernet-encrypted with
 //! the channel, then calls `setWebhook` with it, the relay's URL
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::outbound::{TelegramClient, TelegramEndpoint};
 use crate::channels::outbound::SendError;
@@ -90,10 +91,95 @@ pub enum SetWebhookError {
     Store(#[from] StoreError),
     #[error("the channel's token cannot be opened: {0}")]
     Vault(#[from] VaultError),
-    #[error("Telegram refused setWebhook: {code} {description}")]
+    #[error("Telegram refused: {code} {description}")]
     Telegram { code: i64, description: String },
     #[error("Telegram could not be reached: {0}")]
     Unreachable(String),
+}
+
+/// The bot's channel record and its opened token (which must be that bot's).
+async fn load_bot(
+    store: &Store,
+    live: &Live,
+    bot_id: &str,
+) -> Result<(ChannelRef, ChannelRecord, AccessToken), SetWebhookError> {
+    let channel = ChannelRef::new(ChannelKind::Telegram, bot_id);
+    let record = store
+        .get_channel(&channel)
+        .await?
+        .ok_or_else(|| SetWebhookError::ChannelNotFound(bot_id.to_owned()))?;
+    let token = live.keyring.decrypt_token(record.token.expose_secret())?;
+    if token.expose().split(':').next() != Some(bot_id) {
+        return Err(SetWebhookError::TokenMismatch(bot_id.to_owned()));
+    }
+    Ok((channel, record, token))
+}
+
+/// What Telegram says about a bot's webhook (`getWebhookInfo`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebhookInfo {
+    /// The URL Telegram posts to (empty: no webhook).
+    pub url: String,
+    /// The URL this relay expects: `server.public_url` + `/webhooks/telegram/<bot_id>`.
+    pub expected_url: String,
+    pub pending_update_count: i64,
+    /// The last delivery error Telegram saw, when there was one: Unix time and message.
+    pub last_error: Option<(i64, String)>,
+    /// Empty when Telegram uses its default (which leaves out `message_reaction`).
+    pub allowed_updates: Vec<String>,
+}
+
+impl WebhookInfo {
+    /// Points at this relay and asks for every update kind the relay normalizes.
+    pub fn is_complete(&self) -> bool {
+        self.url == self.expected_url
+            && ALLOWED_UPDATES
+                .iter()
+                .all(|u| self.allowed_updates.iter().any(|a| a == u))
+    }
+}
+
+/// Reads `getWebhookInfo` for bot `bot_id` with the channel's token.
+pub async fn webhook_info(
+    store: &Store,
+    live: &Live,
+    bot_id: &str,
+) -> Result<WebhookInfo, SetWebhookError> {
+    let (_, _, token) = load_bot(store, live, bot_id).await?;
+    let client = TelegramClient::new()
+        .map_err(|e| SetWebhookError::Unreachable(e.without_url().to_string()))?;
+    let result = client
+        .call(
+            &TelegramEndpoint::from_settings(&live.settings.telegram),
+            &token,
+            "getWebhookInfo",
+            b"{}".to_vec(),
+        )
+        .await
+        .map_err(api_error)?;
+    let str_of = |k: &str| result.get(k).and_then(Value::as_str).unwrap_or_default();
+    Ok(WebhookInfo {
+        url: str_of("url").to_owned(),
+        expected_url: format!("{}/webhooks/telegram/{bot_id}", live.public_url),
+        pending_update_count: result
+            .get("pending_update_count")
+            .and_then(Value::as_i64)
+            .unwrap_or(0),
+        last_error: result
+            .get("last_error_date")
+            .and_then(Value::as_i64)
+            .map(|d| (d, str_of("last_error_message").to_owned())),
+        allowed_updates: result
+            .get("allowed_updates")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
 }
 
 /// Sets bot `bot_id`'s webhook to this relay with a new secret (see the module doc for
@@ -103,15 +189,7 @@ pub async fn set_webhook(
     live: &Live,
     bot_id: &str,
 ) -> Result<Registration, SetWebhookError> {
-    let channel = ChannelRef::new(ChannelKind::Telegram, bot_id);
-    let current = store
-        .get_channel(&channel)
-        .await?
-        .ok_or_else(|| SetWebhookError::ChannelNotFound(bot_id.to_owned()))?;
-    let token = live.keyring.decrypt_token(current.token.expose_secret())?;
-    if token.expose().split(':').next() != Some(bot_id) {
-        return Err(SetWebhookError::TokenMismatch(bot_id.to_owned()));
-    }
+    let (channel, current, token) = load_bot(store, live, bot_id).await?;
 
     let secret = generate_secret();
     if let Some(old) = &current.webhook_secret {
@@ -179,17 +257,22 @@ async fn call_set_webhook(
         )
         .await
         .map(|_| ())
-        .map_err(|e| match e {
-            SendError::TokenInvalid(d)
-            | SendError::Forbidden(d)
-            | SendError::Provider(d)
-            | SendError::OutsideWindow(d)
-            | SendError::RateLimited { detail: d, .. } => SetWebhookError::Telegram {
-                code: d.code.unwrap_or(i64::from(d.http_status)),
-                description: d.message,
-            },
-            other => SetWebhookError::Unreachable(other.to_string()),
-        })
+        .map_err(api_error)
+}
+
+/// The Bot API's own code and description, for the operator.
+fn api_error(e: SendError) -> SetWebhookError {
+    match e {
+        SendError::TokenInvalid(d)
+        | SendError::Forbidden(d)
+        | SendError::Provider(d)
+        | SendError::OutsideWindow(d)
+        | SendError::RateLimited { detail: d, .. } => SetWebhookError::Telegram {
+            code: d.code.unwrap_or(i64::from(d.http_status)),
+            description: d.message,
+        },
+        other => SetWebhookError::Unreachable(other.to_string()),
+    }
 }
 
 #[cfg(test)]
