@@ -7,11 +7,13 @@
 //!
 //! The loop reads each shard on its own blocking connection and hands every entry to a
 //! task of its own, at most `delivery.worker_concurrency` at once, so a slow CRM never
-//! holds up another tenant's entries; an open circuit breaker postpones its tenant's
-//! entries without attempting them. On shutdown the loop stops taking entries and waits
-//! for the attempts in flight: each ends delivered or back in the buffer.
+//! holds up another tenant's entries: one tenant holds at most half of them, and an open
+//! circuit breaker postpones its tenant's entries without attempting them. On shutdown
+//! the loop stops taking entries and waits for the attempts in flight: each ends
+//! delivered or back in the buffer.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -56,6 +58,28 @@ pub struct Worker {
     dispatcher: Dispatcher,
     /// This replica's name in the consumer group (unique per process).
     consumer: String,
+    /// Attempts in flight per tenant: one tenant may hold at most half of
+    /// `delivery.worker_concurrency`, so a CRM that is slow (but not failing, so its
+    /// breaker stays shut) cannot take every slot from the others.
+    inflight: Mutex<HashMap<String, usize>>,
+}
+
+/// A tenant's slot in the worker; freed on drop.
+struct TenantSlot<'a> {
+    worker: &'a Worker,
+    tenant: String,
+}
+
+impl Drop for TenantSlot<'_> {
+    fn drop(&mut self) {
+        let mut map = self.worker.inflight();
+        if let Some(n) = map.get_mut(&self.tenant) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.tenant);
+            }
+        }
+    }
 }
 
 impl Worker {
@@ -77,7 +101,26 @@ impl Worker {
             live,
             dispatcher,
             consumer: consumer.into(),
+            inflight: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn inflight(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.inflight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A slot for an attempt of `tenant`, unless it holds `cap` already.
+    fn tenant_slot(&self, tenant: &str, cap: usize) -> Option<TenantSlot<'_>> {
+        let mut map = self.inflight();
+        let n = map.entry(tenant.to_owned()).or_insert(0);
+        if *n >= cap {
+            return None;
+        }
+        *n += 1;
+        Some(TenantSlot {
+            worker: self,
+            tenant: tenant.to_owned(),
+        })
     }
 
     /// A consumer name unique to this process.
@@ -159,6 +202,16 @@ impl Worker {
             buffer.complete(&taken, ttl).await?;
             return Ok(Outcome::Duplicate);
         }
+
+        let cap = (delivery.worker_concurrency / 2).max(1);
+        let Some(_slot) = self.tenant_slot(&tenant.id, cap) else {
+            // The tenant has its share in flight: try again about one attempt later.
+            let mut next = e.clone();
+            let wait = delivery.timeout_ms.min(delivery.retry_max_ms) as f64;
+            next.due = now + (wait * rand::random_range(0.5..=1.0)) as i64;
+            buffer.reschedule(&taken, &next, ttl).await?;
+            return Ok(Outcome::Deferred);
+        };
 
         if let Admission::Open { until } = self.dispatcher.breakers().admit(&tenant.id) {
             let mut next = e.clone();

@@ -216,3 +216,43 @@ async fn soak_with_a_flapping_crm_drains_and_keeps_memory_flat() {
     assert!(left.is_empty(), "the buffer drained to zero: {left:?}");
     assert_eq!(pending_entries(redis.port), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_tenant_holds_at_most_half_of_the_worker() {
+    let redis = RedisServer::start();
+    let crm = Crm::start().await;
+    crm.set(Mode::Fail);
+    let key = Keyring::generate_key();
+    let relay = Relay::start(
+        Some(&redis.url()),
+        &crm.uri(),
+        &key,
+        1000,
+        &delivery_toml(
+            "breaker_failures = 100000\nworker_concurrency = 4\nclaim_idle_ms = 3000\nretry_max_ms = 200",
+        ),
+    )
+    .await;
+    for i in 0..12 {
+        let body = wa_webhook(WA_ACME, &[(&format!("49161000{i:04}"), 1)]);
+        assert_eq!(relay.post_meta(&body).await, 200);
+    }
+    for i in 0..4 {
+        let body = wa_webhook(WA_GLOBEX, &[(&format!("49162000{i:04}"), 1)]);
+        assert_eq!(relay.post_meta(&body).await, 200);
+    }
+    // acme's CRM turns slow (every attempt runs into the 1 s deadline); globex's heals.
+    crm.set_path(CRM_PATH, Mode::Slow(Duration::from_secs(3)));
+    crm.set_path(OTHER_CRM_PATH, Mode::Ok);
+    let started = Instant::now();
+    let got = crm
+        .wait_accepted(OTHER_CRM_PATH, 4, Duration::from_secs(10))
+        .await;
+    let took = started.elapsed();
+    assert_eq!(got.len(), 4);
+    println!("globex's 4 buffered events delivered {took:?} after its CRM healed, beside 12 of a slow tenant");
+    assert!(
+        took < Duration::from_millis(900),
+        "globex waited behind acme's timeouts: {took:?}"
+    );
+}
