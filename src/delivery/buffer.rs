@@ -43,9 +43,11 @@
 //! written; an entry is given up (metric, log, deleted) once older than
 //! `retry_buffer_ttl_s`, so the TTLs only sweep what a buffer abandoned by every replica
 //! leaves behind. The stream keeps its consumer group while it exists; a worker
-//! recreates the group (from id 0) when the key expired. Redis should run with
-//! `maxmemory-policy noeviction` and persistence (AOF) for the buffer to survive a
-//! Redis restart.
+//! recreates the group (from id 0) when the key expired. Consumers of replicas that are
+//! gone (holding nothing, idle for an hour) are removed from the group; a stream entry
+//! the relay did not write is given up at once. Redis (≥ 6.2, for XAUTOCLAIM) should
+//! run with `maxmemory-policy noeviction` and persistence (AOF) for the buffer to
+//! survive a Redis restart.
 //!
 //! ## Memory backend
 //!
@@ -366,6 +368,23 @@ impl RetryBuffer {
         }
     }
 
+    /// Removes one buffered event (scheduled, parked or in flight) from `shard`; `conv`
+    /// is its conversation hash (empty without one). The next event of its
+    /// conversation, if it was the head, is scheduled. For unsend
+    /// ([`crate::privacy::unsend`]). Whether it was there.
+    pub async fn purge_event(
+        &self,
+        shard: u16,
+        event_id: &str,
+        conv: &str,
+        ttl: Duration,
+    ) -> Result<bool, BufferError> {
+        match self {
+            RetryBuffer::Redis(r) => r.purge_event(shard, event_id, conv, ttl).await,
+            RetryBuffer::Memory(m) => Ok(m.purge_event(event_id)),
+        }
+    }
+
     /// Readies the buffer for a worker (creates the consumer groups).
     pub async fn prepare(&self, ttl: Duration) -> Result<(), BufferError> {
         match self {
@@ -492,6 +511,65 @@ end
 return removed
 "#;
 
+/// Removes one entry from a shard. KEYS: stream, delayed. ARGV: group, event id, shard
+/// prefix, conversation hash (or ''), key TTL ms, now ms. Like COMPLETE, a removed head
+/// hands over to the next parked event of its conversation.
+const PURGE_ONE: &str = r#"
+local p = ARGV[3]
+if redis.call('EXISTS', p .. 'pending:' .. ARGV[2]) == 0 then return 0 end
+local found = nil
+for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  local e = cjson.decode(m)
+  if e.id == ARGV[2] then
+    redis.call('ZREM', KEYS[2], m)
+    found = e
+    break
+  end
+end
+if not found and redis.call('EXISTS', KEYS[1]) == 1 then
+  for _, s in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do
+    local f = {}
+    for i = 1, #s[2], 2 do f[s[2][i]] = s[2][i + 1] end
+    if f.id == ARGV[2] then
+      redis.pcall('XACK', KEYS[1], ARGV[1], s[1])
+      redis.call('XDEL', KEYS[1], s[1])
+      found = f
+      break
+    end
+  end
+end
+if not found and ARGV[4] ~= '' then
+  local parked = p .. 'parked:' .. ARGV[4]
+  for _, m in ipairs(redis.call('LRANGE', parked, 0, -1)) do
+    local e = cjson.decode(m)
+    if e.id == ARGV[2] then
+      redis.call('LREM', parked, 1, m)
+      found = e
+      break
+    end
+  end
+end
+if not found then return 0 end
+redis.call('DEL', p .. 'pending:' .. ARGV[2])
+redis.call('ZREM', p .. 'tenant:' .. found.tenant, ARGV[2])
+local conv = found.conv or ''
+if conv ~= '' then
+  local head = p .. 'head:' .. conv
+  if redis.call('GET', head) == ARGV[2] then
+    local nxt = redis.call('LPOP', p .. 'parked:' .. conv)
+    if nxt then
+      local e = cjson.decode(nxt)
+      redis.call('SET', head, e.id, 'PX', ARGV[5])
+      redis.call('ZADD', KEYS[2], ARGV[6], nxt)
+      redis.call('PEXPIRE', KEYS[2], ARGV[5])
+    else
+      redis.call('DEL', head)
+    end
+  end
+end
+return 1
+"#;
+
 /// The placeholder conversation of events that have none (its keys are never set).
 const NO_CONV: &str = "-";
 
@@ -510,6 +588,7 @@ struct Scripts {
     reschedule: Script,
     complete: Script,
     purge: Script,
+    purge_one: Script,
 }
 
 impl RedisBuffer {
@@ -524,6 +603,7 @@ impl RedisBuffer {
                 reschedule: Script::new(RESCHEDULE),
                 complete: Script::new(COMPLETE),
                 purge: Script::new(PURGE),
+                purge_one: Script::new(PURGE_ONE),
             }),
         }
     }
@@ -807,6 +887,34 @@ impl RedisBuffer {
         Ok(())
     }
 
+    async fn purge_event(
+        &self,
+        shard: u16,
+        event_id: &str,
+        conv: &str,
+        ttl: Duration,
+    ) -> Result<bool, BufferError> {
+        let k = self.keys();
+        let stream = k.retry_stream(shard);
+        let prefix = stream.strip_suffix("stream").unwrap_or_default().to_owned();
+        let mut conn = self.store.conn().await?;
+        let n: i64 = conn
+            .eval(
+                &self.scripts.purge_one,
+                &[&stream, &k.retry_delayed(shard)],
+                &[
+                    GROUP,
+                    event_id,
+                    &prefix,
+                    conv,
+                    &ttl_ms(ttl),
+                    &now_ms().to_string(),
+                ],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
     async fn purge_channel(&self, channel: &str, keep: &[String]) -> Result<usize, BufferError> {
         let k = self.keys();
         let keep = keep.join(",");
@@ -1063,6 +1171,58 @@ impl MemoryBuffer {
         self.wake.notify_waiters();
     }
 
+    fn purge_event(&self, id: &str) -> bool {
+        let mut s = self.state();
+        if !s.pending.contains(id) {
+            return false;
+        }
+        let mut found = None;
+        if let Some(k) = s.delayed.iter().find(|(_, e)| e.id == id).map(|(k, _)| *k) {
+            found = s.delayed.remove(&k);
+        }
+        if found.is_none() {
+            if let Some(t) = s
+                .inflight
+                .iter()
+                .find(|(_, (e, _))| e.id == id)
+                .map(|(k, _)| *k)
+            {
+                found = s.inflight.remove(&t).map(|(e, _)| e);
+            }
+        }
+        if found.is_none() {
+            for q in s.parked.values_mut() {
+                if let Some(pos) = q.iter().position(|e| e.id == id) {
+                    found = q.remove(pos);
+                    break;
+                }
+            }
+        }
+        let Some(e) = found else {
+            return false;
+        };
+        s.pending.remove(id);
+        if let Some(t) = s.tenants.get_mut(&e.tenant) {
+            t.remove(id);
+        }
+        if s.heads.get(&e.conv).is_some_and(|h| h == id) {
+            let next = s.parked.get_mut(&e.conv).and_then(|q| q.pop_front());
+            match next {
+                Some(n) => {
+                    s.heads.insert(e.conv.clone(), n.id.clone());
+                    s.schedule(now_ms(), n);
+                }
+                None => {
+                    s.heads.remove(&e.conv);
+                    s.parked.remove(&e.conv);
+                }
+            }
+        }
+        drop(s);
+        self.wake.notify_waiters();
+        true
+    }
+
     fn purge_channel(&self, channel: &str, keep: &[String]) -> usize {
         let mut s = self.state();
         let hit = |e: &Entry| e.channel == channel && !keep.contains(&e.id);
@@ -1198,6 +1358,35 @@ mod tests {
         assert!(m.presence("a", None).pending);
         m.complete(&again);
         assert!(!m.presence("a", None).pending);
+    }
+
+    #[tokio::test]
+    async fn memory_buffer_purges_an_event_or_a_channel_and_keeps_the_order() {
+        let m = MemoryBuffer::new(Duration::from_secs(30));
+        m.push(entry("a", "c", 0), true);
+        m.push(entry("b", "c", 0), true);
+        m.push(entry("x", "", i64::MAX / 2), true);
+        // Purging the head hands the conversation to the next event.
+        assert!(m.purge_event("a"));
+        assert!(!m.purge_event("a"));
+        assert!(!m.presence("a", None).pending);
+        assert_eq!(
+            m.presence("b", Some("c")),
+            Presence {
+                pending: true,
+                behind: false
+            }
+        );
+        let t = m.take(Duration::ZERO).await.unwrap();
+        assert_eq!(t.entry.id, "b");
+        // A channel purge takes what is in flight too; the worker's late answer is moot.
+        let mut other = entry("y", "", 0);
+        other.channel = "whatsapp:2".into();
+        m.push(other, true);
+        assert_eq!(m.purge_channel("whatsapp:1", &["x".to_owned()]), 1);
+        m.complete(&t);
+        assert_eq!(m.depths(&["acme".into()])[0].depth, 2, "x (kept) and y");
+        assert!(!m.presence("b", None).pending);
     }
 
     #[test]
