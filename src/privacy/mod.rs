@@ -32,6 +32,7 @@
 pub mod deletion;
 pub mod revoke;
 pub mod signed_request;
+pub mod unsend;
 
 use crate::channels::{ChannelKind, ChannelRef};
 use crate::delivery::{DispatchReport, Dispatcher};

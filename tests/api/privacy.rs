@@ -1551,3 +1551,102 @@ async fn privacy_events_match_the_published_schema() {
         .starts_with("http://relay.test/meta/data-deletion/"));
     assert_schema_valid(&events);
 }
+
+/// An Instagram message webhook (from the text fixture) with its own mid and text, or
+/// its unsend (`is_deleted`).
+fn instagram_message(mid: &str, text: Option<&str>) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&fixture("instagram/text.json")).unwrap();
+    let message = &mut v["entry"][0]["messaging"][0]["message"];
+    message["mid"] = json!(mid);
+    match text {
+        Some(t) => message["text"] = json!(t),
+        None => {
+            message.as_object_mut().unwrap().remove("text");
+            message["is_deleted"] = json!(true);
+        }
+    }
+    serde_json::to_vec(&v).unwrap()
+}
+
+#[tokio::test]
+async fn unsend_drops_the_buffered_message_and_the_next_one_of_the_conversation_moves_up() {
+    use wiremock::matchers::body_string_contains;
+    let app = spawn_app().await;
+    app.put_channel(ChannelKind::Instagram, "17841405822304914", "acme", "t")
+        .await;
+    // The CRM refuses messages (they wait in the buffer) but takes deletions.
+    Mock::given(method("POST"))
+        .and(path(CRM_PATH))
+        .and(body_string_contains("message.received"))
+        .respond_with(ResponseTemplate::new(503))
+        .with_priority(1)
+        .mount(&app.crm)
+        .await;
+    for (mid, text) in [
+        ("mid.first", "first, taken back"),
+        ("mid.second", "second, kept"),
+    ] {
+        let resp = app.post_meta(&instagram_message(mid, Some(text))).await;
+        assert_eq!(resp.status(), 200);
+    }
+    let buffer = app.state.dispatcher.buffer();
+    let depth = || async { buffer.depths(&["acme".to_owned()]).await.unwrap()[0].depth };
+    assert_eq!(depth().await, 2);
+    let first = switchboard::event::EventId::derive(&[
+        "instagram",
+        "17841405822304914",
+        "message",
+        "mid.first",
+    ]);
+    let second = switchboard::event::EventId::derive(&[
+        "instagram",
+        "17841405822304914",
+        "message",
+        "mid.second",
+    ]);
+    let dump = app.redis().dump_all();
+    assert!(
+        dump.contains(first.as_str()) && dump.contains(second.as_str()),
+        "{dump}"
+    );
+
+    // The customer unsends the first message.
+    let resp = app.post_meta(&instagram_message("mid.first", None)).await;
+    assert_eq!(resp.status(), 200);
+    // The second message waits, and the deletion behind it (same conversation).
+    assert_eq!(depth().await, 2);
+    let dump = app.redis().dump_all();
+    assert!(!dump.contains(first.as_str()), "{dump}");
+    assert!(dump.contains(second.as_str()), "{dump}");
+    // The deletion reaches the CRM once the second message (now the conversation's
+    // head) is through: let the CRM take messages again.
+    app.crm.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&app.crm)
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let types = loop {
+        let types: Vec<String> = app
+            .crm_events()
+            .await
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e["type"].as_str().unwrap(),
+                    e["data"]["message"]["id"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        if types.len() >= 2 || Instant::now() > deadline {
+            break types;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        types,
+        ["message.received mid.second", "message.deleted mid.first"],
+        "the unsent message is never delivered; order is kept"
+    );
+}
