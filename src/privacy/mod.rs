@@ -27,7 +27,8 @@
 //! whose id is that Page id is affected too.
 //!
 //! [`revoke`] withdraws the app's access at the provider when an operator deletes a
-//! channel with `revoke=true`.
+//! channel with `revoke=true`; [`unsend`] drops a message the customer took back from the
+//! retry buffer before it is delivered.
 
 pub mod deletion;
 pub mod revoke;
