@@ -5,7 +5,9 @@
 //!
 //! The signature is checked (constant time, against every configured app secret) before
 //! the payload is decoded or parsed. Base64url comes without padding; padding is
-//! tolerated.
+//! tolerated. An `expires` in the payload is not enforced: Meta retries a callback that
+//! failed, with the request it signed then, and a replayed request can only ask again
+//! for what its user already asked.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

@@ -1650,3 +1650,25 @@ async fn unsend_drops_the_buffered_message_and_the_next_one_of_the_conversation_
         "the unsent message is never delivered; order is kept"
     );
 }
+
+#[test]
+fn privacy_retention_defaults_and_a_zero_ttl_is_refused() {
+    let key = switchboard::vault::Keyring::generate_key();
+    let s = switchboard::config::Settings::from_toml(&format!(
+        "[vault]\nkeys = [\"{key}\"]\n[store]\nbackend = \"memory\"\n"
+    ))
+    .unwrap();
+    assert_eq!(s.privacy.deletion_status_ttl_s, 30 * 24 * 3600);
+    let err = switchboard::config::Settings::from_toml(&format!(
+        "[vault]\nkeys = [\"{key}\"]\n[store]\nbackend = \"memory\"\n[privacy]\ndeletion_status_ttl_s = 0\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("privacy.deletion_status_ttl_s"), "{err}");
+    let err = switchboard::config::Settings::from_toml(&format!(
+        "[vault]\nkeys = [\"{key}\"]\n[privacy]\nkeep_forever = true\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("keep_forever"), "{err}");
+}
