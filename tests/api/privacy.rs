@@ -578,6 +578,8 @@ fn fixture_channels(fixtures: &[(String, Value)]) -> HashSet<(ChannelKind, Strin
     out
 }
 
+/// A media file's bytes: streamed to the CRM, never logged or stored.
+const MEDIA_BYTES: &[u8] = b"private-photo-bytes";
 const TELEGRAM_BOT: &str = "7000000001";
 const TELEGRAM_SECRET: &str = "tg-Webhook_Secret-4f1c9a";
 const REPLY_TEXT: &str = "Private reply: your parcel code is 7731-KX";
@@ -810,6 +812,45 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
         .respond_with(ResponseTemplate::new(200).set_body_json(send_response))
         .mount(&graph)
         .await;
+    // WhatsApp media: the Graph lookup, then the file (Bearer token, never in the URL).
+    Mock::given(method("GET"))
+        .and(path("/v23.0/2621233374848975"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "messaging_product": "whatsapp",
+            "url": format!("{}/whatsapp-media/2621233374848975", graph.uri()),
+            "mime_type": "image/jpeg",
+            "sha256": "x",
+            "file_size": "16",
+            "id": "2621233374848975"
+        })))
+        .mount(&graph)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/whatsapp-media/2621233374848975"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "image/jpeg")
+                .set_body_bytes(MEDIA_BYTES.to_vec()),
+        )
+        .mount(&graph)
+        .await;
+    // Telegram: getFile, the file download (token in the path), and every other call.
+    let get_file: Value = serde_json::from_slice(&fixture("telegram/api_getfile_ok.json")).unwrap();
+    Mock::given(wiremock::matchers::path_regex(r"/getFile$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(get_file))
+        .with_priority(1)
+        .mount(&telegram)
+        .await;
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path_regex(r"^/file/bot"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "application/pdf")
+                .set_body_bytes(b"%PDF-1.4 private file".to_vec()),
+        )
+        .with_priority(1)
+        .mount(&telegram)
+        .await;
     Mock::given(method("POST"))
         .respond_with(
             ResponseTemplate::new(200)
@@ -886,6 +927,45 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
     // 1. The CRM is up.
     let up = post_all(&http, &relay, &fixtures).await;
     let reply = send_reply(&http, &relay).await;
+    // Through Telegram too: a reply and a media download, both with the bot token in
+    // the Bot API path.
+    let tg_reply = http
+        .post(format!("{}/v1/messages", relay.url))
+        .bearer_auth(API_KEY)
+        .json(&json!({"channel": {"kind": "telegram", "id": TELEGRAM_BOT}, "to": "123456789", "message": {"kind": "text", "text": REPLY_TEXT}}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    let tg_media = http
+        .get(format!(
+            "{}/v1/media/telegram/{TELEGRAM_BOT}/BQACAgIAAxkBAAIBCGXXXXXXXXXXXXXXXXXXXXXXXXXX",
+            relay.url
+        ))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    let tg_media_status = tg_media.status().as_u16();
+    let tg_media_body = tg_media.bytes().await.unwrap();
+    assert_eq!(
+        (tg_reply, tg_media_status),
+        (200, 200),
+        "telegram reply and media"
+    );
+    assert_eq!(&tg_media_body[..], b"%PDF-1.4 private file");
+    let wa_media = http
+        .get(format!(
+            "{}/v1/media/whatsapp/{}/2621233374848975",
+            relay.url, WHATSAPP_FIXTURE_CHANNELS[0]
+        ))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wa_media.status(), 200);
+    assert_eq!(&wa_media.bytes().await.unwrap()[..], MEDIA_BYTES);
     let refused = post_malformed(&http, &relay).await;
     let delivered = crm.received_requests().await.unwrap_or_default().len();
     assert!(
@@ -1018,6 +1098,8 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
         REPLY_TEXT,
         REPLY_TO,
         CANARY,
+        "private-photo-bytes",
+        "%PDF-1.4 private file",
         vault_key.as_str(),
     ] {
         needles.insert(s.to_owned());
