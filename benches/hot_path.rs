@@ -49,7 +49,11 @@ fn hot_path(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(body.len() as u64));
 
         group.bench_function(format!("verify/{name}"), |b| {
-            b.iter(|| secrets.verify(Some(black_box(&header)), black_box(&body)).is_ok())
+            b.iter(|| {
+                secrets
+                    .verify(Some(black_box(&header)), black_box(&body))
+                    .is_ok()
+            })
         });
         group.bench_function(format!("normalize/{name}"), |b| {
             let verified = Verified::assume_verified_for_tests(&body);
