@@ -28,6 +28,15 @@ for line in io.lines("__DATA__") do
   reqs[#reqs + 1] = {body, sig}
 end
 local i = 0
+-- Each wrk thread starts at its own offset, so two threads never send the same event.
+local threads = 0
+setup = function(thread)
+  thread:set("id", threads)
+  threads = threads + 1
+end
+init = function(args)
+  i = (id or 0) * 20011
+end
 request = function()
   i = i + 1
   local r = reqs[((i - 1) % #reqs) + 1]
