@@ -1754,3 +1754,114 @@ fn privacy_retention_defaults_and_a_zero_ttl_is_refused() {
     .to_string();
     assert!(err.contains("keep_forever"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_deletion_purges_the_buffer_on_a_redis_cluster() {
+    use crate::delivery_support::{wa_webhook, WA_ACME};
+    use wiremock::matchers::body_string_contains;
+    let cluster = crate::cluster::RedisCluster::start(3);
+    let app = spawn_app_with(TestOptions {
+        redis: false,
+        cluster_nodes: cluster.urls(),
+        ..Default::default()
+    })
+    .await;
+    put_user_channel(&app, ChannelKind::Whatsapp, WA_ACME, "acme", Some(USER)).await;
+    Mock::given(method("POST"))
+        .and(path(CRM_PATH))
+        .and(body_string_contains("message.received"))
+        .respond_with(ResponseTemplate::new(503))
+        .with_priority(1)
+        .mount(&app.crm)
+        .await;
+    // Eight conversations of two messages each: heads and parked events, on every shard.
+    let convs: Vec<String> = (1..=8).map(|i| format!("49151100000{i:02}")).collect();
+    for c in &convs {
+        let resp = app.post_meta(&wa_webhook(WA_ACME, &[(c, 1), (c, 2)])).await;
+        assert_eq!(resp.status(), 200);
+    }
+    let depth = app
+        .state
+        .dispatcher
+        .buffer()
+        .depths(&["acme".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(depth[0].depth, 16);
+
+    let resp = post_form(
+        &app,
+        "/meta/data-deletion",
+        form(&signed(user_payload(USER, 1_763_800_000))),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let code = resp.json::<Value>().await.unwrap()["confirmation_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let status: Value = app
+        .http
+        .get(app.url(&format!("/meta/data-deletion/{code}")))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["buffered_events_removed"], 16, "{status}");
+    // What is left is the notice itself, if the tenant's circuit breaker (opened by the
+    // refusals) sent it to the buffer.
+    let depth = app
+        .state
+        .dispatcher
+        .buffer()
+        .depths(&["acme".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(
+        depth[0].depth,
+        status["tenants_pending"].as_u64().unwrap(),
+        "{status}"
+    );
+    // No node holds anything naming the user or a conversation (the notice, encrypted,
+    // names only the business's channel).
+    for port in &cluster.ports {
+        let keys = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "--scan"])
+            .output()
+            .unwrap();
+        let keys = String::from_utf8_lossy(&keys.stdout).into_owned();
+        for key in keys.lines().filter(|k| !k.is_empty()) {
+            let ty = Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "TYPE", key])
+                .output()
+                .unwrap();
+            let ty = String::from_utf8_lossy(&ty.stdout).trim().to_owned();
+            let dump_args: Vec<&str> = match ty.as_str() {
+                "string" => vec!["GET", key],
+                "hash" => vec!["HGETALL", key],
+                "zset" => vec!["ZRANGE", key, "0", "-1"],
+                "list" => vec!["LRANGE", key, "0", "-1"],
+                "stream" => vec!["XRANGE", key, "-", "+"],
+                _ => vec!["TYPE", key],
+            };
+            let v = Command::new("redis-cli")
+                .args(["-p", &port.to_string()])
+                .args(&dump_args)
+                .output()
+                .unwrap();
+            let text = format!("{key} {}", String::from_utf8_lossy(&v.stdout));
+            assert!(!text.contains(USER), "node {port}: {text}");
+            assert!(
+                !key.contains(&format!("channel:whatsapp:{WA_ACME}")),
+                "node {port}: {key}"
+            );
+            assert!(
+                !convs.iter().any(|c| text.contains(c.as_str())),
+                "node {port}: {text}"
+            );
+        }
+    }
+}
