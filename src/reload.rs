@@ -62,6 +62,10 @@ pub async fn reload(state: &web::Data<AppState>, path: Option<&Path>) -> bool {
         );
     }
     let live = Arc::new(live);
+    // Config channels are written before the new config is visible: a request still
+    // running on the old config never meets a record it cannot open (the new config's
+    // tokens open under the old keys too when keys are rotated in the documented order).
+    let synced = sync_config_channels(&state.store, &live).await;
     state.live.store(live.clone());
     metrics::counter!("switchboard_config_reloads_total", "outcome" => "applied").increment(1);
     tracing::info!(
@@ -72,7 +76,7 @@ pub async fn reload(state: &web::Data<AppState>, path: Option<&Path>) -> bool {
         channels = live.settings.channels.len(),
         "Config reloaded."
     );
-    if let Err(e) = sync_config_channels(&state.store, &live).await {
+    if let Err(e) = synced {
         metrics::counter!("switchboard_config_channel_sync_failures_total").increment(1);
         tracing::warn!(error = %e, "Config channels not written on reload; retrying.");
         tokio::spawn(sync_until_done(state.clone(), live));
@@ -155,6 +159,12 @@ pub fn watch(
                 // An unreadable file (being replaced) is looked at again next time.
                 let now = fingerprint(p);
                 if now.is_some() && now != last {
+                    // A file being written (truncate, then write) may be caught half
+                    // way: reload only once it reads the same twice, a moment apart.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    if fingerprint(p) != now {
+                        continue;
+                    }
                     last = now;
                     tracing::info!("Config file changed: reloading.");
                     reload(&state, Some(p)).await;
