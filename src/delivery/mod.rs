@@ -300,7 +300,21 @@ impl Dispatcher {
             event_type: event.event_type.as_str(),
         };
         let dedupe_key = self.store.keys().dedupe(&event.id);
-        match self.store.exists(&dedupe_key).await {
+        let conv = event
+            .ordering_key()
+            .map(|k| tenant.signer.conversation_hash(&k))
+            .unwrap_or_default();
+        let shard = self
+            .buffer
+            .shard_for(if conv.is_empty() { ids.id } else { &conv });
+        let ordered = delivery.ordered_per_conversation && !conv.is_empty();
+        // Both checks at once: one round trip of latency on the multiplexed connection.
+        let (seen, presence) = tokio::join!(
+            self.store.exists(&dedupe_key),
+            self.buffer
+                .presence(shard, ids.id, ordered.then_some(conv.as_str()))
+        );
+        match seen {
             Ok(true) => {
                 metrics::counter!("switchboard_events_duplicate_total", "channel" => event.channel.kind.as_str()).increment(1);
                 tracing::debug!(event_id = %event.id, tenant = %tenant.id, stage = "processing", "Duplicate event skipped.");
@@ -312,19 +326,7 @@ impl Dispatcher {
                 return Step::Failed;
             }
         }
-        let conv = event
-            .ordering_key()
-            .map(|k| tenant.signer.conversation_hash(&k))
-            .unwrap_or_default();
-        let shard = self
-            .buffer
-            .shard_for(if conv.is_empty() { ids.id } else { &conv });
-        let ordered = delivery.ordered_per_conversation && !conv.is_empty();
-        let presence = match self
-            .buffer
-            .presence(shard, ids.id, ordered.then_some(conv.as_str()))
-            .await
-        {
+        let presence = match presence {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(event_id = %event.id, error = %e, stage = "processing", "Retry buffer check failed.");

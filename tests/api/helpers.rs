@@ -226,14 +226,14 @@ pub fn render_config(
 ) -> String {
     let store = match redis_url {
         _ if !opts.cluster_nodes.is_empty() => format!(
-            "backend = \"redis\"\ncluster_nodes = [{}]\ntimeout_ms = 1000",
+            "backend = \"redis\"\ncluster_nodes = [{}]\ntimeout_ms = 2000",
             opts.cluster_nodes
                 .iter()
                 .map(|n| format!("\"{n}\""))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        Some(url) => format!("backend = \"redis\"\nredis_url = \"{url}\"\ntimeout_ms = 500"),
+        Some(url) => format!("backend = \"redis\"\nredis_url = \"{url}\"\ntimeout_ms = 2000"),
         None => "backend = \"memory\"".to_owned(),
     };
     let keys = vault_keys
