@@ -168,9 +168,20 @@ fn read_secret_input(file: Option<&PathBuf>) -> anyhow::Result<String> {
     Ok(s)
 }
 
+/// Errors are printed as one line of causes (never a backtrace, whatever RUST_BACKTRACE
+/// says): a config error reads `error: invalid configuration: configuration key …`.
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 #[allow(clippy::print_stdout)]
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Serve => {
             let settings = load(&cli)?;
