@@ -6,6 +6,7 @@
 //! | `{prefix}dedupe:{event_id}` | string | `delivery.dedupe_window_s` | an event the CRM accepted |
 //! | `{prefix}idem:{tenant}:{sha256(key)}` | string | `replies.idempotency_ttl_s` | the first response to an `Idempotency-Key` (without the recipient) |
 //! | `{prefix}reauth:{kind}:{id}` | string | 1 h | `channel.reauth_required` was sent |
+//! | `{prefix}telegram:previous_secret:{bot_id}` | string | 15 min | the Fernet token of a bot's previous webhook secret, still accepted while `set-webhook` switches to a new one |
 //! | `{prefix}deletion:{code}` | string | `privacy.deletion_status_ttl_s` | a data-deletion request's status: counts and times, no ids ([`crate::privacy`]) |
 //! | `{prefix}retry:{sN}:stream` | stream + group `relay` | refreshed to `retry_buffer_ttl_s` + 1 h on every add | retry buffer shard N: entries ready for delivery |
 //! | `{prefix}retry:{sN}:delayed` | zset | same | entries waiting for their due time (score) |
@@ -70,6 +71,11 @@ impl Keys {
 
     pub fn reauth_notice(&self, channel: &ChannelRef) -> String {
         format!("{}reauth:{}:{}", self.prefix, channel.kind, channel.id)
+    }
+
+    /// A bot's previous Telegram webhook secret, kept briefly during `set-webhook`.
+    pub fn telegram_previous_secret(&self, bot_id: &str) -> String {
+        format!("{}telegram:previous_secret:{}", self.prefix, bot_id)
     }
 
     pub fn deletion(&self, code: &str) -> String {

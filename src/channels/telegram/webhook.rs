@@ -50,7 +50,7 @@ const SECRET_CHARS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrst
 /// The key holding a bot's previous webhook secret (a Fernet token) while it is still
 /// accepted.
 pub fn previous_secret_key(keys: &Keys, bot_id: &str) -> String {
-    keys.named(&format!("telegram:previous_secret:{bot_id}"))
+    keys.telegram_previous_secret(bot_id)
 }
 
 /// A fresh random secret of Telegram's allowed characters (384 bits).
