@@ -101,7 +101,7 @@ fn send_error(e: SendError) -> ApiError {
         .with_detail("the provider refused the request; see `provider`")
         .with_provider(d.to_json()),
         SendError::Transient(_) => {
-            ApiError::unavailable("the provider is unavailable; nothing was sent, retry later")
+            ApiError::unavailable("the provider is unavailable (it answered 5xx or could not be reached, also after retries); retry later")
         }
         SendError::Indeterminate(_) => ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
@@ -216,6 +216,31 @@ pub async fn send_message(
         }
     };
 
+    // The send and its bookkeeping run in their own task: a CRM that hangs up (or a
+    // shutdown) cannot cancel them half way, after the provider accepted the message
+    // but before the idempotency record says so.
+    let task = tokio::spawn(send_and_record(
+        state.clone(),
+        live.clone(),
+        tenant.clone(),
+        msg,
+        token,
+        claimed,
+    ));
+    let (stored, msg) = task.await.map_err(|_| ApiError::internal())?;
+    Ok(render(&stored, &msg, false))
+}
+
+/// Sends, records metrics and the log line, and completes or releases the idempotency
+/// claim. Returns what to answer.
+async fn send_and_record(
+    state: web::Data<AppState>,
+    live: std::sync::Arc<crate::live::Live>,
+    tenant: std::sync::Arc<crate::delivery::Tenant>,
+    msg: OutboundMessage,
+    token: crate::vault::AccessToken,
+    claimed: Option<(String, String)>,
+) -> (StoredResponse, OutboundMessage) {
     let started = Instant::now();
     let result = replies::send(&state.providers, &live, &msg, &token).await;
     let outcome = match &result {
@@ -279,5 +304,5 @@ pub async fn send_message(
             tracing::warn!(tenant = %tenant.id, error = %e, stage = "sending", "Idempotency record not updated; it expires on its own.");
         }
     }
-    Ok(render(&stored, &msg, false))
+    (stored, msg)
 }

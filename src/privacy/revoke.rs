@@ -138,6 +138,17 @@ impl Revoker {
                 self.send(req).await.map(|_| ())
             }
         };
+        // A provider may echo a malformed token in its message: never pass it on.
+        let result = result.map_err(|e| match e {
+            RevokeError::Refused { status, message } => RevokeError::Refused {
+                status,
+                message: match token.expose().trim() {
+                    t if t.len() >= 8 => message.replace(t, "[REDACTED]"),
+                    _ => message,
+                },
+            },
+            other => other,
+        });
         match result {
             Err(RevokeError::Refused { status, message }) if token_already_invalid(status) => {
                 tracing::info!(channel = %channel, status, %message, stage = "sending", "Token already invalid at the provider; access counts as revoked.");

@@ -83,6 +83,28 @@ pub async fn open(
                         ..ProviderDetail::default()
                     }))
                 })?;
+            // The Bearer token goes with this download: only to a Meta host
+            // (media.allowed_hosts) or the Graph base's own host, and only over https
+            // (http only when the Graph base itself is http: a local mock or proxy).
+            let graph_base = url::Url::parse(&live.settings.meta.graph_api_base).ok();
+            let trusted = url::Url::parse(url).ok().is_some_and(|u| {
+                let host = u.host_str().unwrap_or_default();
+                let scheme_ok = u.scheme() == "https"
+                    || (u.scheme() == "http"
+                        && graph_base.as_ref().is_some_and(|g| g.scheme() == "http"));
+                let host_ok = host_allowed(host, &live.settings.media.allowed_hosts)
+                    || graph_base.as_ref().and_then(|g| g.host_str()) == Some(host);
+                scheme_ok && host_ok
+            });
+            if !trusted {
+                return Err(SendError::Provider(Box::new(ProviderDetail {
+                    provider: "graph",
+                    http_status: 200,
+                    message: "the media lookup gave a URL outside media.allowed_hosts".into(),
+                    ..ProviderDetail::default()
+                }))
+                .into());
+            }
             let mime = info
                 .get("mime_type")
                 .and_then(Value::as_str)

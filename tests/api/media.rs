@@ -415,3 +415,30 @@ async fn media_with_a_refused_token_is_424_and_tells_the_tenant() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn whatsapp_media_url_outside_meta_hosts_never_gets_the_token() {
+    let app = replies_app().await;
+    for url in [
+        "https://attacker.example/steal",
+        "ftp://lookaside.fbsbx.com/x",
+    ] {
+        Mock::given(method("GET"))
+            .and(path("/v23.0/6060"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "messaging_product": "whatsapp", "url": url, "mime_type": "image/jpeg", "id": "6060"
+            })))
+            .up_to_n_times(1)
+            .mount(&app.graph)
+            .await;
+        let resp = get(
+            &app,
+            &format!("/v1/media/whatsapp/{WA}/6060"),
+            Some(API_KEY),
+        )
+        .await;
+        assert_eq!(resp.status(), 502, "{url}");
+        let p = problem(resp).await;
+        assert_eq!(p["code"], "provider_error", "{url}: {p}");
+    }
+}

@@ -522,3 +522,41 @@ async fn token_comes_from_the_vault_on_every_send_so_a_change_applies_at_once() 
         .unwrap();
     assert_eq!(send(&app, &wa_text()).await.status(), 404);
 }
+
+#[tokio::test]
+async fn a_token_echoed_in_a_graph_error_never_reaches_the_crm_or_the_reauth_event() {
+    let app = replies_app().await;
+    // Graph quotes a token it cannot parse in its message.
+    graph_answers(
+        &app,
+        400,
+        json!({"error": {
+            "message": format!("Malformed access token {WA_TOKEN}"),
+            "type": "OAuthException", "code": 190, "fbtrace_id": "AbC"
+        }}),
+    )
+    .await;
+    let resp = send(&app, &wa_text()).await;
+    assert_eq!(resp.status(), 424);
+    let body = resp.text().await.unwrap();
+    assert!(
+        !body.contains(WA_TOKEN),
+        "the token reached the CRM: {body}"
+    );
+    assert!(body.contains("[REDACTED]"), "{body}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reqs = app.crm_requests().await;
+        if !reqs.is_empty() || Instant::now() > deadline {
+            for r in &reqs {
+                let text = String::from_utf8_lossy(&r.body);
+                assert!(
+                    !text.contains(WA_TOKEN),
+                    "the token reached an event: {text}"
+                );
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

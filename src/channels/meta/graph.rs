@@ -99,7 +99,7 @@ impl GraphClient {
             .header(CONTENT_TYPE, "application/json")
             .timeout(endpoint.timeout)
             .body(body);
-        self.json_call(req).await
+        self.json_call(req, token).await
     }
 
     /// `GET {base}/{version}/{path}`; the JSON answer on 2xx.
@@ -114,10 +114,14 @@ impl GraphClient {
             .get(endpoint.url(path))
             .header(AUTHORIZATION, bearer(token))
             .timeout(endpoint.timeout);
-        self.json_call(req).await
+        self.json_call(req, token).await
     }
 
-    async fn json_call(&self, req: reqwest::RequestBuilder) -> Result<Value, SendError> {
+    async fn json_call(
+        &self,
+        req: reqwest::RequestBuilder,
+        token: &AccessToken,
+    ) -> Result<Value, SendError> {
         let resp = req.send().await.map_err(|e| transport_error(&e))?;
         let status = resp.status();
         let retry_after = retry_after(resp.headers());
@@ -129,6 +133,9 @@ impl GraphClient {
                 )
             })
         } else {
+            // Graph echoes a malformed token in its message ("Malformed access token
+            // EAAG…"): the message goes to the CRM and the logs, so the token is cut out.
+            let body = scrub_token(&body, token);
             Err(GraphError::classify(status.as_u16(), &body, retry_after).into())
         }
     }
@@ -163,6 +170,20 @@ impl GraphClient {
             .await
             .unwrap_or_default();
         Err(GraphError::classify(status.as_u16(), &body, retry_after).into())
+    }
+}
+
+/// `body` with every occurrence of the token replaced by `[REDACTED]`.
+pub fn scrub_token(body: &[u8], token: &AccessToken) -> Vec<u8> {
+    let t = token.expose().trim();
+    if t.len() < 8 {
+        return body.to_vec();
+    }
+    match std::str::from_utf8(body) {
+        Ok(text) if text.contains(t) => text.replace(t, "[REDACTED]").into_bytes(),
+        Ok(_) => body.to_vec(),
+        // Not UTF-8: nothing to classify anyway; drop it rather than risk the token.
+        Err(_) => Vec::new(),
     }
 }
 
