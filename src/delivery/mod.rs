@@ -308,25 +308,13 @@ impl Dispatcher {
             .buffer
             .shard_for(if conv.is_empty() { ids.id } else { &conv });
         let ordered = delivery.ordered_per_conversation && !conv.is_empty();
-        // Both checks at once: one round trip of latency on the multiplexed connection.
-        let (seen, presence) = tokio::join!(
-            self.store.exists(&dedupe_key),
-            self.buffer
-                .presence(shard, ids.id, ordered.then_some(conv.as_str()))
-        );
-        match seen {
-            Ok(true) => {
-                metrics::counter!("switchboard_events_duplicate_total", "channel" => event.channel.kind.as_str()).increment(1);
-                tracing::debug!(event_id = %event.id, tenant = %tenant.id, stage = "processing", "Duplicate event skipped.");
-                return Step::Duplicate;
-            }
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(event_id = %event.id, error = %e, stage = "processing", "Dedupe check failed.");
-                return Step::Failed;
-            }
-        }
-        let presence = match presence {
+        // The buffer first, then dedupe, one after the other: the worker marks an event
+        // seen before it releases its pending marker, so this order never misses both.
+        let presence = match self
+            .buffer
+            .presence(shard, ids.id, ordered.then_some(conv.as_str()))
+            .await
+        {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(event_id = %event.id, error = %e, stage = "processing", "Retry buffer check failed.");
@@ -337,6 +325,18 @@ impl Dispatcher {
             metrics::counter!("switchboard_events_already_buffered_total", "tenant" => tenant.id.clone()).increment(1);
             tracing::info!(event_id = %event.id, tenant = %tenant.id, stage = "processing", "Redelivered event is already in the retry buffer.");
             return Step::Buffered;
+        }
+        match self.store.exists(&dedupe_key).await {
+            Ok(true) => {
+                metrics::counter!("switchboard_events_duplicate_total", "channel" => event.channel.kind.as_str()).increment(1);
+                tracing::debug!(event_id = %event.id, tenant = %tenant.id, stage = "processing", "Duplicate event skipped.");
+                return Step::Duplicate;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(event_id = %event.id, error = %e, stage = "processing", "Dedupe check failed.");
+                return Step::Failed;
+            }
         }
         let body = Bytes::from(event.to_body(&tenant.id, tenant.include_raw));
         let now = crate::event::now_ms();
@@ -374,10 +374,18 @@ impl Dispatcher {
                         }
                         Err(e) => {
                             entry.attempts = 1;
+                            // Retry-After honoured, but never past the buffer's TTL
+                            // (as in the worker): an absurd one must not park a
+                            // conversation until its keys expire.
                             let wait = e.retry_after().unwrap_or_else(|| {
                                 worker::backoff(1, delivery.retry_base_ms, delivery.retry_max_ms)
                             });
-                            entry.due = now + wait.as_millis() as i64;
+                            let ttl_ms = i64::try_from(delivery.retry_buffer_ttl_s)
+                                .unwrap_or(i64::MAX / 1000)
+                                .saturating_mul(1000);
+                            entry.due = now
+                                .saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX))
+                                .min(now.saturating_add(ttl_ms));
                             "failed"
                         }
                     }

@@ -259,9 +259,11 @@ impl Worker {
         let ttl = Self::ttl(live);
         let mut next = taken.entry.clone();
         next.attempts = next.attempts.saturating_add(1);
+        // A CRM's Retry-After is honoured, but never past the buffer's TTL (below).
         let wait =
             retry_after.unwrap_or_else(|| backoff(next.attempts, d.retry_base_ms, d.retry_max_ms));
-        next.due = (now_ms() + wait.as_millis() as i64)
+        next.due = now_ms()
+            .saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX))
             .min(next.first.saturating_add(ttl.as_millis() as i64));
         self.dispatcher
             .buffer()
