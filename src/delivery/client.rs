@@ -97,15 +97,21 @@ impl CrmClient {
             .header("webhook-signature", signature)
             .body(body)
             .send();
-        let attempt = async {
-            let mut resp = send.await.map_err(classify)?;
-            let status = resp.status();
-            let retry_after = resp
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after);
-            // Drain a bounded body so the keep-alive connection can be reused.
+        // The verdict is the status line, within the deadline.
+        let mut resp = tokio::time::timeout(self.timeout, send)
+            .await
+            .map_err(|_| DeliveryError::Timeout)?
+            .map_err(classify)?;
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        // Then drain a bounded body, briefly, so the keep-alive connection can be reused;
+        // a body that stalls only costs that connection, never the verdict (a 2xx whose
+        // body hangs is still delivered).
+        let drain = async {
             let mut read = 0usize;
             while let Ok(Some(chunk)) = resp.chunk().await {
                 read += chunk.len();
@@ -113,18 +119,16 @@ impl CrmClient {
                     break;
                 }
             }
-            if status.is_success() {
-                Ok(())
-            } else {
-                Err(DeliveryError::Status {
-                    status: status.as_u16(),
-                    retry_after,
-                })
-            }
         };
-        tokio::time::timeout(self.timeout, attempt)
-            .await
-            .map_err(|_| DeliveryError::Timeout)?
+        let _ = tokio::time::timeout(self.timeout.min(Duration::from_secs(1)), drain).await;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(DeliveryError::Status {
+                status: status.as_u16(),
+                retry_after,
+            })
+        }
     }
 }
 
