@@ -548,3 +548,27 @@ async fn a_foreign_stream_entry_is_given_up_and_consumers_of_gone_replicas_are_p
         "the caller's own consumer stays: {left}"
     );
 }
+
+#[tokio::test]
+async fn a_foreign_member_of_the_delay_set_is_dropped_and_never_stalls_the_shard() {
+    let redis = RedisServer::start();
+    let crm = Crm::start().await;
+    let (relay, worker) = relay_without_worker(Some(&redis.url()), &crm, "retry_shards = 1").await;
+    let delayed = "switchboard:retry:{s0}:delayed";
+    // Something other than the relay wrote to the delay set: not even JSON, and JSON
+    // without the entry's fields.
+    redis.cli(&["ZADD", delayed, "0", "not json"]).unwrap();
+    redis.cli(&["ZADD", delayed, "0", "{\"id\":7}"]).unwrap();
+    // A real event is buffered behind them.
+    crm.set(Mode::Fail);
+    assert_eq!(
+        relay
+            .post_meta(&wa_webhook(WA_ACME, &[("4915110000001", 1)]))
+            .await,
+        200
+    );
+    crm.set(Mode::Ok);
+    step_until(&worker, Outcome::Delivered).await;
+    assert_eq!(crm.accepted_at(CRM_PATH).len(), 1);
+    assert_eq!(redis.cli(&["ZCARD", delayed]).unwrap().trim(), "0");
+}
