@@ -47,6 +47,12 @@ async fn every_event_from_every_meta_fixture_matches_the_published_schema() {
         events.len()
     );
 
+    assert_events_match_schema(&events);
+}
+
+/// Asserts that every event validates against docs/event.schema.json, checked by
+/// Python's `jsonschema`; the message lists each violation.
+pub fn assert_events_match_schema(events: &[serde_json::Value]) {
     let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/event.schema.json");
     let mut child = std::process::Command::new("python3")
         .args(["-c", VALIDATE, schema])
@@ -57,7 +63,7 @@ async fn every_event_from_every_meta_fixture_matches_the_published_schema() {
         .expect("python3");
     {
         let mut stdin = child.stdin.take().unwrap();
-        for e in &events {
+        for e in events {
             writeln!(stdin, "{e}").unwrap();
         }
     }

@@ -1539,36 +1539,7 @@ async fn buffer_purge_removes_scheduled_parked_and_in_flight_entries_of_one_chan
 
 /// Validates events with Python's `jsonschema` against docs/event.schema.json.
 fn assert_schema_valid(events: &[Value]) {
-    use std::io::Write;
-    const VALIDATE: &str = r#"
-import json, sys
-from jsonschema import Draft202012Validator
-v = Draft202012Validator(json.load(open(sys.argv[1])))
-bad = [f"{e.message} at {list(e.absolute_path)}" for line in sys.stdin for e in v.iter_errors(json.loads(line))]
-print("\n".join(bad))
-sys.exit(1 if bad else 0)
-"#;
-    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/event.schema.json");
-    let mut child = Command::new("python3")
-        .args(["-c", VALIDATE, schema])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        for e in events {
-            writeln!(stdin, "{e}").unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::event_schema::assert_events_match_schema(events);
 }
 
 #[tokio::test]
