@@ -1046,6 +1046,27 @@ struct MemState {
 }
 
 impl MemState {
+    /// Forgets a settled entry: its pending marker and tenant index, and, if it headed
+    /// its conversation, hands the conversation to the next parked entry (due now).
+    fn forget(&mut self, e: &Entry) {
+        self.pending.remove(&e.id);
+        if let Some(t) = self.tenants.get_mut(&e.tenant) {
+            t.remove(&e.id);
+        }
+        if self.heads.get(&e.conv).is_some_and(|h| *h == e.id) {
+            match self.parked.get_mut(&e.conv).and_then(|q| q.pop_front()) {
+                Some(n) => {
+                    self.heads.insert(e.conv.clone(), n.id.clone());
+                    self.schedule(now_ms(), n);
+                }
+                None => {
+                    self.heads.remove(&e.conv);
+                    self.parked.remove(&e.conv);
+                }
+            }
+        }
+    }
+
     fn schedule(&mut self, due: i64, e: Entry) {
         self.seq += 1;
         self.delayed.insert((due, self.seq), e);
@@ -1159,24 +1180,7 @@ impl MemoryBuffer {
         if s.inflight.remove(&Self::token(taken)).is_none() {
             return;
         }
-        let e = &taken.entry;
-        s.pending.remove(&e.id);
-        if let Some(t) = s.tenants.get_mut(&e.tenant) {
-            t.remove(&e.id);
-        }
-        if s.heads.get(&e.conv).is_some_and(|h| *h == e.id) {
-            let next = s.parked.get_mut(&e.conv).and_then(|q| q.pop_front());
-            match next {
-                Some(n) => {
-                    s.heads.insert(e.conv.clone(), n.id.clone());
-                    s.schedule(now_ms(), n);
-                }
-                None => {
-                    s.heads.remove(&e.conv);
-                    s.parked.remove(&e.conv);
-                }
-            }
-        }
+        s.forget(&taken.entry);
         drop(s);
         self.wake.notify_waiters();
     }
@@ -1211,23 +1215,7 @@ impl MemoryBuffer {
         let Some(e) = found else {
             return false;
         };
-        s.pending.remove(id);
-        if let Some(t) = s.tenants.get_mut(&e.tenant) {
-            t.remove(id);
-        }
-        if s.heads.get(&e.conv).is_some_and(|h| h == id) {
-            let next = s.parked.get_mut(&e.conv).and_then(|q| q.pop_front());
-            match next {
-                Some(n) => {
-                    s.heads.insert(e.conv.clone(), n.id.clone());
-                    s.schedule(now_ms(), n);
-                }
-                None => {
-                    s.heads.remove(&e.conv);
-                    s.parked.remove(&e.conv);
-                }
-            }
-        }
+        s.forget(&e);
         drop(s);
         self.wake.notify_waiters();
         true
