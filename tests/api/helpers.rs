@@ -503,3 +503,77 @@ pub fn verify_standard_webhook(secret: &str, req: &Request) -> serde_json::Value
         .expect("the CRM signature must verify with the standardwebhooks crate");
     serde_json::from_slice(&req.body).unwrap()
 }
+
+/// The real `switchboard` binary serving a config file, with `RUST_LOG=trace` and its
+/// stdout/stderr captured to files (for log scans); killed on drop.
+pub struct LoggedRelay {
+    pub child: std::process::Child,
+    pub url: String,
+    pub out: PathBuf,
+    pub err: PathBuf,
+}
+
+impl LoggedRelay {
+    /// Everything the process printed so far.
+    pub fn logs(&self) -> String {
+        let mut s = std::fs::read_to_string(&self.out).unwrap_or_default();
+        s.push_str(&std::fs::read_to_string(&self.err).unwrap_or_default());
+        s
+    }
+
+    /// Sends SIGHUP (config reload).
+    pub fn hup(&self) {
+        let ok = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+}
+
+impl Drop for LoggedRelay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary on `config_path` (which binds `port`) and waits until `/readyz`.
+pub async fn start_binary_relay(
+    dir: &std::path::Path,
+    config_path: &std::path::Path,
+    port: u16,
+) -> LoggedRelay {
+    let out = dir.join("stdout.log");
+    let err = dir.join("stderr.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["--config", config_path.to_str().unwrap(), "serve"])
+        .env("RUST_LOG", "trace")
+        .env_remove("SWITCHBOARD_CONFIG")
+        .stdout(Stdio::from(std::fs::File::create(&out).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(&err).unwrap()))
+        .spawn()
+        .unwrap();
+    let relay = LoggedRelay {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        out,
+        err,
+    };
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.get(format!("{}/readyz", relay.url)).send().await {
+            if r.status().is_success() {
+                return relay;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the relay did not become ready:\n{}",
+            relay.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -4,8 +4,8 @@
 //! then a scan of its logs and of every Redis key and value.
 
 use std::collections::{BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
@@ -608,62 +608,12 @@ fn keys_without_ttl(redis: &RedisServer) -> Vec<String> {
 }
 
 /// A running `switchboard serve` with its output going to files.
-struct Relay {
-    child: std::process::Child,
-    url: String,
-    out: PathBuf,
-    err: PathBuf,
-}
-
-impl Relay {
-    fn logs(&self) -> String {
-        let mut s = std::fs::read_to_string(&self.out).unwrap_or_default();
-        s.push_str(&std::fs::read_to_string(&self.err).unwrap_or_default());
-        s
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+type Relay = LoggedRelay;
 
 async fn start_relay(dir: &Path, config: &str, port: u16) -> Relay {
     let config_path = dir.join("relay.toml");
     std::fs::write(&config_path, config).unwrap();
-    let out = dir.join("stdout.log");
-    let err = dir.join("stderr.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["--config", config_path.to_str().unwrap(), "serve"])
-        .env("RUST_LOG", "trace")
-        .env_remove("SWITCHBOARD_CONFIG")
-        .stdout(Stdio::from(std::fs::File::create(&out).unwrap()))
-        .stderr(Stdio::from(std::fs::File::create(&err).unwrap()))
-        .spawn()
-        .unwrap();
-    let relay = Relay {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        out,
-        err,
-    };
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = http.get(format!("{}/readyz", relay.url)).send().await {
-            if r.status().is_success() {
-                return relay;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the relay did not become ready:\n{}",
-            relay.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    start_binary_relay(dir, &config_path, port).await
 }
 
 /// Posts every inbound fixture; returns the statuses seen.

@@ -405,69 +405,10 @@ async fn broken_config_is_refused_and_the_running_one_keeps_serving() {
 }
 
 /// A running `switchboard serve`, output to files, killed on drop.
-struct Relay {
-    child: std::process::Child,
-    url: String,
-    out: std::path::PathBuf,
-    err: std::path::PathBuf,
-}
-
-impl Relay {
-    fn logs(&self) -> String {
-        let mut s = std::fs::read_to_string(&self.out).unwrap_or_default();
-        s.push_str(&std::fs::read_to_string(&self.err).unwrap_or_default());
-        s
-    }
-
-    fn hup(&self) {
-        let ok = Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+type Relay = LoggedRelay;
 
 async fn start_relay(dir: &Path, config_path: &Path, port: u16) -> Relay {
-    let out = dir.join("stdout.log");
-    let err = dir.join("stderr.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["--config", config_path.to_str().unwrap(), "serve"])
-        .env("RUST_LOG", "trace")
-        .env_remove("SWITCHBOARD_CONFIG")
-        .stdout(Stdio::from(std::fs::File::create(&out).unwrap()))
-        .stderr(Stdio::from(std::fs::File::create(&err).unwrap()))
-        .spawn()
-        .unwrap();
-    let relay = Relay {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        out,
-        err,
-    };
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = http.get(format!("{}/readyz", relay.url)).send().await {
-            if r.status().is_success() {
-                return relay;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the relay did not start:\n{}",
-            relay.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    start_binary_relay(dir, config_path, port).await
 }
 
 /// Runs the CLI with `stdin`; returns (success, stdout + stderr).
