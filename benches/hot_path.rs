@@ -7,7 +7,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use secrecy::SecretString;
-use switchboard::channels::meta::{self, AppSecrets};
+use switchboard::channels::meta::AppSecrets;
+use switchboard::channels::meta_webhook;
 use switchboard::channels::{NormalizeContext, Verified};
 use switchboard::delivery::Signer;
 
@@ -57,7 +58,7 @@ fn hot_path(c: &mut Criterion) {
         });
         group.bench_function(format!("normalize/{name}"), |b| {
             let verified = Verified::assume_verified_for_tests(&body);
-            b.iter(|| meta::normalize(black_box(&verified), &ctx).map(|(_, e)| e.len()))
+            b.iter(|| meta_webhook::normalize(black_box(&verified), &ctx).map(|(_, e)| e.len()))
         });
         group.bench_function(format!("verify_normalize_sign/{name}"), |b| {
             b.iter(|| {
@@ -65,7 +66,7 @@ fn hot_path(c: &mut Criterion) {
                     Ok(v) => v,
                     Err(_) => return 0,
                 };
-                let Ok((_, events)) = meta::normalize(&verified, &ctx) else {
+                let Ok((_, events)) = meta_webhook::normalize(&verified, &ctx) else {
                     return 0;
                 };
                 let mut n = 0;

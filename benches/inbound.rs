@@ -7,7 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use switchboard::channels::meta;
+use switchboard::channels::meta_webhook;
 use switchboard::channels::telegram::inbound as telegram;
 use switchboard::channels::{NormalizeContext, Verified};
 
@@ -42,7 +42,7 @@ fn inbound(c: &mut Criterion) {
                 all.iter()
                     .map(|(_, body)| {
                         let v = Verified::assume_verified_for_tests(body);
-                        meta::normalize(black_box(&v), &ctx).map_or(0, |(_, e)| e.len())
+                        meta_webhook::normalize(black_box(&v), &ctx).map_or(0, |(_, e)| e.len())
                     })
                     .sum::<usize>()
             })
@@ -84,7 +84,7 @@ fn inbound(c: &mut Criterion) {
     group.throughput(Throughput::Elements(50));
     group.bench_function("normalize_batch50/messenger", |b| {
         let v = Verified::assume_verified_for_tests(&batch);
-        b.iter(|| meta::normalize(black_box(&v), &ctx).map_or(0, |(_, e)| e.len()))
+        b.iter(|| meta_webhook::normalize(black_box(&v), &ctx).map_or(0, |(_, e)| e.len()))
     });
     group.finish();
 }

@@ -38,4 +38,5 @@ pub mod reload;
 pub mod replies;
 pub mod store;
 pub mod telemetry;
+pub mod time;
 pub mod vault;

@@ -271,7 +271,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some((date, message)) = &info.last_error {
                 println!(
                     "last error: {message} (at {})",
-                    switchboard::event::format_rfc3339(date * 1000)
+                    switchboard::time::format_rfc3339(switchboard::time::seconds_to_ms(*date))
                 );
             }
             println!(

@@ -6,12 +6,14 @@
 //! and lives beside each adapter.
 //!
 //! - [`meta`]: what WhatsApp, Instagram and Messenger share: the `X-Hub-Signature-256`
-//!   check, the `{object, entry}` envelope walk, the Graph API client and its errors.
+//!   check, the `messaging[]` walk, the Graph API client and its errors.
+//! - [`meta_webhook`]: the `{object, entry}` envelope, routed to the product's adapter.
 //! - [`whatsapp`], [`instagram`], [`messenger`], [`telegram`]: one module per channel.
 
 pub mod instagram;
 pub mod messenger;
 pub mod meta;
+pub mod meta_webhook;
 pub mod outbound;
 pub mod telegram;
 pub mod whatsapp;

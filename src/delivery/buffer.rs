@@ -66,6 +66,7 @@ use sha2::{Digest, Sha256};
 
 use crate::store::redis::{RedisConn, RedisStore};
 use crate::store::{Keys, StoreError};
+use crate::time::now_ms;
 use crate::vault::Keyring;
 
 /// The consumer group every replica's worker joins.
@@ -82,12 +83,6 @@ pub enum BufferError {
     Store(#[from] StoreError),
     #[error("a retry buffer entry is malformed: {0}")]
     Malformed(String),
-}
-
-impl BufferError {
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, BufferError::Store(e) if e.is_retryable())
-    }
 }
 
 /// One buffered event: ids in the clear, the rest in `payload` (Fernet).
@@ -401,10 +396,6 @@ impl RetryBuffer {
 
 fn ttl_ms(ttl: Duration) -> String {
     (ttl.as_millis() as u64 + TTL_MARGIN_MS).to_string()
-}
-
-fn now_ms() -> i64 {
-    crate::event::now_ms()
 }
 
 const PUSH: &str = r#"

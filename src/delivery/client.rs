@@ -28,10 +28,6 @@ pub enum DeliveryError {
 }
 
 impl DeliveryError {
-    pub fn is_retryable(&self) -> bool {
-        true
-    }
-
     /// The wait the CRM asked for (`Retry-After` seconds).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -83,10 +79,7 @@ impl CrmClient {
         event_id: &str,
         body: Bytes,
     ) -> Result<(), DeliveryError> {
-        let ts = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let ts = crate::time::now_s();
         let signature = tenant.signer.sign(event_id, ts, &body);
         let send = self
             .http

@@ -145,10 +145,6 @@ impl Dispatcher {
         }
     }
 
-    pub fn client(&self) -> &CrmClient {
-        &self.client
-    }
-
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -339,7 +335,7 @@ impl Dispatcher {
             }
         }
         let body = Bytes::from(event.to_body(&tenant.id, tenant.include_raw));
-        let now = crate::event::now_ms();
+        let now = crate::time::now_ms();
         let mut entry = Entry {
             id: ids.id.to_owned(),
             tenant: tenant.id.clone(),

@@ -23,9 +23,10 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::buffer::{BufferError, ReadSlot, Taken};
 use super::{Admission, Dispatcher, EventIds, Source};
-use crate::event::{now_ms, EventId};
+use crate::event::EventId;
 use crate::live::Live;
 use crate::store::StoreBackend;
+use crate::time::now_ms;
 
 /// What one step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,12 +2,12 @@
 //! store and vault rotation. Handlers only parse and answer; the work is in
 //! [`crate::vault::registry`] and [`crate::vault::rotation`], shared with the CLI.
 
-use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::auth::bearer;
 use super::body::{read_limited, require_json};
 use super::problem::ApiError;
 use crate::app::AppState;
@@ -18,15 +18,7 @@ use crate::vault::rotation;
 
 /// Checks the bearer token against `admin.tokens` (constant time).
 fn authorize(req: &HttpRequest, live: &Live) -> Result<(), ApiError> {
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let token = value.and_then(|v| {
-        let (scheme, token) = v.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-    });
-    match token {
+    match bearer(req) {
         Some(t) if live.is_admin_token(t) => Ok(()),
         Some(_) => {
             metrics::counter!("switchboard_admin_unauthorized_total").increment(1);

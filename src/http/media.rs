@@ -8,8 +8,8 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
+use super::auth::bearer;
 use super::problem::ApiError;
-use super::replies::authorization;
 use crate::app::AppState;
 use crate::channels::outbound::SendError;
 use crate::channels::{ChannelKind, ChannelRef};
@@ -22,7 +22,7 @@ pub async fn media(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let live = state.live.load_full();
-    let tenant = replies::authenticate(&live, authorization(&req))?;
+    let tenant = replies::authenticate(&live, bearer(&req))?;
     let (kind, channel_id, media_id) = path.into_inner();
     let kind: ChannelKind = kind
         .parse()

@@ -2,6 +2,7 @@
 //! answers. Errors are [`problem::ApiError`] (problem+json).
 
 pub mod admin;
+pub mod auth;
 pub mod body;
 pub mod health;
 pub mod media;

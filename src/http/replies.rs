@@ -11,6 +11,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
+use super::auth::bearer;
 use super::body::{read_limited, require_json};
 use super::problem::{ApiError, ErrorCode};
 use crate::app::AppState;
@@ -114,13 +115,6 @@ fn send_error(e: SendError) -> ApiError {
     }
 }
 
-/// The bearer credential of a request.
-pub fn authorization(req: &HttpRequest) -> Option<&str> {
-    req.headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-}
-
 fn success_body(msg: &OutboundMessage, receipt: &Receipt) -> Value {
     json!({
         "id": receipt.id,
@@ -156,7 +150,7 @@ pub async fn send_message(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let live = state.live.load_full();
-    let tenant = replies::authenticate(&live, authorization(&req))?;
+    let tenant = replies::authenticate(&live, bearer(&req))?;
     let body = read_limited(&req, payload, live.settings.server.max_body_bytes).await?;
     require_json(&req)?;
     let msg = OutboundMessage::parse(&body).map_err(ReplyError::from)?;

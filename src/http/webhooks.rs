@@ -12,7 +12,7 @@ use serde_json::json;
 use super::body::{read_limited, require_json};
 use super::problem::ApiError;
 use crate::app::AppState;
-use crate::channels::meta::{self, MetaNormalizeError};
+use crate::channels::meta_webhook::{self, MetaNormalizeError};
 use crate::channels::NormalizeContext;
 use crate::delivery::DispatchReport;
 use crate::event::Event;
@@ -69,7 +69,7 @@ pub async fn meta_webhook(
     let ctx = NormalizeContext {
         public_url: &live.public_url,
     };
-    let (object, events) = meta::normalize(&verified, &ctx).map_err(|e| {
+    let (object, events) = meta_webhook::normalize(&verified, &ctx).map_err(|e| {
         webhook_outcome("meta", "rejected");
         tracing::warn!(error = %e, stage = "processing", "Meta webhook could not be read.");
         match e {

@@ -14,9 +14,10 @@ use serde_json::Value;
 use super::{affected_channels, remove_channels, warn_if_configured, PrivacyError, SignedRequest};
 use crate::channels::ChannelRef;
 use crate::delivery::Dispatcher;
-use crate::event::{now_ms, DataBuilder, Event, EventId, EventType};
+use crate::event::{DataBuilder, Event, EventId, EventType};
 use crate::live::Live;
-use crate::store::{now_rfc3339, Store, StoreBackend, StoreError};
+use crate::store::{Store, StoreBackend, StoreError};
+use crate::time::{now_ms, now_rfc3339, seconds_to_ms};
 
 /// Length of a confirmation code: 32 alphanumerics, about 190 bits.
 pub const CODE_LEN: usize = 32;
@@ -85,9 +86,7 @@ pub fn requested_event(
             code,
         ]),
         event_type: EventType::DataDeletionRequested,
-        timestamp_ms: req
-            .issued_at
-            .map_or_else(now_ms, |s| s.saturating_mul(1000)),
+        timestamp_ms: req.issued_at.map_or_else(now_ms, seconds_to_ms),
         channel: channel.clone(),
         conversation: None,
         data: DataBuilder::new()

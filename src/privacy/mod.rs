@@ -37,9 +37,10 @@ pub mod unsend;
 
 use crate::channels::{ChannelKind, ChannelRef};
 use crate::delivery::{DispatchReport, Dispatcher};
-use crate::event::{now_ms, DataBuilder, Event, EventId, EventType};
+use crate::event::{DataBuilder, Event, EventId, EventType};
 use crate::live::Live;
 use crate::store::{ChannelRecord, Store, StoreBackend, StoreError};
+use crate::time::{now_ms, seconds_to_ms};
 
 pub use signed_request::{SignedRequest, SignedRequestError};
 
@@ -105,8 +106,7 @@ fn warn_if_configured(live: &Live, channel: &ChannelRef) {
 }
 
 fn timestamp_ms(req: &SignedRequest) -> i64 {
-    req.issued_at
-        .map_or_else(now_ms, |s| s.saturating_mul(1000))
+    req.issued_at.map_or_else(now_ms, seconds_to_ms)
 }
 
 /// `channel.deauthorized` for one channel. The id is derived from (user, Page, channel,

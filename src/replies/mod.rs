@@ -1,7 +1,7 @@
 //! Replies: what `POST /v1/messages` and `GET /v1/media/…` do behind the routes.
 //!
-//! 1. [`authenticate`]: the tenant of the `Authorization: Bearer` API key (compared in
-//!    constant time, [`crate::live::Live::tenant_for_api_key`]).
+//! 1. [`authenticate`]: the tenant of an API key (compared in constant time,
+//!    [`crate::live::Live::tenant_for_api_key`]).
 //! 2. [`open_channel`]: the channel from the store; another tenant's → 403, none → 404;
 //!    its token opened from the vault on every call (no cache: a rotation, a token change
 //!    or a delete takes effect at once on every replica).
@@ -80,16 +80,11 @@ pub enum ReplyError {
     MediaTooLarge(u64),
 }
 
-/// The tenant whose API key is in `Authorization: Bearer …`.
-pub fn authenticate(live: &Live, authorization: Option<&str>) -> Result<Arc<Tenant>, ReplyError> {
-    let key = authorization
-        .and_then(|h| {
-            let (scheme, rest) = h.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-        })
-        .filter(|k| !k.is_empty())
-        .ok_or(ReplyError::Unauthorized)?;
-    live.tenant_for_api_key(key).ok_or(ReplyError::Unauthorized)
+/// The tenant whose API key this is (the route reads it from `Authorization: Bearer`).
+pub fn authenticate(live: &Live, api_key: Option<&str>) -> Result<Arc<Tenant>, ReplyError> {
+    api_key
+        .and_then(|k| live.tenant_for_api_key(k))
+        .ok_or(ReplyError::Unauthorized)
 }
 
 /// Looks the channel up, checks it is the tenant's, and opens its token.
@@ -223,7 +218,7 @@ pub fn notify_reauth(
                 return;
             }
         }
-        let now = crate::event::now_ms();
+        let now = crate::time::now_ms();
         let event = Event {
             id: EventId::derive(&[
                 "channel.reauth_required",

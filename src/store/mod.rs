@@ -28,13 +28,6 @@ pub enum StoreError {
     Malformed { key: String, reason: String },
 }
 
-impl StoreError {
-    /// Every store error is worth retrying later: Redis comes back.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
-    }
-}
-
 impl From<::redis::RedisError> for StoreError {
     fn from(e: ::redis::RedisError) -> Self {
         // Redis errors carry no values, only kinds and server messages.
@@ -177,9 +170,4 @@ impl StoreBackend for Store {
     async fn ping(&self) -> Result<(), StoreError> {
         delegate!(self, s => s.ping().await)
     }
-}
-
-/// Now as RFC 3339 UTC, for `updated_at`.
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }

@@ -103,10 +103,6 @@ impl RedisStore {
         &self.keys
     }
 
-    pub fn is_cluster(&self) -> bool {
-        matches!(self.target, Target::Cluster(_))
-    }
-
     /// The shared connection, connecting first if needed.
     pub async fn conn(&self) -> Result<RedisConn, StoreError> {
         let conn = self
@@ -294,7 +290,11 @@ impl StoreBackend for RedisStore {
             .arg("token")
             .arg(r.token.expose_secret())
             .arg("updated_at")
-            .arg(r.updated_at.clone().unwrap_or_else(super::now_rfc3339))
+            .arg(
+                r.updated_at
+                    .clone()
+                    .unwrap_or_else(crate::time::now_rfc3339),
+            )
             .ignore();
         match &r.webhook_secret {
             Some(ws) => pipe

@@ -204,9 +204,7 @@ impl Keyring {
 }
 
 fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::time::now_s().max(0) as u64
 }
 
 /// The (unauthenticated) creation time written in a Fernet token.

@@ -31,11 +31,6 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
-    /// Only an unreachable store is worth retrying; a wrong request stays wrong.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, RegistryError::Store(e) if e.is_retryable())
-    }
-
     fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         Self::Invalid {
             field,
@@ -227,13 +222,6 @@ pub enum OpenError {
     Store(#[from] StoreError),
 }
 
-impl OpenError {
-    /// Only an unreachable store is worth retrying.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, OpenError::Store(e) if e.is_retryable())
-    }
-}
-
 /// Parses a channel named by strings (a URL path, a command line).
 pub fn parse_channel(kind: &str, id: &str) -> Result<ChannelRef, RegistryError> {
     let kind: ChannelKind = kind
@@ -273,7 +261,7 @@ pub async fn put(
             .webhook_secret
             .as_ref()
             .map(|s| SecretString::from(live.keyring.encrypt(s.expose_secret().as_bytes()))),
-        updated_at: Some(crate::store::now_rfc3339()),
+        updated_at: Some(crate::time::now_rfc3339()),
         user_id,
     };
     store.put_channel(channel, &record).await?;

@@ -1414,7 +1414,7 @@ async fn buffer_purge_removes_scheduled_parked_and_in_flight_entries_of_one_chan
     let buffer = RetryBuffer::Redis(RedisBuffer::new(store, 2, Duration::from_secs(30)));
     let ttl = Duration::from_secs(600);
     buffer.prepare(ttl).await.unwrap();
-    let now = switchboard::event::now_ms();
+    let now = switchboard::time::now_ms();
     let entry = |id: &str, channel: &str, conv: &str| Entry {
         id: id.into(),
         tenant: "acme".into(),

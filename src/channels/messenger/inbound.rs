@@ -12,9 +12,9 @@ use serde_json::value::RawValue;
 use crate::channels::meta::messaging::{
     self, change_event, lenient_i64, lenient_string, EntryHead,
 };
-use crate::channels::meta::timestamp_to_ms;
 use crate::channels::{ChannelKind, NormalizeContext, NormalizeError};
 use crate::event::{DataBuilder, Event, EventId, EventType};
+use crate::time::seconds_or_ms_to_ms;
 
 const KIND: ChannelKind = ChannelKind::Messenger;
 
@@ -102,7 +102,7 @@ fn comment_event(head: &EntryHead, f: &FeedChange, raw: &RawValue) -> Option<Eve
         event_type: EventType::CommentReceived,
         timestamp_ms: f
             .created_time
-            .map(timestamp_to_ms)
+            .map(seconds_or_ms_to_ms)
             .unwrap_or_else(|| head.timestamp_ms()),
         channel: head.channel(),
         conversation: None,

@@ -30,9 +30,9 @@ use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::timestamp_to_ms;
 use crate::channels::{ChannelKind, ChannelRef, NormalizeContext, NormalizeError};
-use crate::event::{now_ms, DataBuilder, Event, EventId, EventType};
+use crate::event::{DataBuilder, Event, EventId, EventType};
+use crate::time::{now_ms, seconds_or_ms_to_ms};
 
 /// What a change handler knows about the entry a change came in.
 #[derive(Debug, Clone)]
@@ -92,7 +92,7 @@ pub fn normalize_entry(
     let head = EntryHead {
         kind,
         id: entry.id,
-        time_ms: entry.time.map(timestamp_to_ms),
+        time_ms: entry.time.map(seconds_or_ms_to_ms),
     };
     for item in &entry.messaging {
         normalize_item(&head, item, ctx, out);
@@ -418,12 +418,12 @@ fn normalize_item(
         .or_else(user_ref);
     let timestamp_ms = item
         .timestamp
-        .map(timestamp_to_ms)
+        .map(seconds_or_ms_to_ms)
         .or_else(|| {
             item.delivery
                 .as_ref()
                 .and_then(|d| d.watermark)
-                .map(timestamp_to_ms)
+                .map(seconds_or_ms_to_ms)
         })
         .or(head.time_ms);
     let ic = ItemCtx {

@@ -24,7 +24,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::channels::{ChannelKind, ChannelRef, NormalizeContext, NormalizeError, Verified};
-use crate::event::{now_ms, DataBuilder, Event, EventId, EventType};
+use crate::event::{DataBuilder, Event, EventId, EventType};
+use crate::time::{now_ms, seconds_to_ms_or_now};
 
 const KIND: ChannelKind = ChannelKind::Telegram;
 
@@ -483,14 +484,6 @@ fn parse<T: for<'de> Deserialize<'de>>(value: &RawValue) -> Option<T> {
     serde_json::from_str(value.get()).ok()
 }
 
-fn seconds_to_ms(s: i64) -> i64 {
-    if s > 0 {
-        s.saturating_mul(1000)
-    } else {
-        now_ms()
-    }
-}
-
 /// What every event of one update shares.
 struct Update<'a> {
     bot_id: &'a str,
@@ -678,7 +671,7 @@ impl Update<'_> {
         if let Some(e) = m.edit_date {
             message.insert(
                 "edited_at".into(),
-                crate::event::format_rfc3339(e * 1000).into(),
+                crate::time::format_rfc3339(crate::time::seconds_to_ms(e)).into(),
             );
         }
         let sender = m
@@ -704,7 +697,7 @@ impl Update<'_> {
             event_type,
             &[field, &chat, &m.message_id.to_string()],
             Some(chat.clone()),
-            seconds_to_ms(timestamp),
+            seconds_to_ms_or_now(timestamp),
             data,
         )
     }
@@ -848,7 +841,7 @@ impl Update<'_> {
             EventType::MessageReaction,
             &["message_reaction", &chat, &r.message_id.to_string()],
             Some(chat.clone()),
-            seconds_to_ms(r.date),
+            seconds_to_ms_or_now(r.date),
             data,
         )
     }
@@ -876,7 +869,12 @@ impl Update<'_> {
             .set("status", new)
             .set("old_status", old)
             .set("action", action);
-        self.provider_event("my_chat_member", data, Some(chat), seconds_to_ms(m.date))
+        self.provider_event(
+            "my_chat_member",
+            data,
+            Some(chat),
+            seconds_to_ms_or_now(m.date),
+        )
     }
 }
 

@@ -10,9 +10,9 @@ use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::channels::meta::timestamp_to_ms;
 use crate::channels::{ChannelKind, ChannelRef, NormalizeContext, NormalizeError};
 use crate::event::{DataBuilder, Event, EventId, EventType};
+use crate::time::{now_ms, seconds_or_ms_to_ms};
 
 const KIND: ChannelKind = ChannelKind::Whatsapp;
 
@@ -308,7 +308,7 @@ fn normalize_messages(
         out.push(Event {
             id: EventId::derive(&[KIND.as_str(), phone_number_id, "errors", &digest]),
             event_type: EventType::ProviderEvent,
-            timestamp_ms: crate::event::now_ms(),
+            timestamp_ms: now_ms(),
             channel: channel.clone(),
             conversation: None,
             data: DataBuilder::new()
@@ -322,8 +322,8 @@ fn normalize_messages(
 
 fn parse_ts(ts: Option<&str>) -> i64 {
     ts.and_then(|t| t.parse::<i64>().ok())
-        .map(timestamp_to_ms)
-        .unwrap_or_else(crate::event::now_ms)
+        .map(seconds_or_ms_to_ms)
+        .unwrap_or_else(now_ms)
 }
 
 fn message_event(
@@ -612,7 +612,7 @@ fn opaque_event(channel: &ChannelRef, what: &str, raw: &RawValue) -> Event {
     Event {
         id: EventId::derive(&[KIND.as_str(), &channel.id, what, &digest]),
         event_type: EventType::ProviderEvent,
-        timestamp_ms: crate::event::now_ms(),
+        timestamp_ms: now_ms(),
         channel: channel.clone(),
         conversation: None,
         data: DataBuilder::new().set("kind", what).build(),
@@ -637,7 +637,7 @@ fn provider_event(waba_id: &str, field: &str, value: &RawValue) -> Event {
     Event {
         id: EventId::derive(&[KIND.as_str(), &channel_id, "change", field, &digest]),
         event_type: EventType::ProviderEvent,
-        timestamp_ms: crate::event::now_ms(),
+        timestamp_ms: now_ms(),
         channel: ChannelRef::new(KIND, channel_id),
         conversation: None,
         data: DataBuilder::new()
