@@ -16,29 +16,14 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use arc_swap::ArcSwap;
-use metrics_exporter_prometheus::PrometheusHandle;
-use secrecy::ExposeSecret;
 
-use crate::channels::ChannelRef;
 use crate::config::{Settings, StoreBackend as BackendKind};
 use crate::delivery::{CrmClient, Dispatcher};
 use crate::live::Live;
+use crate::state::AppState;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
-use crate::store::{ChannelRecord, Keys, Store, StoreBackend};
-
-/// What every handler shares.
-pub struct AppState {
-    /// The live configuration; swapped whole on reload.
-    pub live: Arc<ArcSwap<Live>>,
-    pub store: Store,
-    pub dispatcher: Dispatcher,
-    pub metrics: PrometheusHandle,
-    /// The pooled Graph API and Bot API clients (replies, media).
-    pub providers: crate::replies::Providers,
-    /// Revokes the app's access at the provider (`DELETE …?revoke=true`).
-    pub revoker: crate::privacy::revoke::Revoker,
-}
+use crate::store::{Keys, Store};
 
 /// A built relay, bound to its port, not yet running.
 pub struct Application {
@@ -106,7 +91,9 @@ impl Application {
         .listen(listener)?
         .run();
 
-        tokio::spawn(sync_config_channels_until_done(state.clone()));
+        tokio::spawn(crate::reload::sync_config_channels_until_done(
+            state.clone(),
+        ));
         tokio::spawn(crate::reload::watch(state.clone(), config_path));
         let worker = live.load().settings.delivery.worker.then(|| {
             crate::delivery::worker::spawn(Arc::new(crate::delivery::Worker::new(
@@ -146,67 +133,4 @@ impl Application {
         }
         served
     }
-}
-
-/// Writes the channels declared in the config into the store, retrying while the store
-/// is unreachable.
-async fn sync_config_channels_until_done(state: web::Data<AppState>) {
-    let mut delay = Duration::from_millis(200);
-    loop {
-        let live = state.live.load_full();
-        match sync_config_channels(&state.store, &live).await {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "Config channels not written yet; retrying.");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
-        }
-    }
-}
-
-/// Writes `[[channels]]` into the store (at start and on every reload).
-pub async fn sync_config_channels(
-    store: &Store,
-    live: &Live,
-) -> Result<(), crate::store::StoreError> {
-    for c in &live.settings.channels {
-        let channel = ChannelRef::new(c.kind, c.id.clone());
-        let record = ChannelRecord {
-            tenant: c.tenant.clone(),
-            token: c.token.clone(),
-            webhook_secret: c.webhook_secret.clone(),
-            updated_at: None,
-            user_id: c.user_id.clone(),
-        };
-        // Skip a record that already holds the same secrets (perhaps re-encrypted by a
-        // rotation): a reload must not undo a rotation or bump `updated_at` for nothing.
-        if let Ok(Some(cur)) = store.get_channel(&channel).await {
-            let same =
-                |a: Option<&secrecy::SecretString>, b: Option<&secrecy::SecretString>| match (a, b)
-                {
-                    (None, None) => true,
-                    (Some(a), Some(b)) => {
-                        match (
-                            live.keyring.decrypt(a.expose_secret()),
-                            live.keyring.decrypt(b.expose_secret()),
-                        ) {
-                            (Ok(x), Ok(y)) => *x == *y,
-                            _ => false,
-                        }
-                    }
-                    _ => false,
-                };
-            if cur.tenant == record.tenant
-                && cur.user_id == record.user_id
-                && same(Some(&cur.token), Some(&record.token))
-                && same(cur.webhook_secret.as_ref(), record.webhook_secret.as_ref())
-            {
-                continue;
-            }
-        }
-        store.put_channel(&channel, &record).await?;
-        tracing::info!(channel = %channel, tenant = %c.tenant, "Channel from config written to the store.");
-    }
-    Ok(())
 }

@@ -36,6 +36,7 @@ pub mod live;
 pub mod privacy;
 pub mod reload;
 pub mod replies;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod time;

@@ -17,9 +17,11 @@ use actix_web::web;
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
-use crate::app::{sync_config_channels, AppState};
+use crate::channels::ChannelRef;
 use crate::config::Settings;
 use crate::live::Live;
+use crate::state::AppState;
+use crate::store::{ChannelRecord, Store, StoreBackend};
 
 /// Loads and applies the config at `path`. Returns whether the new config was applied.
 pub async fn reload(state: &web::Data<AppState>, path: Option<&Path>) -> bool {
@@ -105,6 +107,69 @@ async fn sync_until_done(state: web::Data<AppState>, live: Arc<Live>) {
             }
         }
     }
+}
+
+/// Writes the channels declared in the config into the store, retrying while the store
+/// is unreachable.
+pub async fn sync_config_channels_until_done(state: web::Data<AppState>) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let live = state.live.load_full();
+        match sync_config_channels(&state.store, &live).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "Config channels not written yet; retrying.");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// Writes `[[channels]]` into the store (at start and on every reload).
+pub async fn sync_config_channels(
+    store: &Store,
+    live: &Live,
+) -> Result<(), crate::store::StoreError> {
+    for c in &live.settings.channels {
+        let channel = ChannelRef::new(c.kind, c.id.clone());
+        let record = ChannelRecord {
+            tenant: c.tenant.clone(),
+            token: c.token.clone(),
+            webhook_secret: c.webhook_secret.clone(),
+            updated_at: None,
+            user_id: c.user_id.clone(),
+        };
+        // Skip a record that already holds the same secrets (perhaps re-encrypted by a
+        // rotation): a reload must not undo a rotation or bump `updated_at` for nothing.
+        if let Ok(Some(cur)) = store.get_channel(&channel).await {
+            let same =
+                |a: Option<&secrecy::SecretString>, b: Option<&secrecy::SecretString>| match (a, b)
+                {
+                    (None, None) => true,
+                    (Some(a), Some(b)) => {
+                        match (
+                            live.keyring.decrypt(a.expose_secret()),
+                            live.keyring.decrypt(b.expose_secret()),
+                        ) {
+                            (Ok(x), Ok(y)) => *x == *y,
+                            _ => false,
+                        }
+                    }
+                    _ => false,
+                };
+            if cur.tenant == record.tenant
+                && cur.user_id == record.user_id
+                && same(Some(&cur.token), Some(&record.token))
+                && same(cur.webhook_secret.as_ref(), record.webhook_secret.as_ref())
+            {
+                continue;
+            }
+        }
+        store.put_channel(&channel, &record).await?;
+        tracing::info!(channel = %channel, tenant = %c.tenant, "Channel from config written to the store.");
+    }
+    Ok(())
 }
 
 /// A fingerprint of the file's content: a change of content (not of the modification

@@ -4,7 +4,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::StoreBackend;
 
 pub async fn healthz() -> HttpResponse {

@@ -10,10 +10,10 @@ use futures_util::StreamExt;
 
 use super::auth::bearer;
 use super::problem::ApiError;
-use crate::app::AppState;
 use crate::channels::outbound::SendError;
 use crate::channels::{ChannelKind, ChannelRef};
 use crate::replies::{self, ReplyError};
+use crate::state::AppState;
 
 /// `GET /v1/media/{kind}/{channel_id}/{media_id}`.
 pub async fn media(
@@ -33,7 +33,7 @@ pub async fn media(
         return Err(ApiError::channel_not_found("not a channel id"));
     }
     let channel = ChannelRef::new(kind, channel_id);
-    let token = replies::open_channel(&state, &live, &tenant, &channel).await?;
+    let token = replies::open_channel(&state.store, &live, &tenant, &channel).await?;
     let opened = replies::media::open(
         &state.providers,
         &live,
@@ -46,7 +46,7 @@ pub async fn media(
     .inspect_err(|e| {
         tracing::warn!(tenant = %tenant.id, channel = %channel, error = %e, stage = "sending", "Media not fetched.");
         if let ReplyError::Send(SendError::TokenInvalid(d)) = e {
-            replies::notify_reauth(&state, live.clone(), channel.clone(), d);
+            replies::notify_reauth(&state.store, &state.dispatcher, live.clone(), channel.clone(), d);
         }
     })?;
     metrics::counter!("switchboard_media_requests_total", "channel" => kind.as_str()).increment(1);

@@ -8,10 +8,10 @@ use serde_json::json;
 
 use super::body::read_limited;
 use super::problem::ApiError;
-use crate::app::AppState;
 use crate::live::Live;
 use crate::privacy::deletion::{self, DeletionStatus};
 use crate::privacy::{self, signed_request, PrivacyError, SignedRequest, SignedRequestError};
+use crate::state::AppState;
 
 /// Reads the bounded form body and verifies its `signed_request`.
 async fn read_signed_request(

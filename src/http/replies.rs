@@ -5,19 +5,19 @@
 //! `200 {"id", "channel", "to"}` (`id` is null for read/typing, which make no message).
 //! A replayed answer carries `Idempotent-Replayed: true`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::auth::bearer;
 use super::body::{read_limited, require_json};
 use super::problem::{ApiError, ErrorCode};
-use crate::app::AppState;
-use crate::channels::outbound::{OutboundMessage, Receipt, SendError};
-use crate::replies::idempotency::{self, Claim, StoredResponse};
-use crate::replies::{self, ReplyError};
+use crate::channels::outbound::{OutboundMessage, SendError};
+use crate::replies::idempotency::{self, StoredResponse};
+use crate::replies::{self, Answer, Reply, ReplyError};
+use crate::state::AppState;
 
 impl From<ReplyError> for ApiError {
     fn from(e: ReplyError) -> Self {
@@ -58,6 +58,7 @@ impl From<ReplyError> for ApiError {
                 "the media file is larger than media.max_bytes ({max} bytes)"
             )),
             ReplyError::Send(e) => send_error(e),
+            ReplyError::Aborted => ApiError::internal(),
         }
     }
 }
@@ -115,21 +116,25 @@ fn send_error(e: SendError) -> ApiError {
     }
 }
 
-fn success_body(msg: &OutboundMessage, receipt: &Receipt) -> Value {
-    json!({
-        "id": receipt.id,
-        "channel": {"kind": msg.channel.kind, "id": msg.channel.id},
-        "to": msg.to.as_str(),
-    })
+/// A refused send as this route answers it: what the idempotency record keeps, so a
+/// replay repeats it.
+fn error_answer(e: SendError) -> StoredResponse {
+    let api: ApiError = ReplyError::Send(e).into();
+    StoredResponse {
+        status: api.0.status,
+        body: serde_json::to_value(&*api.0).unwrap_or(Value::Null),
+        retry_after: api.0.retry_after.map(|d| d.as_secs().max(1)),
+    }
 }
 
-/// Renders a stored answer (the recipient is put back from the request).
-fn render(stored: &StoredResponse, msg: &OutboundMessage, replayed: bool) -> HttpResponse {
+/// Renders an answer (the recipient is put back from the request).
+fn render(answer: &Answer) -> HttpResponse {
+    let stored = &answer.response;
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     let mut body = stored.body.clone();
     let mut resp = HttpResponse::build(status);
     if status.is_success() {
-        body["to"] = msg.to.as_str().into();
+        body["to"] = answer.msg.to.as_str().into();
         resp.content_type("application/json");
     } else {
         resp.content_type("application/problem+json");
@@ -137,7 +142,7 @@ fn render(stored: &StoredResponse, msg: &OutboundMessage, replayed: bool) -> Htt
     if let Some(s) = stored.retry_after {
         resp.insert_header((header::RETRY_AFTER, s.to_string()));
     }
-    if replayed {
+    if answer.replayed {
         resp.insert_header(("idempotent-replayed", "true"));
     }
     resp.body(serde_json::to_vec(&body).unwrap_or_default())
@@ -154,7 +159,7 @@ pub async fn send_message(
     let body = read_limited(&req, payload, live.settings.server.max_body_bytes).await?;
     require_json(&req)?;
     let msg = OutboundMessage::parse(&body).map_err(ReplyError::from)?;
-    let idem_key = match req.headers().get("idempotency-key") {
+    let idempotency_key = match req.headers().get("idempotency-key") {
         None => None,
         Some(v) => match v.to_str() {
             Ok(k) if idempotency::valid_key(k) => Some(k.to_owned()),
@@ -166,137 +171,20 @@ pub async fn send_message(
             }
         },
     };
-    let token = replies::open_channel(&state, &live, &tenant, &msg.channel)
-        .await
-        .inspect_err(|e| {
-            if let ReplyError::Vault(v) = e {
-                tracing::error!(channel = %msg.channel, error = %v, stage = "sending", "Channel token cannot be opened.");
-            }
-        })?;
-
-    let claimed = match &idem_key {
-        None => None,
-        Some(k) => {
-            let key = state.store.keys().idempotency(&tenant.id, k);
-            let fp = idempotency::fingerprint(&body);
-            let settings = &live.settings;
-            let pending_ttl = Duration::from_millis(
-                settings.replies.retry_deadline_ms
-                    + settings.meta.timeout_ms.max(settings.telegram.timeout_ms),
-            ) + Duration::from_secs(30);
-            let mut claim = idempotency::claim(&state.store, &key, &fp, pending_ttl)
-                .await
-                .map_err(ReplyError::from)?;
-            if claim == Claim::InFlight {
-                claim = idempotency::wait(
-                    &state.store,
-                    &key,
-                    &fp,
-                    pending_ttl,
-                    Duration::from_millis(settings.replies.idempotency_wait_ms),
-                )
-                .await
-                .map_err(ReplyError::from)?;
-            }
-            match claim {
-                Claim::Claimed => Some((key, fp)),
-                Claim::Replay(stored) => {
-                    tracing::info!(tenant = %tenant.id, channel = %msg.channel, stage = "sending", "Idempotent reply replayed.");
-                    return Ok(render(&stored, &msg, true));
-                }
-                Claim::InFlight => return Err(ReplyError::IdempotencyInFlight.into()),
-                Claim::Mismatch => return Err(ReplyError::IdempotencyMismatch.into()),
-            }
-        }
-    };
-
-    // The send and its bookkeeping run in their own task: a CRM that hangs up (or a
-    // shutdown) cannot cancel them half way, after the provider accepted the message
-    // but before the idempotency record says so.
-    let task = tokio::spawn(send_and_record(
-        state.clone(),
-        live.clone(),
-        tenant.clone(),
+    let reply = Reply {
+        live,
+        tenant,
         msg,
-        token,
-        claimed,
-    ));
-    let (stored, msg) = task.await.map_err(|_| ApiError::internal())?;
-    Ok(render(&stored, &msg, false))
-}
-
-/// Sends, records metrics and the log line, and completes or releases the idempotency
-/// claim. Returns what to answer.
-async fn send_and_record(
-    state: web::Data<AppState>,
-    live: std::sync::Arc<crate::live::Live>,
-    tenant: std::sync::Arc<crate::delivery::Tenant>,
-    msg: OutboundMessage,
-    token: crate::vault::AccessToken,
-    claimed: Option<(String, String)>,
-) -> (StoredResponse, OutboundMessage) {
-    let started = Instant::now();
-    let result = replies::send(&state.providers, &live, &msg, &token).await;
-    let outcome = match &result {
-        Ok(_) => "sent",
-        Err(e) => e.label(),
+        idempotency_key,
     };
-    metrics::counter!("switchboard_replies_total", "channel" => msg.channel.kind.as_str(), "outcome" => outcome).increment(1);
-    metrics::histogram!("switchboard_reply_duration_seconds", "channel" => msg.channel.kind.as_str())
-        .record(started.elapsed().as_secs_f64());
-    tracing::info!(
-        tenant = %tenant.id,
-        channel = %msg.channel,
-        kind = msg.content.kind(),
-        outcome,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        stage = "sending",
-        "Reply processed."
-    );
-    if let Err(SendError::TokenInvalid(d)) = &result {
-        replies::notify_reauth(&state, live.clone(), msg.channel.clone(), d);
-    }
-
-    // What the first request answered, for replays: a success, or an unknown outcome
-    // (never re-sent under this key). Anything else sent nothing: the key is freed.
-    let (stored, keep) = match result {
-        Ok(receipt) => {
-            let mut body = success_body(&msg, &receipt);
-            if let Some(o) = body.as_object_mut() {
-                o.remove("to");
-            }
-            (
-                StoredResponse {
-                    status: 200,
-                    body,
-                    retry_after: None,
-                },
-                true,
-            )
-        }
-        Err(e) => {
-            let keep = matches!(e, SendError::Indeterminate(_));
-            let api: ApiError = ReplyError::Send(e).into();
-            (
-                StoredResponse {
-                    status: api.0.status,
-                    body: serde_json::to_value(&*api.0).unwrap_or(Value::Null),
-                    retry_after: api.0.retry_after.map(|d| d.as_secs().max(1)),
-                },
-                keep,
-            )
-        }
-    };
-    if let Some((key, fp)) = claimed {
-        let ttl = Duration::from_secs(live.settings.replies.idempotency_ttl_s);
-        let saved = if keep {
-            idempotency::complete(&state.store, &key, &fp, stored.clone(), ttl).await
-        } else {
-            idempotency::release(&state.store, &key).await
-        };
-        if let Err(e) = saved {
-            tracing::warn!(tenant = %tenant.id, error = %e, stage = "sending", "Idempotency record not updated; it expires on its own.");
-        }
-    }
-    (stored, msg)
+    let answer = replies::send_message(
+        &state.store,
+        &state.dispatcher,
+        &state.providers,
+        reply,
+        &body,
+        error_answer,
+    )
+    .await?;
+    Ok(render(&answer))
 }

@@ -10,9 +10,9 @@ use zeroize::Zeroizing;
 use super::body::{read_limited, require_json};
 use super::problem::ApiError;
 use super::webhooks::dispatch_and_answer;
-use crate::app::AppState;
 use crate::channels::telegram::{inbound, webhook};
 use crate::channels::{ChannelKind, ChannelRef, NormalizeContext};
+use crate::state::AppState;
 use crate::store::StoreBackend;
 
 const PROVIDER: &str = "telegram";

@@ -11,12 +11,12 @@ use serde_json::json;
 
 use super::body::{read_limited, require_json};
 use super::problem::ApiError;
-use crate::app::AppState;
 use crate::channels::meta_webhook::{self, MetaNormalizeError};
 use crate::channels::NormalizeContext;
 use crate::delivery::DispatchReport;
 use crate::event::Event;
 use crate::live::Live;
+use crate::state::AppState;
 
 /// `GET /webhooks/meta`: `hub.mode=subscribe` with a configured `hub.verify_token`
 /// → 200 and `hub.challenge` as the plain body; anything else → 403.

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use switchboard::app::{AppState, Application};
+use switchboard::app::Application;
 use switchboard::channels::{ChannelKind, ChannelRef};
 use switchboard::config::Settings;
+use switchboard::state::AppState;
 use switchboard::store::{ChannelRecord, StoreBackend};
 use switchboard::vault::Keyring;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

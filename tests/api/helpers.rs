@@ -9,9 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
-use switchboard::app::{AppState, Application};
+use switchboard::app::Application;
 use switchboard::channels::{ChannelKind, ChannelRef};
 use switchboard::config::Settings;
+use switchboard::state::AppState;
 use switchboard::store::{ChannelRecord, StoreBackend};
 use switchboard::vault::Keyring;
 use wiremock::matchers::{method, path};

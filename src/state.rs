@@ -1,0 +1,28 @@
+//! What every request handler and background task shares, built once by
+//! [`crate::app::Application::build`]: the live configuration, the store, the
+//! dispatcher, and the pooled clients of the providers. Handlers take the parts they
+//! need and pass them on; the domain modules never see this struct.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::delivery::Dispatcher;
+use crate::live::Live;
+use crate::privacy::revoke::Revoker;
+use crate::replies::Providers;
+use crate::store::Store;
+
+/// The relay's shared state.
+pub struct AppState {
+    /// The live configuration; swapped whole on reload.
+    pub live: Arc<ArcSwap<Live>>,
+    pub store: Store,
+    pub dispatcher: Dispatcher,
+    pub metrics: PrometheusHandle,
+    /// The pooled Graph API and Bot API clients (replies, media).
+    pub providers: Providers,
+    /// Revokes the app's access at the provider (`DELETE …?revoke=true`).
+    pub revoker: Revoker,
+}
