@@ -335,6 +335,18 @@ pub struct ChannelSettings {
     /// data-deletion callbacks name only that user.
     #[serde(default)]
     pub user_id: Option<String>,
+    /// WhatsApp: the WhatsApp Business Account of the number.
+    #[serde(default)]
+    pub waba_id: Option<String>,
+    /// `instagram` for Instagram Login channels; absent = the Facebook Graph API.
+    #[serde(default)]
+    pub graph: Option<String>,
+    /// When the token expires (RFC 3339); absent = it does not.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// WhatsApp: a Fernet token of the two-step verification PIN.
+    #[serde(default)]
+    pub pin: Option<SecretString>,
 }
 
 fn empty_secret() -> SecretString {
@@ -563,6 +575,19 @@ impl Settings {
                 return Err(ConfigError::invalid(
                     format!("channels[{i}].token"),
                     "a Fernet token of the access token is required",
+                ));
+            }
+            crate::store::fields::check_optional(
+                c.kind,
+                c.waba_id.as_deref(),
+                c.graph.as_deref(),
+                c.expires_at.as_deref(),
+            )
+            .map_err(|e| ConfigError::invalid(format!("channels[{i}].{}", e.field), e.message))?;
+            if c.pin.is_some() && c.kind != ChannelKind::Whatsapp {
+                return Err(ConfigError::invalid(
+                    format!("channels[{i}].pin"),
+                    "only a whatsapp channel has a two-step PIN",
                 ));
             }
         }

@@ -75,6 +75,18 @@ enum ChannelsCommand {
         /// The Meta user who connected the channel (for deauthorize callbacks).
         #[arg(long)]
         user_id: Option<String>,
+        /// WhatsApp: the WhatsApp Business Account of the number.
+        #[arg(long)]
+        waba_id: Option<String>,
+        /// `instagram` for an Instagram Login channel (its Graph API is graph.instagram.com).
+        #[arg(long)]
+        graph: Option<String>,
+        /// When the token expires (RFC 3339 UTC).
+        #[arg(long)]
+        expires_at: Option<String>,
+        /// WhatsApp: read the two-step verification PIN from this file.
+        #[arg(long)]
+        pin_file: Option<PathBuf>,
     },
     /// List every channel in the store, without secrets, with whether each opens.
     List {
@@ -401,10 +413,18 @@ fn channels_command(cli: &Cli, cmd: &ChannelsCommand) -> anyhow::Result<()> {
             token_file,
             webhook_secret_file,
             user_id,
+            waba_id,
+            graph,
+            expires_at,
+            pin_file,
         } => {
             let channel = registry::parse_channel(kind, id)?;
             let token = secrecy::SecretString::from(read_secret_input(token_file.as_ref())?);
             let webhook_secret = webhook_secret_file
+                .as_ref()
+                .map(|p| read_secret_input(Some(p)).map(secrecy::SecretString::from))
+                .transpose()?;
+            let pin = pin_file
                 .as_ref()
                 .map(|p| read_secret_input(Some(p)).map(secrecy::SecretString::from))
                 .transpose()?;
@@ -413,6 +433,10 @@ fn channels_command(cli: &Cli, cmd: &ChannelsCommand) -> anyhow::Result<()> {
                 token,
                 webhook_secret,
                 user_id: user_id.clone(),
+                waba_id: waba_id.clone(),
+                graph: graph.clone(),
+                expires_at: expires_at.clone(),
+                pin,
             };
             let (_, outcome) = runtime.block_on(registry::put(&store, &live, &channel, input))?;
             let verb = match outcome {

@@ -139,6 +139,10 @@ pub async fn sync_config_channels(
             webhook_secret: c.webhook_secret.clone(),
             updated_at: None,
             user_id: c.user_id.clone(),
+            waba_id: c.waba_id.clone(),
+            graph: c.graph.clone(),
+            expires_at: c.expires_at.clone(),
+            pin: c.pin.clone(),
         };
         // Skip a record that already holds the same secrets (perhaps re-encrypted by a
         // rotation): a reload must not undo a rotation or bump `updated_at` for nothing.
@@ -160,6 +164,10 @@ pub async fn sync_config_channels(
                 };
             if cur.tenant == record.tenant
                 && cur.user_id == record.user_id
+                && cur.waba_id == record.waba_id
+                && cur.graph == record.graph
+                && cur.expires_at == record.expires_at
+                && same(cur.pin.as_ref(), record.pin.as_ref())
                 && same(Some(&cur.token), Some(&record.token))
                 && same(cur.webhook_secret.as_ref(), record.webhook_secret.as_ref())
             {

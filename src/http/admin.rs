@@ -64,6 +64,17 @@ struct PutChannelBody {
     /// The Meta user who connected the channel (optional; kept when absent).
     #[serde(default)]
     user_id: Option<String>,
+    /// v2, optional, kept when absent: WhatsApp's WABA, `graph = "instagram"` for
+    /// Instagram Login channels, the token's `expires_at` (RFC 3339), and WhatsApp's
+    /// two-step `pin` (plaintext, 6 digits; stored Fernet-encrypted).
+    #[serde(default)]
+    waba_id: Option<String>,
+    #[serde(default)]
+    graph: Option<String>,
+    #[serde(default)]
+    expires_at: Option<String>,
+    #[serde(default)]
+    pin: Option<SecretString>,
 }
 
 /// `PUT /admin/v1/channels/{kind}/{id}`: 201 when created, 200 when replaced.
@@ -91,6 +102,13 @@ pub async fn put_channel(
         } else {
             Some(path)
         };
+        // A secret given as another JSON type (a number) would be quoted: say only that.
+        let message = match field.as_deref() {
+            Some("token" | "webhook_secret" | "pin") if message.starts_with("invalid type") => {
+                "must be a string".to_owned()
+            }
+            _ => message,
+        };
         match field {
             Some(f) => ApiError::invalid_field(f.clone(), format!("{f}: {message}")),
             None => ApiError::invalid(format!(
@@ -107,6 +125,10 @@ pub async fn put_channel(
         token: parsed.token,
         webhook_secret: parsed.webhook_secret,
         user_id: parsed.user_id,
+        waba_id: parsed.waba_id,
+        graph: parsed.graph,
+        expires_at: parsed.expires_at,
+        pin: parsed.pin,
     };
     let (view, outcome) = registry::put(&state.store, &live, &channel, input)
         .await

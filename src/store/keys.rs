@@ -2,7 +2,7 @@
 //!
 //! | key | type | TTL | what |
 //! |---|---|---|---|
-//! | `{prefix}channel:{kind}:{id}` | hash | none (a channel lives until deleted) | the contract's public layout: `tenant`, `token` (Fernet), `webhook_secret` (Fernet), `updated_at`, optional `user_id` (the Meta user who connected it) |
+//! | `{prefix}channel:{kind}:{id}` | hash | none (a channel lives until deleted) | the contract's public layout: `tenant`, `token` (Fernet), `webhook_secret` (Fernet), `updated_at`, optional `user_id` (the Meta user who connected it), `waba_id`, `graph` (`instagram` = Instagram Login), `expires_at` (RFC 3339), `pin` (Fernet) |
 //! | `{prefix}dedupe:{event_id}` | string | `delivery.dedupe_window_s` | an event the CRM accepted |
 //! | `{prefix}idem:{tenant}:{sha256(key)}` | string | `replies.idempotency_ttl_s` | the first response to an `Idempotency-Key` (without the recipient) |
 //! | `{prefix}reauth:{kind}:{id}` | string | 1 h | `channel.reauth_required` was sent |

@@ -111,10 +111,15 @@ impl StoreBackend for MemoryStore {
             Some(cur)
                 if cur.token.expose_secret() == expected.token.expose_secret()
                     && cur.webhook_secret.as_ref().map(|s| s.expose_secret())
-                        == expected.webhook_secret.as_ref().map(|s| s.expose_secret()) =>
+                        == expected.webhook_secret.as_ref().map(|s| s.expose_secret())
+                    && cur.pin.as_ref().map(|s| s.expose_secret())
+                        == expected.pin.as_ref().map(|s| s.expose_secret()) =>
             {
                 cur.token = updated.token.clone();
                 cur.webhook_secret = updated.webhook_secret.clone();
+                if updated.pin.is_some() {
+                    cur.pin = updated.pin.clone();
+                }
                 Ok(true)
             }
             _ => Ok(false),

@@ -6,6 +6,7 @@
 //! Key names live in [`keys`]. Nothing here holds plaintext secrets or message content:
 //! channel tokens arrive already Fernet-encrypted.
 
+pub mod fields;
 pub mod keys;
 pub mod memory;
 pub mod redis;
@@ -36,17 +37,60 @@ impl From<::redis::RedisError> for StoreError {
 }
 
 /// One channel as stored: `tenant`, `token` (a Fernet token), optional `webhook_secret`
-/// (a Fernet token), `updated_at` (RFC 3339), and optional `user_id`: the Meta
-/// (app-scoped) user who connected the channel, so that Meta's deauthorize and
-/// data-deletion callbacks, which name only that user, find the channel
-/// ([`crate::privacy`]).
+/// (a Fernet token), `updated_at` (RFC 3339), and the optional fields of the contract's
+/// layout (v2), each absent when unknown.
 #[derive(Debug, Clone)]
 pub struct ChannelRecord {
     pub tenant: String,
     pub token: SecretString,
     pub webhook_secret: Option<SecretString>,
     pub updated_at: Option<String>,
+    /// The Meta (app-scoped) user who connected the channel, so that Meta's deauthorize
+    /// and data-deletion callbacks, which name only that user, find it
+    /// ([`crate::privacy`]).
     pub user_id: Option<String>,
+    /// WhatsApp: the WhatsApp Business Account the number belongs to (account-level
+    /// webhooks are routed by it).
+    pub waba_id: Option<String>,
+    /// Which Graph API serves the channel: [`GRAPH_INSTAGRAM`] for Instagram Login
+    /// channels; absent = the Facebook Graph API.
+    pub graph: Option<String>,
+    /// When the token expires (RFC 3339); absent = it does not.
+    pub expires_at: Option<String>,
+    /// WhatsApp: a Fernet token of the two-step verification PIN the relay set.
+    pub pin: Option<SecretString>,
+}
+
+/// The `graph` value of channels connected with Instagram Login.
+pub const GRAPH_INSTAGRAM: &str = "instagram";
+
+impl Default for ChannelRecord {
+    /// An empty record: the base for `..Default::default()` in struct literals.
+    fn default() -> Self {
+        Self::new(String::new(), SecretString::from(String::new()))
+    }
+}
+
+impl ChannelRecord {
+    /// A record with only the required fields.
+    pub fn new(tenant: impl Into<String>, token: SecretString) -> Self {
+        Self {
+            tenant: tenant.into(),
+            token,
+            webhook_secret: None,
+            updated_at: None,
+            user_id: None,
+            waba_id: None,
+            graph: None,
+            expires_at: None,
+            pin: None,
+        }
+    }
+
+    /// Whether the channel is served by the Instagram Graph API (Instagram Login).
+    pub fn uses_instagram_graph(&self) -> bool {
+        self.graph.as_deref() == Some(GRAPH_INSTAGRAM)
+    }
 }
 
 /// What every backend does. Methods are `async` and `Send`, so handlers can hold any
@@ -69,8 +113,9 @@ pub trait StoreBackend: Send + Sync {
     fn list_channels(
         &self,
     ) -> impl Future<Output = Result<Vec<(ChannelRef, ChannelRecord)>, StoreError>> + Send;
-    /// Replaces a channel's `token`/`webhook_secret` only if they still equal `expected`
-    /// (compare-and-set: a rotation never overwrites a newer write by someone else).
+    /// Replaces a channel's `token`/`webhook_secret`/`pin` only if they still equal
+    /// `expected` (compare-and-set: a rotation never overwrites a newer write by someone
+    /// else).
     fn replace_channel_secrets(
         &self,
         channel: &ChannelRef,

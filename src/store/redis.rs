@@ -206,8 +206,11 @@ local cur = redis.call('HGET', KEYS[1], 'token')
 if cur ~= ARGV[1] then return 0 end
 local ws = redis.call('HGET', KEYS[1], 'webhook_secret')
 if (ws or '') ~= ARGV[2] then return 0 end
+local pin = redis.call('HGET', KEYS[1], 'pin')
+if (pin or '') ~= ARGV[5] then return 0 end
 redis.call('HSET', KEYS[1], 'token', ARGV[3])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'webhook_secret', ARGV[4]) end
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'pin', ARGV[6]) end
 return 1
 "#;
 
@@ -233,6 +236,13 @@ fn record_from_hash(
             .map(SecretString::from),
         updated_at: h.remove("updated_at"),
         user_id: h.remove("user_id").filter(|s| !s.is_empty()),
+        waba_id: h.remove("waba_id").filter(|s| !s.is_empty()),
+        graph: h.remove("graph").filter(|s| !s.is_empty()),
+        expires_at: h.remove("expires_at").filter(|s| !s.is_empty()),
+        pin: h
+            .remove("pin")
+            .filter(|s| !s.is_empty())
+            .map(SecretString::from),
     })
 }
 
@@ -305,10 +315,19 @@ impl StoreBackend for RedisStore {
                 .ignore(),
             None => pipe.cmd("HDEL").arg(&key).arg("webhook_secret").ignore(),
         };
-        match &r.user_id {
-            Some(u) => pipe.cmd("HSET").arg(&key).arg("user_id").arg(u).ignore(),
-            None => pipe.cmd("HDEL").arg(&key).arg("user_id").ignore(),
-        };
+        let optional = [
+            ("user_id", r.user_id.as_deref()),
+            ("waba_id", r.waba_id.as_deref()),
+            ("graph", r.graph.as_deref()),
+            ("expires_at", r.expires_at.as_deref()),
+            ("pin", r.pin.as_ref().map(|p| p.expose_secret())),
+        ];
+        for (field, value) in optional {
+            match value {
+                Some(v) => pipe.cmd("HSET").arg(&key).arg(field).arg(v).ignore(),
+                None => pipe.cmd("HDEL").arg(&key).arg(field).ignore(),
+            };
+        }
         let mut conn = self.conn().await?;
         match &mut conn {
             RedisConn::Single(m) => pipe.query_async::<()>(m).await?,
@@ -368,6 +387,8 @@ impl StoreBackend for RedisStore {
                         .as_ref()
                         .unwrap_or(&empty)
                         .expose_secret(),
+                    expected.pin.as_ref().unwrap_or(&empty).expose_secret(),
+                    updated.pin.as_ref().unwrap_or(&empty).expose_secret(),
                 ],
             )
             .await?;

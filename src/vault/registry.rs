@@ -47,8 +47,32 @@ pub struct ChannelInput {
     /// Telegram: the `secret_token` given to `setWebhook`.
     pub webhook_secret: Option<SecretString>,
     /// The Meta user who connected the channel (for deauthorize callbacks); `None`
-    /// keeps the one already stored.
+    /// keeps the one already stored, as do the optional fields below.
     pub user_id: Option<String>,
+    /// WhatsApp: the WhatsApp Business Account of the number.
+    pub waba_id: Option<String>,
+    /// `instagram` for Instagram Login channels.
+    pub graph: Option<String>,
+    /// When the token expires (RFC 3339).
+    pub expires_at: Option<String>,
+    /// WhatsApp: the two-step verification PIN (6 digits), plaintext.
+    pub pin: Option<SecretString>,
+}
+
+impl ChannelInput {
+    /// An input with only the required fields.
+    pub fn new(tenant: impl Into<String>, token: SecretString) -> Self {
+        Self {
+            tenant: tenant.into(),
+            token,
+            webhook_secret: None,
+            user_id: None,
+            waba_id: None,
+            graph: None,
+            expires_at: None,
+            pin: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for ChannelInput {
@@ -61,6 +85,10 @@ impl std::fmt::Debug for ChannelInput {
                 &self.webhook_secret.as_ref().map(|_| "[REDACTED]"),
             )
             .field("user_id", &self.user_id)
+            .field("waba_id", &self.waba_id)
+            .field("graph", &self.graph)
+            .field("expires_at", &self.expires_at)
+            .field("pin", &self.pin.as_ref().map(|_| "[REDACTED]"))
             .finish()
     }
 }
@@ -118,9 +146,21 @@ pub struct ChannelView {
     /// The Meta user who connected the channel, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// WhatsApp: the WhatsApp Business Account, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waba_id: Option<String>,
+    /// `instagram` for Instagram Login channels; absent = the Facebook Graph API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph: Option<String>,
+    /// When the token expires; absent = it does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
     pub token: Option<SecretState>,
     /// Absent when the channel has no webhook secret.
     pub webhook_secret: Option<SecretState>,
+    /// Whether a WhatsApp two-step PIN is stored and opens; absent when none is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin: Option<SecretState>,
     pub status: ChannelStatus,
     /// Declared in the config's `[[channels]]`: rewritten from there on every reload.
     pub from_config: bool,
@@ -136,8 +176,12 @@ impl ChannelView {
             .webhook_secret
             .as_ref()
             .map(|s| SecretState::from(live.keyring.key_match(s.expose_secret())));
+        let pin = record
+            .pin
+            .as_ref()
+            .map(|s| SecretState::from(live.keyring.key_match(s.expose_secret())));
         let tenant_configured = live.tenants.contains_key(&record.tenant);
-        let states = [Some(token), webhook_secret];
+        let states = [Some(token), webhook_secret, pin];
         let (status, error) = if token == SecretState::Undecryptable {
             (
                 ChannelStatus::Error,
@@ -147,6 +191,11 @@ impl ChannelView {
             (
                 ChannelStatus::Error,
                 Some("the webhook secret opens with no configured vault key".to_owned()),
+            )
+        } else if pin == Some(SecretState::Undecryptable) {
+            (
+                ChannelStatus::Error,
+                Some("the PIN opens with no configured vault key".to_owned()),
             )
         } else if !tenant_configured {
             (
@@ -168,8 +217,12 @@ impl ChannelView {
             tenant_configured,
             updated_at: record.updated_at.clone(),
             user_id: record.user_id.clone(),
+            waba_id: record.waba_id.clone(),
+            graph: record.graph.clone(),
+            expires_at: record.expires_at.clone(),
             token: Some(token),
             webhook_secret,
+            pin,
             status,
             from_config: from_config(channel, live),
             error,
@@ -184,8 +237,12 @@ impl ChannelView {
             tenant_configured: false,
             updated_at: None,
             user_id: None,
+            waba_id: None,
+            graph: None,
+            expires_at: None,
             token: None,
             webhook_secret: None,
+            pin: None,
             status: ChannelStatus::Error,
             from_config: from_config(channel, live),
             error: Some(reason),
@@ -246,23 +303,31 @@ pub async fn put(
     input: ChannelInput,
 ) -> Result<(ChannelView, PutOutcome), RegistryError> {
     check_input(live, channel, &input)?;
-    // Read only to answer created/replaced and to keep a stored `user_id`; the write
-    // itself is unconditional (a PUT replaces the channel).
+    // Read only to answer created/replaced and to keep the stored optional fields the
+    // input leaves out; the write itself is unconditional (a PUT replaces the channel).
     let existing = store.get_channel(channel).await;
     let existed = matches!(existing, Ok(Some(_)) | Err(StoreError::Malformed { .. }));
-    let user_id = input
-        .user_id
-        .clone()
-        .or_else(|| existing.ok().flatten().and_then(|r| r.user_id));
+    let kept = existing.ok().flatten();
+    let keep = |new: &Option<String>, old: fn(&ChannelRecord) -> &Option<String>| {
+        new.clone()
+            .or_else(|| kept.as_ref().and_then(|r| old(r).clone()))
+    };
+    let encrypt =
+        |s: &SecretString| SecretString::from(live.keyring.encrypt(s.expose_secret().as_bytes()));
     let record = ChannelRecord {
         tenant: input.tenant.clone(),
-        token: SecretString::from(live.keyring.encrypt(input.token.expose_secret().as_bytes())),
-        webhook_secret: input
-            .webhook_secret
-            .as_ref()
-            .map(|s| SecretString::from(live.keyring.encrypt(s.expose_secret().as_bytes()))),
+        token: encrypt(&input.token),
+        webhook_secret: input.webhook_secret.as_ref().map(encrypt),
         updated_at: Some(crate::time::now_rfc3339()),
-        user_id,
+        user_id: keep(&input.user_id, |r| &r.user_id),
+        waba_id: keep(&input.waba_id, |r| &r.waba_id),
+        graph: keep(&input.graph, |r| &r.graph),
+        expires_at: keep(&input.expires_at, |r| &r.expires_at),
+        pin: input
+            .pin
+            .as_ref()
+            .map(encrypt)
+            .or_else(|| kept.as_ref().and_then(|r| r.pin.clone())),
     };
     store.put_channel(channel, &record).await?;
     tracing::info!(channel = %channel, tenant = %record.tenant, "Channel stored.");
@@ -324,6 +389,17 @@ fn check_input(
                 "a Meta user id is 1 to 64 letters, digits, '-', '_' or '.'",
             ));
         }
+    }
+    crate::store::fields::check_optional(
+        channel.kind,
+        input.waba_id.as_deref(),
+        input.graph.as_deref(),
+        input.expires_at.as_deref(),
+    )
+    .map_err(|e| RegistryError::invalid(e.field, e.message))?;
+    if let Some(pin) = &input.pin {
+        crate::store::fields::check_pin(channel.kind, pin.expose_secret())
+            .map_err(|e| RegistryError::invalid(e.field, e.message))?;
     }
     if let Some(ws) = &input.webhook_secret {
         let ws = ws.expose_secret();

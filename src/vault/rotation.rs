@@ -1,11 +1,11 @@
-//! `vault rotate`: re-encrypt every stored token and webhook secret under the primary
+//! `vault rotate`: re-encrypt every stored token, webhook secret and PIN under the primary
 //! key, so the older keys can then be dropped.
 //!
 //! Safe while other replicas serve and other services write:
 //! - each record is rewritten with a compare-and-set on its ciphertexts
 //!   ([`StoreBackend::replace_channel_secrets`]): a record changed since it was read is
 //!   read again, never overwritten;
-//! - a record's token and webhook secret change together, in one atomic write, and the
+//! - a record's token, webhook secret and PIN change together, in one atomic write, and the
 //!   new ciphertext is checked to open with the primary key before it is written, so a
 //!   reader always finds secrets it can open (given every replica already has the
 //!   primary key: add a key everywhere first, then rotate);
@@ -105,6 +105,7 @@ pub async fn rotate_all(
     for c in &settings.channels {
         let on_older = std::iter::once(&c.token)
             .chain(c.webhook_secret.as_ref())
+            .chain(c.pin.as_ref())
             .any(|s| keyring.key_match(s.expose_secret()) == KeyMatch::Older);
         if on_older {
             report
@@ -157,7 +158,23 @@ async fn rotate_one(
                 ))
             }
         };
-        if token.is_none() && webhook_secret.as_ref().and_then(Option::as_ref).is_none() {
+        let pin = match current
+            .pin
+            .as_ref()
+            .map(|s| rotate_secret(keyring, s))
+            .transpose()
+        {
+            Ok(p) => p,
+            Err(_) => {
+                return Ok(Outcome::Failed(
+                    "the PIN opens with no configured vault key".into(),
+                ))
+            }
+        };
+        if token.is_none()
+            && webhook_secret.as_ref().and_then(Option::as_ref).is_none()
+            && pin.as_ref().and_then(Option::as_ref).is_none()
+        {
             return Ok(Outcome::Current);
         }
         let updated = ChannelRecord {
@@ -165,6 +182,10 @@ async fn rotate_one(
             webhook_secret: match webhook_secret {
                 Some(Some(new)) => Some(new),
                 _ => current.webhook_secret.clone(),
+            },
+            pin: match pin {
+                Some(Some(new)) => Some(new),
+                _ => current.pin.clone(),
             },
             ..current.clone()
         };

@@ -343,6 +343,7 @@ impl Relay {
             webhook_secret: None,
             updated_at: None,
             user_id: None,
+            ..Default::default()
         };
         let c = ChannelRef::new(ChannelKind::Whatsapp, id);
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -390,6 +390,7 @@ impl TestApp {
                 .map(|s| SecretString::from(self.keyring.encrypt(s.as_bytes()))),
             updated_at: None,
             user_id: None,
+            ..Default::default()
         };
         self.state
             .store

@@ -64,6 +64,7 @@ async fn put_user_channel(
         webhook_secret: None,
         updated_at: None,
         user_id: user.map(str::to_owned),
+        ..Default::default()
     };
     app.state
         .store
@@ -848,6 +849,7 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
                     webhook_secret: None,
                     updated_at: None,
                     user_id: Some(USER.into()),
+                    ..Default::default()
                 },
             )
             .await
@@ -865,6 +867,7 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
                 )),
                 updated_at: None,
                 user_id: None,
+                ..Default::default()
             },
         )
         .await
@@ -1122,6 +1125,7 @@ async fn revoke_calls_graph_permissions_and_telegram_delete_webhook_with_the_cha
         webhook_secret: None,
         updated_at: None,
         user_id: user.map(str::to_owned),
+        ..Default::default()
     };
 
     Mock::given(method("DELETE"))

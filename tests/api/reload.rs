@@ -705,14 +705,16 @@ fn panics_and_debug_output_never_show_a_secret() {
         tenant: "acme".into(),
         token: SecretString::from(token.clone()),
         webhook_secret: Some(SecretString::from(plaintext.to_owned())),
-        updated_at: None,
-        user_id: None,
+        pin: Some(SecretString::from(plaintext.to_owned())),
+        ..switchboard::store::ChannelRecord::new("acme", SecretString::from(String::new()))
     };
     let input = switchboard::vault::registry::ChannelInput {
-        tenant: "acme".into(),
-        token: SecretString::from(plaintext.to_owned()),
         webhook_secret: Some(SecretString::from(plaintext.to_owned())),
-        user_id: None,
+        pin: Some(SecretString::from(plaintext.to_owned())),
+        ..switchboard::vault::registry::ChannelInput::new(
+            "acme",
+            SecretString::from(plaintext.to_owned()),
+        )
     };
     let mut shown = vec![
         format!("{keyring:?}"),

@@ -671,13 +671,10 @@ async fn rotation_never_overwrites_a_concurrent_write() {
         let channel = channel.clone();
         tokio::spawn(async move {
             for i in 0..200u32 {
-                let record = ChannelRecord {
-                    tenant: "acme".into(),
-                    token: SecretString::from(old_ring.encrypt(format!("token-{i}").as_bytes())),
-                    webhook_secret: None,
-                    updated_at: None,
-                    user_id: None,
-                };
+                let record = ChannelRecord::new(
+                    "acme",
+                    SecretString::from(old_ring.encrypt(format!("token-{i}").as_bytes())),
+                );
                 store.put_channel(&channel, &record).await.unwrap();
                 // Never older than what was just written.
                 let back = store.get_channel(&channel).await.unwrap().unwrap();
