@@ -10,7 +10,7 @@ use secrecy::SecretString;
 use switchboard::channels::meta::AppSecrets;
 use switchboard::channels::meta_webhook;
 use switchboard::channels::{NormalizeContext, Verified};
-use switchboard::delivery::Signer;
+use switchboard::signing::Signer;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 

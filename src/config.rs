@@ -455,7 +455,7 @@ impl Settings {
     }
 
     /// Cross-field checks. Fernet keys and signing secrets are parsed (and so checked)
-    /// where they are used: [`crate::vault::Keyring`], [`crate::delivery::Signer`].
+    /// once, into what uses them, by [`crate::live::Live::new`].
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server
             .bind
@@ -546,17 +546,6 @@ impl Settings {
                 ));
             }
             check_url(&format!("tenants[{i}].crm_url"), &t.crm_url)?;
-            crate::delivery::Signer::parse_secret(t.signing_secret.expose_secret()).map_err(
-                |e| ConfigError::invalid(format!("tenants[{i}].signing_secret"), e.to_string()),
-            )?;
-            for (j, s) in t.extra_signing_secrets.iter().enumerate() {
-                crate::delivery::Signer::parse_secret(s.expose_secret()).map_err(|e| {
-                    ConfigError::invalid(
-                        format!("tenants[{i}].extra_signing_secrets[{j}]"),
-                        e.to_string(),
-                    )
-                })?;
-            }
         }
         for (i, c) in self.channels.iter().enumerate() {
             if c.id.is_empty() || c.id.contains(|ch: char| ch.is_whitespace() || ch == ':') {

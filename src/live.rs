@@ -12,7 +12,8 @@ use subtle::ConstantTimeEq;
 
 use crate::channels::meta::AppSecrets;
 use crate::config::{ConfigError, Settings};
-use crate::delivery::{Signer, Tenant};
+use crate::signing::Signer;
+use crate::tenant::Tenant;
 use crate::vault::Keyring;
 
 pub struct Live {
@@ -79,9 +80,14 @@ impl Live {
         let mut tenants = HashMap::new();
         let mut api_keys = Vec::new();
         for (i, t) in settings.tenants.iter().enumerate() {
+            // The one place signing secrets are parsed.
             let signer = Signer::new(&t.signing_secret, &t.extra_signing_secrets).map_err(|e| {
+                let key = match e.position {
+                    0 => format!("tenants[{i}].signing_secret"),
+                    n => format!("tenants[{i}].extra_signing_secrets[{}]", n - 1),
+                };
                 ConfigError::Invalid {
-                    key: format!("tenants[{i}].signing_secret"),
+                    key,
                     message: e.to_string(),
                 }
             })?;
@@ -149,5 +155,32 @@ impl Live {
             }
         }
         hit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(extra: &str) -> Settings {
+        Settings::from_toml(&format!(
+            "[vault]\nkeys = [\"{}\"]\n[[tenants]]\nid = \"acme\"\ncrm_url = \"http://crm.test/\"\nsigning_secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nextra_signing_secrets = [{extra}]\n",
+            Keyring::generate_key()
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_bad_signing_secret_is_refused_naming_its_key() {
+        assert!(Live::new(settings("\"whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD\"")).is_ok());
+        match Live::new(settings(
+            "\"whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD\", \"nope\"",
+        )) {
+            Err(ConfigError::Invalid { key, message }) => {
+                assert_eq!(key, "tenants[0].extra_signing_secrets[1]");
+                assert!(message.contains("whsec_"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 
-use super::Tenant;
+use crate::tenant::Tenant;
 
 /// Why an attempt failed. Every failure is retryable: an event is never dropped because
 /// a CRM misbehaved once.

@@ -13,7 +13,7 @@
 pub mod breaker;
 pub mod buffer;
 pub mod client;
-pub mod signing;
+pub mod retry;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -22,29 +22,18 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
-use secrecy::SecretString;
 
 use crate::channels::ChannelRef;
 use crate::config::DeliverySettings;
 use crate::event::Event;
 use crate::live::Live;
 use crate::store::{Store, StoreBackend, StoreError};
+use crate::tenant::Tenant;
 
 pub use breaker::{Admission, Breakers};
 pub use buffer::{BufferError, Entry, Pushed, RetryBuffer, Sealed};
 pub use client::{CrmClient, DeliveryError};
-pub use signing::Signer;
 pub use worker::{Outcome, Worker, WorkerHandle};
-
-/// One downstream CRM, as the live configuration describes it.
-#[derive(Debug)]
-pub struct Tenant {
-    pub id: String,
-    pub crm_url: url::Url,
-    pub signer: Signer,
-    pub api_keys: Vec<SecretString>,
-    pub include_raw: bool,
-}
 
 /// What happened to the events of one webhook.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -370,18 +359,7 @@ impl Dispatcher {
                         }
                         Err(e) => {
                             entry.attempts = 1;
-                            // Retry-After honoured, but never past the buffer's TTL
-                            // (as in the worker): an absurd one must not park a
-                            // conversation until its keys expire.
-                            let wait = e.retry_after().unwrap_or_else(|| {
-                                worker::backoff(1, delivery.retry_base_ms, delivery.retry_max_ms)
-                            });
-                            let ttl_ms = i64::try_from(delivery.retry_buffer_ttl_s)
-                                .unwrap_or(i64::MAX / 1000)
-                                .saturating_mul(1000);
-                            entry.due = now
-                                .saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX))
-                                .min(now.saturating_add(ttl_ms));
+                            entry.due = retry::next_due(now, now, 1, e.retry_after(), delivery);
                             "failed"
                         }
                     }

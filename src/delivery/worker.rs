@@ -1,8 +1,8 @@
 //! The retry worker: every replica runs one, and together they drain the
 //! [`super::buffer`]. It is a thin loop around one step: take a due entry, attempt it,
 //! then acknowledge and forget it (delivered, or given up past
-//! `delivery.retry_buffer_ttl_s`) or put it back with its next due time: exponential
-//! backoff from `delivery.retry_base_ms` with ±20 % jitter, or the CRM's `Retry-After`.
+//! `delivery.retry_buffer_ttl_s`) or put it back with its next due time
+//! ([`super::retry`]: exponential backoff with jitter, or the CRM's `Retry-After`).
 //! Tests drive the step directly with [`Worker::deliver_next`].
 //!
 //! The loop reads each shard on its own blocking connection and hands every entry to a
@@ -22,6 +22,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::buffer::{BufferError, ReadSlot, Taken};
+use super::retry;
 use super::{Admission, Dispatcher, EventIds, Source};
 use crate::event::EventId;
 use crate::live::Live;
@@ -43,14 +44,6 @@ pub enum Outcome {
     Deferred,
     /// Older than `delivery.retry_buffer_ttl_s`: counted, logged, deleted.
     GivenUp,
-}
-
-/// Exponential backoff for the `attempt`-th retry, ±20 % jitter.
-pub fn backoff(attempt: u32, base_ms: u64, max_ms: u64) -> Duration {
-    let shift = attempt.saturating_sub(1).min(30);
-    let exp = base_ms.saturating_mul(1u64 << shift).min(max_ms.max(1));
-    let jitter: f64 = rand::random_range(0.8..=1.2);
-    Duration::from_millis((exp as f64 * jitter) as u64)
 }
 
 /// One replica's worker.
@@ -256,16 +249,16 @@ impl Worker {
         retry_after: Option<Duration>,
         live: &Live,
     ) -> Result<Outcome, BufferError> {
-        let d = &live.settings.delivery;
         let ttl = Self::ttl(live);
         let mut next = taken.entry.clone();
         next.attempts = next.attempts.saturating_add(1);
-        // A CRM's Retry-After is honoured, but never past the buffer's TTL (below).
-        let wait =
-            retry_after.unwrap_or_else(|| backoff(next.attempts, d.retry_base_ms, d.retry_max_ms));
-        next.due = now_ms()
-            .saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX))
-            .min(next.first.saturating_add(ttl.as_millis() as i64));
+        next.due = retry::next_due(
+            now_ms(),
+            next.first,
+            next.attempts,
+            retry_after,
+            &live.settings.delivery,
+        );
         self.dispatcher
             .buffer()
             .reschedule(taken, &next, ttl)
@@ -367,7 +360,7 @@ async fn run_shard(
                 if failures == 1 {
                     tracing::warn!(shard, error = %e, stage = "sending", "Retry buffer unreadable; retrying.");
                 }
-                let wait = backoff(failures, d.poll_ms.max(50), 5_000);
+                let wait = retry::backoff(failures, d.poll_ms.max(50), 5_000);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = stop.changed() => break,
@@ -433,23 +426,5 @@ async fn report_depths(worker: Arc<Worker>, mut stop: watch::Receiver<bool>) {
         if log {
             last_log = Some(Instant::now());
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_within_jitter_and_is_capped() {
-        for attempt in 1..=5u32 {
-            let d = backoff(attempt, 1000, 600_000).as_millis() as f64;
-            let nominal = 1000.0 * f64::from(1u32 << (attempt - 1));
-            assert!(
-                d >= nominal * 0.8 - 1.0 && d <= nominal * 1.2 + 1.0,
-                "{attempt}: {d}"
-            );
-        }
-        assert!(backoff(60, 1000, 5000).as_millis() <= 6000);
     }
 }

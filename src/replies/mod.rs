@@ -33,9 +33,9 @@ use crate::channels::meta::graph::GraphClient;
 use crate::channels::outbound::{ParseError, SendError};
 use crate::channels::telegram::outbound::TelegramClient;
 use crate::channels::ChannelRef;
-use crate::delivery::Tenant;
 use crate::live::Live;
 use crate::store::{Store, StoreBackend, StoreError};
+use crate::tenant::Tenant;
 use crate::vault::{AccessToken, VaultError};
 
 pub use reauth::notify_reauth;

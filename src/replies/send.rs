@@ -17,9 +17,10 @@ use crate::channels::outbound::{Outbound, OutboundMessage, Receipt, SendError};
 use crate::channels::telegram::outbound::{Telegram, TelegramEndpoint};
 use crate::channels::whatsapp::outbound::WhatsApp;
 use crate::channels::ChannelKind;
-use crate::delivery::{Dispatcher, Tenant};
+use crate::delivery::Dispatcher;
 use crate::live::Live;
 use crate::store::Store;
+use crate::tenant::Tenant;
 use crate::vault::AccessToken;
 
 /// A `POST /v1/messages`, as the route parsed it.

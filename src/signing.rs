@@ -1,6 +1,9 @@
 //! Standard Webhooks signing: `webhook-signature: v1,<base64 HMAC-SHA256>` over
 //! `"{webhook-id}.{webhook-timestamp}.{body}"`, keyed with the decoded `whsec_…` secret.
 //! Several secrets give several space-separated signatures (a rotation overlap).
+//!
+//! A tenant's secrets are parsed once, when the live configuration is built
+//! ([`crate::live::Live::new`]), into a [`Signer`] that [`crate::delivery`] signs with.
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -18,6 +21,15 @@ pub enum SigningSecretError {
     Base64,
     #[error("must decode to 16–64 bytes (Standard Webhooks asks for 24–64)")]
     Length,
+}
+
+/// A signing secret that cannot be used: which one (0 is the primary, then the extra
+/// ones in order) and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct BadSigningSecret {
+    pub position: usize,
+    pub reason: SigningSecretError,
 }
 
 /// A tenant's signing keys, keyed once.
@@ -51,11 +63,14 @@ impl Signer {
     }
 
     /// The primary secret first, then any extra ones.
-    pub fn new(primary: &SecretString, extra: &[SecretString]) -> Result<Self, SigningSecretError> {
+    pub fn new(primary: &SecretString, extra: &[SecretString]) -> Result<Self, BadSigningSecret> {
         let mut keyed = Vec::with_capacity(1 + extra.len());
-        for s in std::iter::once(primary).chain(extra) {
-            let key = Self::parse_secret(s.expose_secret())?;
-            keyed.push(HmacSha256::new_from_slice(&key).map_err(|_| SigningSecretError::Length)?);
+        for (position, s) in std::iter::once(primary).chain(extra).enumerate() {
+            let bad = |reason| BadSigningSecret { position, reason };
+            let key = Self::parse_secret(s.expose_secret()).map_err(bad)?;
+            keyed.push(
+                HmacSha256::new_from_slice(&key).map_err(|_| bad(SigningSecretError::Length))?,
+            );
         }
         Ok(Self { keyed })
     }
