@@ -87,6 +87,13 @@ impl EventId {
         EventId(s)
     }
 
+    /// The id of a message's event: channel kind, channel id, `"message"`, the
+    /// provider's message id. The adapters derive a received message's id (and a
+    /// WhatsApp reaction's) with it, and unsend finds the message it takes back by it.
+    pub fn of_message(channel: &ChannelRef, message_id: &str) -> Self {
+        Self::derive(&[channel.kind.as_str(), &channel.id, "message", message_id])
+    }
+
     /// An id read back from storage (the retry buffer), trusted as is.
     pub fn from_stored(s: String) -> Self {
         EventId(s)

@@ -366,7 +366,7 @@ impl RetryBuffer {
     /// Removes one buffered event (scheduled, parked or in flight) from `shard`; `conv`
     /// is its conversation hash (empty without one). The next event of its
     /// conversation, if it was the head, is scheduled. For unsend
-    /// ([`crate::privacy::unsend`]). Whether it was there.
+    /// ([`crate::delivery::unsend`]). Whether it was there.
     pub async fn purge_event(
         &self,
         shard: u16,

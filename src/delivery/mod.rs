@@ -14,6 +14,7 @@ pub mod breaker;
 pub mod buffer;
 pub mod client;
 pub mod retry;
+pub mod unsend;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -64,6 +65,14 @@ pub struct Dispatcher {
     client: CrmClient,
     buffer: RetryBuffer,
     breakers: Arc<Breakers>,
+}
+
+/// An event's place in the retry buffer: the tenant's keyed hash of its conversation
+/// (empty without one; Redis never sees the conversation itself) and its shard (by the
+/// hash, so a conversation stays on one shard; else by the event id).
+struct Slot {
+    conv: String,
+    shard: u16,
 }
 
 enum Step {
@@ -155,6 +164,8 @@ impl Dispatcher {
     ) -> Result<DispatchReport, StoreError> {
         let mut report = DispatchReport::default();
         let routed = self.route(live, events, &mut report).await?;
+        // An unsent message still waiting in the retry buffer is dropped before delivery.
+        self.forget_unsent(live, &routed).await;
 
         // Group by conversation, keeping provider order inside each group.
         let mut groups: Vec<Vec<(Arc<Tenant>, Event)>> = Vec::new();
@@ -285,13 +296,7 @@ impl Dispatcher {
             event_type: event.event_type.as_str(),
         };
         let dedupe_key = self.store.keys().dedupe(&event.id);
-        let conv = event
-            .ordering_key()
-            .map(|k| tenant.signer.conversation_hash(&k))
-            .unwrap_or_default();
-        let shard = self
-            .buffer
-            .shard_for(if conv.is_empty() { ids.id } else { &conv });
+        let Slot { conv, shard } = self.slot(tenant, event, ids.id);
         let ordered = delivery.ordered_per_conversation && !conv.is_empty();
         // The buffer first, then dedupe, one after the other: the worker marks an event
         // seen before it releases its pending marker, so this order never misses both.
@@ -403,6 +408,18 @@ impl Dispatcher {
                 Step::Failed
             }
         }
+    }
+
+    /// Where an event of this tenant sits in the buffer.
+    fn slot(&self, tenant: &Tenant, event: &Event, event_id: &str) -> Slot {
+        let conv = event
+            .ordering_key()
+            .map(|k| tenant.signer.conversation_hash(&k))
+            .unwrap_or_default();
+        let shard = self
+            .buffer
+            .shard_for(if conv.is_empty() { event_id } else { &conv });
+        Slot { conv, shard }
     }
 
     /// Remembers that the CRM accepted an event (for the dedupe window).

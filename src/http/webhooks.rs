@@ -96,8 +96,6 @@ pub async fn dispatch_and_answer(
     events: Vec<Event>,
 ) -> Result<HttpResponse, ApiError> {
     let total = events.len();
-    // An unsent message still waiting in the retry buffer is dropped before delivery.
-    crate::privacy::unsend::forget_unsent(&state.store, &state.dispatcher, live, &events).await;
     let report: DispatchReport =
         state
             .dispatcher

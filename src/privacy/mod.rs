@@ -27,13 +27,12 @@
 //! whose id is that Page id is affected too.
 //!
 //! [`revoke`] withdraws the app's access at the provider when an operator deletes a
-//! channel with `revoke=true`; [`unsend`] drops a message the customer took back from the
-//! retry buffer before it is delivered.
+//! channel with `revoke=true`. Unsend (a message the customer took back is dropped from
+//! the retry buffer before it is delivered) is part of delivery: [`crate::delivery::unsend`].
 
 pub mod deletion;
 pub mod revoke;
 pub mod signed_request;
-pub mod unsend;
 
 use crate::channels::{ChannelKind, ChannelRef};
 use crate::delivery::{DispatchReport, Dispatcher};

@@ -343,11 +343,16 @@ struct ItemCtx<'a> {
 }
 
 impl ItemCtx<'_> {
+    /// An event whose id is derived from the channel and `id_parts`.
     fn event(&self, event_type: EventType, id_parts: &[&str], data: Map<String, Value>) -> Event {
         let mut parts = vec![self.channel.kind.as_str(), self.channel.id.as_str()];
         parts.extend_from_slice(id_parts);
+        self.event_with_id(event_type, EventId::derive(&parts), data)
+    }
+
+    fn event_with_id(&self, event_type: EventType, id: EventId, data: Map<String, Value>) -> Event {
         Event {
-            id: EventId::derive(&parts),
+            id,
             event_type,
             timestamp_ms: self.timestamp_ms.unwrap_or_else(now_ms),
             channel: self.channel.clone(),
@@ -618,7 +623,7 @@ fn message_event(
         }
     }
     let data = data.set("message", Value::Object(message)).build();
-    ic.event(event_type, &["message", mid], data)
+    ic.event_with_id(event_type, EventId::of_message(&ic.channel, mid), data)
 }
 
 /// One attachment: its normalized kind and `{kind, media?, …}`.

@@ -369,7 +369,7 @@ fn message_event(
                 .set("reaction_id", m.id.as_str())
                 .build();
             return Event {
-                id: EventId::derive(&[KIND.as_str(), &channel.id, "message", &m.id]),
+                id: EventId::of_message(channel, &m.id),
                 event_type: EventType::MessageReaction,
                 timestamp_ms,
                 channel: channel.clone(),
@@ -512,7 +512,7 @@ fn message_event(
     }
 
     Event {
-        id: EventId::derive(&[KIND.as_str(), &channel.id, "message", &m.id]),
+        id: EventId::of_message(channel, &m.id),
         event_type: EventType::MessageReceived,
         timestamp_ms,
         channel: channel.clone(),
