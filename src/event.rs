@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::channels::ChannelRef;
+use crate::channel::ChannelRef;
 
 /// The contract's event types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -252,7 +252,7 @@ impl DataBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channels::ChannelKind;
+    use crate::channel::ChannelKind;
 
     #[test]
     fn event_id_is_stable_and_prefix_free() {

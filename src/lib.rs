@@ -27,6 +27,7 @@
 //! - [`telemetry`]: logs and metrics.
 
 pub mod app;
+pub mod channel;
 pub mod channels;
 pub mod config;
 pub mod delivery;

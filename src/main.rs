@@ -251,9 +251,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let registration = runtime.block_on(
-                switchboard::channels::telegram::webhook::set_webhook(&store, &live, bot_id),
-            )?;
+            let registration =
+                runtime.block_on(switchboard::channels::telegram::webhook::set_webhook(
+                    &store,
+                    &live.keyring,
+                    &live.settings.telegram,
+                    &live.public_url,
+                    bot_id,
+                ))?;
             println!(
                 "webhook set: {} (updates: {})",
                 registration.url,
@@ -268,7 +273,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             let info = runtime.block_on(switchboard::channels::telegram::webhook::webhook_info(
-                &store, &live, bot_id,
+                &store,
+                &live.keyring,
+                &live.settings.telegram,
+                &live.public_url,
+                bot_id,
             ))?;
             println!(
                 "url: {}",
@@ -315,9 +324,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let status = runtime.block_on(async {
                 match &cli.command {
                     Command::Meta(MetaCommand::Subscribe { .. }) => {
-                        subscription::subscribe(&store, &live, &channel, object.as_deref()).await
+                        subscription::subscribe(
+                            &store,
+                            &live.keyring,
+                            &live.settings.meta,
+                            &channel,
+                            object.as_deref(),
+                        )
+                        .await
                     }
-                    _ => subscription::check(&store, &live, &channel, object.as_deref()).await,
+                    _ => {
+                        subscription::check(
+                            &store,
+                            &live.keyring,
+                            &live.settings.meta,
+                            &channel,
+                            object.as_deref(),
+                        )
+                        .await
+                    }
                 }
             })?;
             println!("object {}:", status.object_id);

@@ -2,7 +2,7 @@
 //! `expires_at`, `pin`), shared by the admin API, the CLI and `[[channels]]` in the
 //! config, so each names the same field with the same message.
 
-use crate::channels::ChannelKind;
+use crate::channel::ChannelKind;
 
 use super::GRAPH_INSTAGRAM;
 

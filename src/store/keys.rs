@@ -23,7 +23,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::channels::ChannelRef;
+use crate::channel::ChannelRef;
 use crate::event::EventId;
 
 #[derive(Debug, Clone)]
@@ -120,7 +120,7 @@ impl Keys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channels::ChannelKind;
+    use crate::channel::ChannelKind;
 
     #[test]
     fn channel_key_follows_the_contract_and_parses_back() {

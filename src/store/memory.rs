@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use secrecy::ExposeSecret;
 
 use super::{ChannelRecord, Keys, StoreBackend, StoreError};
-use crate::channels::ChannelRef;
+use crate::channel::ChannelRef;
 
 #[derive(Debug)]
 pub struct MemoryStore {

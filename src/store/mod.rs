@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::channels::ChannelRef;
+use crate::channel::ChannelRef;
 
 pub use keys::Keys;
 

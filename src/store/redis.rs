@@ -17,7 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::OnceCell;
 
 use super::{ChannelRecord, Keys, StoreBackend, StoreError};
-use crate::channels::ChannelRef;
+use crate::channel::ChannelRef;
 
 /// A connected handle, cheap to clone (both kinds multiplex one connection per node).
 #[derive(Clone)]

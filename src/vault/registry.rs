@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use super::{AccessToken, KeyMatch, Keyring};
-use crate::channels::{ChannelKind, ChannelRef};
+use crate::channel::{ChannelKind, ChannelRef};
 use crate::live::Live;
 use crate::store::{ChannelRecord, Store, StoreBackend, StoreError};
 
@@ -283,7 +283,7 @@ pub enum OpenError {
 pub fn parse_channel(kind: &str, id: &str) -> Result<ChannelRef, RegistryError> {
     let kind: ChannelKind = kind
         .parse()
-        .map_err(|e: crate::channels::UnknownChannelKind| {
+        .map_err(|e: crate::channel::UnknownChannelKind| {
             RegistryError::invalid("kind", e.to_string())
         })?;
     if !ChannelRef::valid_id(id) {

@@ -17,7 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use super::{KeyMatch, Keyring, VaultError};
-use crate::channels::ChannelRef;
+use crate::channel::ChannelRef;
 use crate::config::Settings;
 use crate::store::{ChannelRecord, Store, StoreBackend, StoreError};
 

@@ -396,9 +396,15 @@ async fn meta_subscription_check_reports_apps_and_missing_fields_and_subscribe_p
         .mount(&app.graph)
         .await;
     let channel = ChannelRef::new(ChannelKind::Messenger, PAGE);
-    let status = subscription::check(&app.state.store, &live, &channel, None)
-        .await
-        .unwrap();
+    let status = subscription::check(
+        &app.state.store,
+        &live.keyring,
+        &live.settings.meta,
+        &channel,
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(status.object_id, PAGE);
     assert_eq!(status.apps.len(), 1);
     assert_eq!(status.apps[0].name.as_deref(), Some("Relay"));
@@ -423,9 +429,15 @@ async fn meta_subscription_check_reports_apps_and_missing_fields_and_subscribe_p
         ]})))
         .mount(&app.graph)
         .await;
-    let status = subscription::subscribe(&app.state.store, &live, &channel, None)
-        .await
-        .unwrap();
+    let status = subscription::subscribe(
+        &app.state.store,
+        &live.keyring,
+        &live.settings.meta,
+        &channel,
+        None,
+    )
+    .await
+    .unwrap();
     assert!(status.is_complete(), "{status:?}");
 
     // a WABA: listed is enough; the object is not the channel id
@@ -439,9 +451,15 @@ async fn meta_subscription_check_reports_apps_and_missing_fields_and_subscribe_p
         .mount(&app.graph)
         .await;
     let wa = ChannelRef::new(ChannelKind::Whatsapp, "106540352242922");
-    let status = subscription::check(&app.state.store, &live, &wa, Some(waba))
-        .await
-        .unwrap();
+    let status = subscription::check(
+        &app.state.store,
+        &live.keyring,
+        &live.settings.meta,
+        &wa,
+        Some(waba),
+    )
+    .await
+    .unwrap();
     assert!(status.is_complete());
     assert_eq!(status.apps[0].id.as_deref(), Some("67084308"));
 
@@ -456,9 +474,15 @@ async fn meta_subscription_check_reports_apps_and_missing_fields_and_subscribe_p
         .mount(&app.graph)
         .await;
     let ig = ChannelRef::new(ChannelKind::Instagram, crate::inbound_instagram::IG_ACCOUNT);
-    let err = subscription::check(&app.state.store, &live, &ig, None)
-        .await
-        .unwrap_err();
+    let err = subscription::check(
+        &app.state.store,
+        &live.keyring,
+        &live.settings.meta,
+        &ig,
+        None,
+    )
+    .await
+    .unwrap_err();
     assert!(
         err.to_string()
             .contains("(190) Error validating access token"),
@@ -466,7 +490,13 @@ async fn meta_subscription_check_reports_apps_and_missing_fields_and_subscribe_p
     );
     // not a Meta channel
     let tg = ChannelRef::new(ChannelKind::Telegram, "1");
-    assert!(subscription::check(&app.state.store, &live, &tg, None)
-        .await
-        .is_err());
+    assert!(subscription::check(
+        &app.state.store,
+        &live.keyring,
+        &live.settings.meta,
+        &tg,
+        None
+    )
+    .await
+    .is_err());
 }

@@ -578,9 +578,15 @@ async fn set_webhook_registers_a_fresh_secret_and_both_secrets_work_during_the_s
         .mount(&app.telegram)
         .await;
     let live = app.state.live.load_full();
-    let reg = webhook::set_webhook(&app.state.store, &live, BOT)
-        .await
-        .unwrap();
+    let reg = webhook::set_webhook(
+        &app.state.store,
+        &live.keyring,
+        &live.settings.telegram,
+        &live.public_url,
+        BOT,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         reg.url,
         format!("http://relay.test/webhooks/telegram/{BOT}")
@@ -681,9 +687,15 @@ async fn set_webhook_refused_by_telegram_keeps_the_old_secret() {
         .mount(&app.telegram)
         .await;
     let live = app.state.live.load_full();
-    let err = webhook::set_webhook(&app.state.store, &live, BOT)
-        .await
-        .unwrap_err();
+    let err = webhook::set_webhook(
+        &app.state.store,
+        &live.keyring,
+        &live.settings.telegram,
+        &live.public_url,
+        BOT,
+    )
+    .await
+    .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("HTTPS url must be provided"), "{msg}");
     assert!(
@@ -720,9 +732,15 @@ async fn set_webhook_errors_are_clear_and_never_show_the_token() {
     let app = spawn_telegram_app(TestOptions::default()).await;
     let live = app.state.live.load_full();
     // unknown bot
-    let err = webhook::set_webhook(&app.state.store, &live, "123")
-        .await
-        .unwrap_err();
+    let err = webhook::set_webhook(
+        &app.state.store,
+        &live.keyring,
+        &live.settings.telegram,
+        &live.public_url,
+        "123",
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(err, webhook::SetWebhookError::ChannelNotFound(_)),
         "{err}"
@@ -730,9 +748,15 @@ async fn set_webhook_errors_are_clear_and_never_show_the_token() {
     // a token of another bot
     app.put_channel(ChannelKind::Telegram, "777", "acme", BOT_TOKEN)
         .await;
-    let err = webhook::set_webhook(&app.state.store, &live, "777")
-        .await
-        .unwrap_err();
+    let err = webhook::set_webhook(
+        &app.state.store,
+        &live.keyring,
+        &live.settings.telegram,
+        &live.public_url,
+        "777",
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(err, webhook::SetWebhookError::TokenMismatch(_)),
         "{err}"
@@ -747,9 +771,15 @@ async fn set_webhook_errors_are_clear_and_never_show_the_token() {
     std::fs::write(&p, settings_toml).unwrap();
     let settings = switchboard::config::Settings::load_with_env(Some(&p), false).unwrap();
     let live2 = switchboard::live::Live::new(settings).unwrap();
-    let err = webhook::set_webhook(&app.state.store, &live2, BOT)
-        .await
-        .unwrap_err();
+    let err = webhook::set_webhook(
+        &app.state.store,
+        &live2.keyring,
+        &live2.settings.telegram,
+        &live2.public_url,
+        BOT,
+    )
+    .await
+    .unwrap_err();
     let msg = format!("{err} {err:?}");
     assert!(
         matches!(err, webhook::SetWebhookError::Unreachable(_)),
@@ -909,9 +939,15 @@ async fn webhook_info_says_whether_telegram_points_at_this_relay() {
         .mount(&app.telegram)
         .await;
     let live = app.state.live.load_full();
-    let info = webhook::webhook_info(&app.state.store, &live, BOT)
-        .await
-        .unwrap();
+    let info = webhook::webhook_info(
+        &app.state.store,
+        &live.keyring,
+        &live.settings.telegram,
+        &live.public_url,
+        BOT,
+    )
+    .await
+    .unwrap();
     assert_eq!(info.url, "https://old.example.com/hook");
     assert_eq!(
         info.expected_url,
@@ -940,9 +976,15 @@ async fn webhook_info_says_whether_telegram_points_at_this_relay() {
         )
         .mount(&app.telegram)
         .await;
-    let info = webhook::webhook_info(&app.state.store, &live, BOT)
-        .await
-        .unwrap();
+    let info = webhook::webhook_info(
+        &app.state.store,
+        &live.keyring,
+        &live.settings.telegram,
+        &live.public_url,
+        BOT,
+    )
+    .await
+    .unwrap();
     assert!(info.is_complete(), "{info:?}");
     let out = run_cli(&app, &["telegram", "webhook-info", BOT]).await;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -24,9 +24,9 @@ use serde_json::{json, Value};
 use super::graph::{GraphClient, GraphEndpoint};
 use crate::channels::outbound::SendError;
 use crate::channels::{ChannelKind, ChannelRef};
-use crate::live::Live;
+use crate::config::MetaSettings;
 use crate::store::{Store, StoreBackend, StoreError};
-use crate::vault::VaultError;
+use crate::vault::{Keyring, VaultError};
 
 /// The Page fields the relay normalizes.
 pub const MESSENGER_FIELDS: &[&str] = &[
@@ -135,20 +135,21 @@ fn parse_app(v: &Value) -> SubscribedApp {
 }
 
 /// A call to `/{object}/subscribed_apps` with a channel's token.
-struct Call<'a> {
-    live: &'a Live,
+struct Call {
+    endpoint: GraphEndpoint,
     token: crate::vault::AccessToken,
     object_id: String,
     channel_id: String,
     kind: ChannelKind,
 }
 
-async fn prepare<'a>(
+async fn prepare(
     store: &Store,
-    live: &'a Live,
+    keyring: &Keyring,
+    meta: &MetaSettings,
     channel: &ChannelRef,
     object_id: Option<&str>,
-) -> Result<Call<'a>, SubscriptionError> {
+) -> Result<Call, SubscriptionError> {
     if !channel.kind.is_meta() {
         return Err(SubscriptionError::NotMeta(channel.kind));
     }
@@ -156,9 +157,9 @@ async fn prepare<'a>(
         .get_channel(channel)
         .await?
         .ok_or_else(|| SubscriptionError::ChannelNotFound(channel.clone()))?;
-    let token = live.keyring.decrypt_token(record.token.expose_secret())?;
+    let token = keyring.decrypt_token(record.token.expose_secret())?;
     Ok(Call {
-        live,
+        endpoint: GraphEndpoint::from_settings(meta),
         token,
         object_id: object_id.unwrap_or(&channel.id).to_owned(),
         channel_id: channel.id.clone(),
@@ -166,7 +167,7 @@ async fn prepare<'a>(
     })
 }
 
-impl Call<'_> {
+impl Call {
     /// The fields needed on this object: an Instagram account's own, or (Facebook Login:
     /// the object is the linked Page) any Page field, `messages`.
     fn fields(&self) -> &'static [&'static str] {
@@ -178,10 +179,6 @@ impl Call<'_> {
 
     fn path(&self) -> String {
         format!("{}/subscribed_apps", self.object_id)
-    }
-
-    fn endpoint(&self) -> GraphEndpoint {
-        GraphEndpoint::from_settings(&self.live.settings.meta)
     }
 }
 
@@ -212,17 +209,18 @@ fn graph_error(e: SendError) -> SubscriptionError {
 /// compares the fields with what the relay needs.
 pub async fn check(
     store: &Store,
-    live: &Live,
+    keyring: &Keyring,
+    meta: &MetaSettings,
     channel: &ChannelRef,
     object_id: Option<&str>,
 ) -> Result<SubscriptionStatus, SubscriptionError> {
-    let call = prepare(store, live, channel, object_id).await?;
+    let call = prepare(store, keyring, meta, channel, object_id).await?;
     status_of(&call).await
 }
 
-async fn status_of(call: &Call<'_>) -> Result<SubscriptionStatus, SubscriptionError> {
+async fn status_of(call: &Call) -> Result<SubscriptionStatus, SubscriptionError> {
     let body = client()?
-        .get_json(&call.endpoint(), &call.path(), &call.token)
+        .get_json(&call.endpoint, &call.path(), &call.token)
         .await
         .map_err(graph_error)?;
     let page: AppsPage = serde_json::from_value(body).unwrap_or(AppsPage { data: vec![] });
@@ -246,11 +244,12 @@ async fn status_of(call: &Call<'_>) -> Result<SubscriptionStatus, SubscriptionEr
 /// the status back.
 pub async fn subscribe(
     store: &Store,
-    live: &Live,
+    keyring: &Keyring,
+    meta: &MetaSettings,
     channel: &ChannelRef,
     object_id: Option<&str>,
 ) -> Result<SubscriptionStatus, SubscriptionError> {
-    let call = prepare(store, live, channel, object_id).await?;
+    let call = prepare(store, keyring, meta, channel, object_id).await?;
     let fields = call.fields();
     let body = if fields.is_empty() {
         json!({})
@@ -259,7 +258,7 @@ pub async fn subscribe(
     };
     client()?
         .post_json(
-            &call.endpoint(),
+            &call.endpoint,
             &call.path(),
             body.to_string().into_bytes(),
             &call.token,

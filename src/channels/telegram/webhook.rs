@@ -21,9 +21,9 @@ use serde_json::{json, Value};
 use super::outbound::{TelegramClient, TelegramEndpoint};
 use crate::channels::outbound::SendError;
 use crate::channels::{ChannelKind, ChannelRef};
-use crate::live::Live;
+use crate::config::TelegramSettings;
 use crate::store::{ChannelRecord, Keys, Store, StoreBackend, StoreError};
-use crate::vault::{AccessToken, VaultError};
+use crate::vault::{AccessToken, Keyring, VaultError};
 
 /// The updates asked for: every kind the relay normalizes. `message_reaction` must be
 /// named explicitly (Telegram leaves it out by default).
@@ -100,7 +100,7 @@ pub enum SetWebhookError {
 /// The bot's channel record and its opened token (which must be that bot's).
 async fn load_bot(
     store: &Store,
-    live: &Live,
+    keyring: &Keyring,
     bot_id: &str,
 ) -> Result<(ChannelRef, ChannelRecord, AccessToken), SetWebhookError> {
     let channel = ChannelRef::new(ChannelKind::Telegram, bot_id);
@@ -108,7 +108,7 @@ async fn load_bot(
         .get_channel(&channel)
         .await?
         .ok_or_else(|| SetWebhookError::ChannelNotFound(bot_id.to_owned()))?;
-    let token = live.keyring.decrypt_token(record.token.expose_secret())?;
+    let token = keyring.decrypt_token(record.token.expose_secret())?;
     if token.expose().split(':').next() != Some(bot_id) {
         return Err(SetWebhookError::TokenMismatch(bot_id.to_owned()));
     }
@@ -139,18 +139,21 @@ impl WebhookInfo {
     }
 }
 
-/// Reads `getWebhookInfo` for bot `bot_id` with the channel's token.
+/// Reads `getWebhookInfo` for bot `bot_id` with the channel's token; `public_url` is
+/// `server.public_url` without a trailing slash.
 pub async fn webhook_info(
     store: &Store,
-    live: &Live,
+    keyring: &Keyring,
+    telegram: &TelegramSettings,
+    public_url: &str,
     bot_id: &str,
 ) -> Result<WebhookInfo, SetWebhookError> {
-    let (_, _, token) = load_bot(store, live, bot_id).await?;
+    let (_, _, token) = load_bot(store, keyring, bot_id).await?;
     let client = TelegramClient::new()
         .map_err(|e| SetWebhookError::Unreachable(e.without_url().to_string()))?;
     let result = client
         .call(
-            &TelegramEndpoint::from_settings(&live.settings.telegram),
+            &TelegramEndpoint::from_settings(telegram),
             &token,
             "getWebhookInfo",
             b"{}".to_vec(),
@@ -160,7 +163,7 @@ pub async fn webhook_info(
     let str_of = |k: &str| result.get(k).and_then(Value::as_str).unwrap_or_default();
     Ok(WebhookInfo {
         url: str_of("url").to_owned(),
-        expected_url: format!("{}/webhooks/telegram/{bot_id}", live.public_url),
+        expected_url: format!("{public_url}/webhooks/telegram/{bot_id}"),
         pending_update_count: result
             .get("pending_update_count")
             .and_then(Value::as_i64)
@@ -183,13 +186,15 @@ pub async fn webhook_info(
 }
 
 /// Sets bot `bot_id`'s webhook to this relay with a new secret (see the module doc for
-/// the order of writes).
+/// the order of writes); `public_url` is `server.public_url` without a trailing slash.
 pub async fn set_webhook(
     store: &Store,
-    live: &Live,
+    keyring: &Keyring,
+    telegram: &TelegramSettings,
+    public_url: &str,
     bot_id: &str,
 ) -> Result<Registration, SetWebhookError> {
-    let (channel, current, token) = load_bot(store, live, bot_id).await?;
+    let (channel, current, token) = load_bot(store, keyring, bot_id).await?;
 
     let secret = generate_secret();
     if let Some(old) = &current.webhook_secret {
@@ -203,7 +208,7 @@ pub async fn set_webhook(
     }
     let updated = ChannelRecord {
         webhook_secret: Some(SecretString::from(
-            live.keyring.encrypt(secret.expose_secret().as_bytes()),
+            keyring.encrypt(secret.expose_secret().as_bytes()),
         )),
         ..current.clone()
     };
@@ -215,10 +220,10 @@ pub async fn set_webhook(
     }
 
     let registration = Registration {
-        url: format!("{}/webhooks/telegram/{bot_id}", live.public_url),
+        url: format!("{public_url}/webhooks/telegram/{bot_id}"),
         allowed_updates: ALLOWED_UPDATES.iter().map(|s| (*s).to_owned()).collect(),
     };
-    let result = call_set_webhook(live, &token, &registration, &secret).await;
+    let result = call_set_webhook(telegram, &token, &registration, &secret).await;
     if let Err(e) = result {
         // Put the record back so the secret Telegram still uses stays the current one.
         if let Err(restore) = store
@@ -234,7 +239,7 @@ pub async fn set_webhook(
 }
 
 async fn call_set_webhook(
-    live: &Live,
+    telegram: &TelegramSettings,
     token: &AccessToken,
     registration: &Registration,
     secret: &SecretString,
@@ -250,7 +255,7 @@ async fn call_set_webhook(
     // The shared Bot API client keeps the token (in the URL path) out of its errors.
     client
         .call(
-            &TelegramEndpoint::from_settings(&live.settings.telegram),
+            &TelegramEndpoint::from_settings(telegram),
             token,
             "setWebhook",
             body.to_string().into_bytes(),
