@@ -32,7 +32,7 @@ use crate::store::{Store, StoreBackend, StoreError};
 use crate::tenant::Tenant;
 
 pub use breaker::{Admission, Breakers};
-pub use buffer::{BufferError, Entry, Pushed, RetryBuffer, Sealed};
+pub use buffer::{BufferBackend, BufferError, Entry, Pushed, RetryBuffer, Sealed};
 pub use client::{CrmClient, DeliveryError};
 pub use worker::{Outcome, Worker, WorkerHandle};
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::Dispatcher;
+use super::{BufferBackend, Dispatcher};
 use crate::event::{Event, EventId, EventType};
 use crate::live::Live;
 use crate::tenant::Tenant;

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::buffer::{BufferError, ReadSlot, Taken};
+use super::buffer::{BufferBackend, BufferError, ReadSlot, Taken};
 use super::retry;
 use super::{Admission, Dispatcher, EventIds, Source};
 use crate::event::EventId;

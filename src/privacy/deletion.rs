@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::{affected_channels, remove_channels, warn_if_configured, PrivacyError, SignedRequest};
 use crate::channels::ChannelRef;
-use crate::delivery::Dispatcher;
+use crate::delivery::{BufferBackend, Dispatcher};
 use crate::event::{DataBuilder, Event, EventId, EventType};
 use crate::live::Live;
 use crate::store::{Store, StoreBackend, StoreError};

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use switchboard::delivery::{Outcome, Worker};
+use switchboard::delivery::{BufferBackend, Outcome, Worker};
 use switchboard::vault::Keyring;
 
 use crate::delivery_support::*;

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use switchboard::app::Application;
 use switchboard::channels::{ChannelKind, ChannelRef};
 use switchboard::config::Settings;
+use switchboard::delivery::BufferBackend;
 use switchboard::state::AppState;
 use switchboard::store::{ChannelRecord, StoreBackend};
 use switchboard::vault::Keyring;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use switchboard::channels::{ChannelKind, ChannelRef};
+use switchboard::delivery::BufferBackend;
 use switchboard::store::{ChannelRecord, StoreBackend};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

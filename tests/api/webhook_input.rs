@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use switchboard::delivery::BufferBackend;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
