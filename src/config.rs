@@ -51,7 +51,7 @@ impl ConfigError {
         Self::Read(kept.join("\n"))
     }
 
-    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Invalid {
             key: key.into(),
             message: message.into(),
@@ -76,6 +76,12 @@ pub struct Settings {
     pub replies: ReplySettings,
     #[serde(default)]
     pub media: MediaSettings,
+    #[serde(default)]
+    pub instagram: crate::connect::settings::InstagramSettings,
+    #[serde(default)]
+    pub connect: crate::connect::settings::ConnectSettings,
+    #[serde(default)]
+    pub tokens: crate::connect::settings::TokenSettings,
     #[serde(default)]
     pub tenants: Vec<TenantSettings>,
     #[serde(default)]
@@ -136,6 +142,27 @@ pub struct MetaSettings {
     pub graph_api_base: String,
     pub graph_api_version: String,
     pub timeout_ms: u64,
+    /// v2, connect pages: the Meta app, its Facebook Login for Business configuration
+    /// (Messenger), its Embedded Signup configuration (WhatsApp), the login dialog's
+    /// base URL and the JS SDK's URL.
+    #[serde(default)]
+    pub app_id: String,
+    #[serde(default)]
+    pub login_config_id: String,
+    #[serde(default)]
+    pub whatsapp_config_id: String,
+    #[serde(default = "default_oauth_dialog_base")]
+    pub oauth_dialog_base: String,
+    #[serde(default = "default_sdk_url")]
+    pub sdk_url: String,
+}
+
+fn default_oauth_dialog_base() -> String {
+    "https://www.facebook.com".into()
+}
+
+fn default_sdk_url() -> String {
+    "https://connect.facebook.net/en_US/sdk.js".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -440,6 +467,7 @@ impl Settings {
                 t.api_keys = read_secret_list(&format!("tenants[{i}].api_keys_file"), p)?;
             }
         }
+        crate::connect::settings::resolve_files(self)?;
         for (i, c) in self.channels.iter_mut().enumerate() {
             if let Some(p) = &c.token_file {
                 c.token = read_secret(&format!("channels[{i}].token_file"), p)?;
@@ -500,6 +528,7 @@ impl Settings {
             ));
         }
         check_url("telegram.api_base", &self.telegram.api_base)?;
+        crate::connect::settings::validate(self)?;
         if self.delivery.timeout_ms == 0 {
             return Err(ConfigError::invalid(
                 "delivery.timeout_ms",

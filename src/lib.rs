@@ -24,12 +24,14 @@
 //! - [`vault`]: the Fernet keyring; the channel registry behind the admin API and the
 //!   CLI; re-encryption under the primary key (`vault rotate`).
 //! - [`store`]: Redis (single or cluster) and memory backends; every key in [`store::keys`].
+//! - [`connect`]: connect links and the pages on which a business connects a channel.
 //! - [`telemetry`]: logs and metrics.
 
 pub mod app;
 pub mod channel;
 pub mod channels;
 pub mod config;
+pub mod connect;
 pub mod delivery;
 pub mod event;
 pub mod http;

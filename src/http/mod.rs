@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod body;
+pub mod connect_links;
 pub mod health;
 pub mod media;
 pub mod privacy;
@@ -32,6 +33,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(telegram::telegram_webhook),
         )
         .route("/v1/messages", web::post().to(replies::send_message))
+        .route(
+            "/v1/connect-links",
+            web::post().to(connect_links::create_link),
+        )
+        .route(
+            "/v1/connect-links/{id}",
+            web::get().to(connect_links::get_link),
+        )
+        .route(
+            "/v1/connect-links/{id}",
+            web::delete().to(connect_links::delete_link),
+        )
         .route(
             "/v1/media/{kind}/{channel_id}/{media_id}",
             web::get().to(media::media),

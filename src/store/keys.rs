@@ -8,6 +8,10 @@
 //! | `{prefix}reauth:{kind}:{id}` | string | 1 h | `channel.reauth_required` was sent |
 //! | `{prefix}telegram:previous_secret:{bot_id}` | string | 15 min | the Fernet token of a bot's previous webhook secret, still accepted while `set-webhook` switches to a new one |
 //! | `{prefix}deletion:{code}` | string | `privacy.deletion_status_ttl_s` | a data-deletion request's status: counts and times, no ids ([`crate::privacy`]) |
+//! | `{prefix}connect:link:{id}` | string (JSON) | the link's life + 7 days | a connect link: tenant, kind, status, return_url, external_ref, the SHA-256 of its secret, the channel or error ([`crate::connect::links`]) |
+//! | `{prefix}connect:secret:{sha256(secret)}` | string | the link's life | the link id a secret opens |
+//! | `{prefix}connect:used:{id}` | string | the link's life + 7 days | the link is used up (connected or revoked) |
+//! | `{prefix}connect:flow:{sha256(cookie)}` | string (JSON) | `connect.flow_ttl_s` (at most the link's life) | one pass through a connect page: the link, the OAuth state nonce, tokens got so far (Fernet) ([`crate::connect::flow`]) |
 //! | `{prefix}retry:{sN}:stream` | stream + group `relay` | refreshed to `retry_buffer_ttl_s` + 1 h on every add | retry buffer shard N: entries ready for delivery |
 //! | `{prefix}retry:{sN}:delayed` | zset | same | entries waiting for their due time (score) |
 //! | `{prefix}retry:{sN}:pending:{event_id}` | string | `retry_buffer_ttl_s` + 1 h | the event is in the buffer (a redelivery is not buffered twice) |
@@ -80,6 +84,27 @@ impl Keys {
 
     pub fn deletion(&self, code: &str) -> String {
         format!("{}deletion:{}", self.prefix, code)
+    }
+
+    /// A connect link's record (JSON, no secret), by its public id.
+    pub fn connect_link(&self, id: &str) -> String {
+        format!("{}connect:link:{}", self.prefix, id)
+    }
+
+    /// A connect link's id, by the SHA-256 (hex) of its secret.
+    pub fn connect_secret(&self, secret_sha256: &str) -> String {
+        format!("{}connect:secret:{}", self.prefix, secret_sha256)
+    }
+
+    /// Set once a connect link is used up (connected or revoked): single use.
+    pub fn connect_used(&self, id: &str) -> String {
+        format!("{}connect:used:{}", self.prefix, id)
+    }
+
+    /// A connect page's flow (JSON, secrets Fernet-encrypted), by the SHA-256 (hex) of
+    /// its cookie.
+    pub fn connect_flow(&self, cookie_sha256: &str) -> String {
+        format!("{}connect:flow:{}", self.prefix, cookie_sha256)
     }
 
     /// The hash tag and prefix of retry buffer shard `shard`: `{prefix}retry:{sN}:`.
