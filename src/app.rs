@@ -17,7 +17,7 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use arc_swap::ArcSwap;
 
-use crate::config::{Settings, StoreBackend as BackendKind};
+use crate::config::{Settings, StoreKind};
 use crate::delivery::{CrmClient, Dispatcher};
 use crate::live::Live;
 use crate::state::AppState;
@@ -38,8 +38,8 @@ pub struct Application {
 pub fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     let keys = Keys::new(settings.store.key_prefix.clone());
     Ok(match settings.store.backend {
-        BackendKind::Memory => Store::Memory(Arc::new(MemoryStore::new(keys))),
-        BackendKind::Redis => Store::Redis(Box::new(RedisStore::new(
+        StoreKind::Memory => Store::Memory(Arc::new(MemoryStore::new(keys))),
+        StoreKind::Redis => Store::Redis(Box::new(RedisStore::new(
             keys,
             &settings.store.redis_url,
             &settings.store.cluster_nodes,

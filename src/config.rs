@@ -98,9 +98,10 @@ pub struct ServerSettings {
     pub workers: usize,
 }
 
+/// Which store `store.backend` names (the store itself is `store::Store`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum StoreBackend {
+pub enum StoreKind {
     Redis,
     Memory,
 }
@@ -108,7 +109,7 @@ pub enum StoreBackend {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
-    pub backend: StoreBackend,
+    pub backend: StoreKind,
     /// May carry a password, hence secret.
     pub redis_url: SecretString,
     #[serde(default)]
@@ -502,7 +503,7 @@ impl Settings {
                 "must not be empty",
             ));
         }
-        if self.store.backend == StoreBackend::Redis && self.store.cluster_nodes.is_empty() {
+        if self.store.backend == StoreKind::Redis && self.store.cluster_nodes.is_empty() {
             check_redis_url("store.redis_url", self.store.redis_url.expose_secret())?;
         }
         for (i, node) in self.store.cluster_nodes.iter().enumerate() {
