@@ -21,8 +21,10 @@
 //!   the relay keeps for how long.
 //! - [`replies`]: `POST /v1/messages` and the media proxy: auth, channel, token,
 //!   send with retries, idempotency.
-//! - [`vault`]: the Fernet keyring; the channel registry behind the admin API and the
-//!   CLI; re-encryption under the primary key (`vault rotate`).
+//! - [`registry`]: the channel records behind the admin API and the CLI (put, list,
+//!   delete, open), encrypting on the way in.
+//! - [`vault`]: the Fernet keyring; re-encryption under the primary key
+//!   (`vault rotate`).
 //! - [`store`]: Redis (single or cluster) and memory backends; every key in [`store::keys`].
 //! - [`connect`]: connect links and the pages on which a business connects a channel.
 //! - [`telemetry`]: logs and metrics.
@@ -37,6 +39,7 @@ pub mod event;
 pub mod http;
 pub mod live;
 pub mod privacy;
+pub mod registry;
 pub mod reload;
 pub mod replies;
 pub mod signing;

@@ -428,7 +428,7 @@ fn open_store_cli(
 
 #[allow(clippy::print_stdout)]
 fn channels_command(cli: &Cli, cmd: &ChannelsCommand) -> anyhow::Result<()> {
-    use switchboard::vault::registry;
+    use switchboard::registry;
     let (live, store, runtime) = open_store_cli(cli)?;
     match cmd {
         ChannelsCommand::Put {

@@ -1,6 +1,6 @@
 //! The admin API (`/admin/v1/…`, `Authorization: Bearer <admin token>`): channels in the
 //! store and vault rotation. Handlers only parse and answer; the work is in
-//! [`crate::vault::registry`] and [`crate::vault::rotation`], shared with the CLI.
+//! [`crate::registry`] and [`crate::vault::rotation`], shared with the CLI.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::SecretString;
@@ -11,9 +11,9 @@ use super::auth::bearer;
 use super::body::{read_limited, require_json};
 use super::problem::ApiError;
 use crate::live::Live;
+use crate::registry::{self, ChannelInput, PutOutcome, RegistryError};
 use crate::state::AppState;
 use crate::store::StoreError;
-use crate::vault::registry::{self, ChannelInput, PutOutcome, RegistryError};
 use crate::vault::rotation;
 
 /// Checks the bearer token against `admin.tokens` (constant time).

@@ -10,12 +10,9 @@
 //! service whose clock runs ahead still opens (the `fernet` crate alone would refuse it
 //! for up to that skew).
 //!
-//! - [`registry`]: the channel records behind the admin API and the CLI (put, list,
-//!   delete, open), encrypting on the way in.
 //! - [`rotation`]: re-encrypting every stored secret under the primary key, record by
 //!   record with compare-and-set, safely while other replicas serve.
 
-pub mod registry;
 pub mod rotation;
 
 use base64::Engine;

@@ -708,13 +708,10 @@ fn panics_and_debug_output_never_show_a_secret() {
         pin: Some(SecretString::from(plaintext.to_owned())),
         ..switchboard::store::ChannelRecord::new("acme", SecretString::from(String::new()))
     };
-    let input = switchboard::vault::registry::ChannelInput {
+    let input = switchboard::registry::ChannelInput {
         webhook_secret: Some(SecretString::from(plaintext.to_owned())),
         pin: Some(SecretString::from(plaintext.to_owned())),
-        ..switchboard::vault::registry::ChannelInput::new(
-            "acme",
-            SecretString::from(plaintext.to_owned()),
-        )
+        ..switchboard::registry::ChannelInput::new("acme", SecretString::from(plaintext.to_owned()))
     };
     let mut shown = vec![
         format!("{keyring:?}"),

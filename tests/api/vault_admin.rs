@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 use switchboard::channels::{ChannelKind, ChannelRef};
+use switchboard::registry;
 use switchboard::store::{ChannelRecord, StoreBackend};
-use switchboard::vault::registry;
 use switchboard::vault::{KeyMatch, Keyring};
 
 use crate::helpers::*;

@@ -1,5 +1,7 @@
 //! The channel registry: what the admin API and the `switchboard channels` commands do
-//! with channel records, in one place.
+//! with channel records over the store, in one place. It sits above the vault and the
+//! store (it encrypts with the one and writes to the other) and reads the live config
+//! (tenants, keyring), so it is its own module rather than part of either.
 //!
 //! Secrets come in as plaintext and are Fernet-encrypted under the primary key before
 //! they reach the store; they leave only as [`AccessToken`]s (redacted `Debug`,
@@ -10,10 +12,10 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
-use super::{AccessToken, KeyMatch, Keyring};
 use crate::channel::{ChannelKind, ChannelRef};
 use crate::live::Live;
 use crate::store::{ChannelRecord, Store, StoreBackend, StoreError};
+use crate::vault::{AccessToken, KeyMatch, Keyring};
 
 /// Why a registry operation was refused. Never carries a secret.
 #[derive(Debug, thiserror::Error)]
