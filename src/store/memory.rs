@@ -1,6 +1,7 @@
 //! The memory backend: one process, nothing kept across restarts. For trying the relay
 //! out (`store.backend = "memory"`) and for tests of logic above the store. Locks are
-//! plain mutexes, never held across an `.await`.
+//! plain mutexes, never held across an `.await`. Short-lived values are capped at
+//! [`MAX_VALUES`] and expire through an expiry queue ([`super::expiring`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -8,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
 
+use super::expiring::ExpiringMap;
+pub use super::expiring::MAX_VALUES;
 use super::{ChannelRecord, Keys, StoreBackend, StoreError};
 use crate::channel::ChannelRef;
 
@@ -15,15 +18,20 @@ use crate::channel::ChannelRef;
 pub struct MemoryStore {
     keys: Keys,
     channels: Mutex<HashMap<ChannelRef, ChannelRecord>>,
-    values: Mutex<HashMap<String, (String, Instant)>>,
+    values: Mutex<ExpiringMap>,
 }
 
 impl MemoryStore {
     pub fn new(keys: Keys) -> Self {
+        Self::with_cap(keys, MAX_VALUES)
+    }
+
+    /// A store holding at most `cap` short-lived values.
+    pub fn with_cap(keys: Keys, cap: usize) -> Self {
         Self {
             keys,
             channels: Mutex::new(HashMap::new()),
-            values: Mutex::new(HashMap::new()),
+            values: Mutex::new(ExpiringMap::new(cap)),
         }
     }
 
@@ -35,21 +43,9 @@ impl MemoryStore {
         self.channels.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The live values, with expired ones swept out.
-    fn values(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Instant)>> {
-        let mut v = self.values.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        if v.len() > 1024 {
-            v.retain(|_, (_, exp)| *exp > now);
-        }
-        v
+    fn values(&self) -> std::sync::MutexGuard<'_, ExpiringMap> {
+        self.values.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-fn live(entry: Option<&(String, Instant)>) -> Option<&String> {
-    entry
-        .filter(|(_, exp)| *exp > Instant::now())
-        .map(|(v, _)| v)
 }
 
 /// `*`-only glob, as the relay uses SCAN patterns.
@@ -127,26 +123,28 @@ impl StoreBackend for MemoryStore {
     }
 
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        Ok(live(self.values().get(key)).is_some())
+        Ok(self.values().get(key, Instant::now()).is_some())
     }
 
     async fn set_ex(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        let now = Instant::now();
         self.values()
-            .insert(key.to_owned(), (value.to_owned(), Instant::now() + ttl));
+            .insert(key.to_owned(), value.to_owned(), now + ttl, now);
         Ok(())
     }
 
     async fn set_nx_ex(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let now = Instant::now();
         let mut values = self.values();
-        if live(values.get(key)).is_some() {
+        if values.get(key, now).is_some() {
             return Ok(false);
         }
-        values.insert(key.to_owned(), (value.to_owned(), Instant::now() + ttl));
+        values.insert(key.to_owned(), value.to_owned(), now + ttl, now);
         Ok(true)
     }
 
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(live(self.values().get(key)).cloned())
+        Ok(self.values().get(key, Instant::now()).cloned())
     }
 
     async fn del(&self, key: &str) -> Result<bool, StoreError> {
@@ -155,16 +153,16 @@ impl StoreBackend for MemoryStore {
             .parse_channel(key)
             .map(|c| self.channels().remove(&c).is_some())
             .unwrap_or(false);
-        Ok(self.values().remove(key).is_some() || was_channel)
+        Ok(self.values().remove(key, Instant::now()) || was_channel)
     }
 
     async fn scan(&self, pattern: &str) -> Result<Vec<String>, StoreError> {
         let now = Instant::now();
         let mut out: Vec<String> = self
             .values()
-            .iter()
-            .filter(|(k, (_, exp))| *exp > now && glob_match(pattern, k))
-            .map(|(k, _)| k.clone())
+            .iter_live(now)
+            .filter(|k| glob_match(pattern, k))
+            .cloned()
             .collect();
         out.extend(
             self.channels()
@@ -202,5 +200,18 @@ mod tests {
         assert!(!s.set_nx_ex("k", "2", Duration::from_secs(1)).await.unwrap());
         tokio::time::sleep(Duration::from_millis(40)).await;
         assert!(!s.exists("k").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn values_are_capped() {
+        let s = MemoryStore::with_cap(Keys::new("p:"), 50);
+        for i in 0..500 {
+            let ttl = Duration::from_secs(3600 + i);
+            s.set_ex(&format!("p:seen:{i}"), "1", ttl).await.unwrap();
+        }
+        assert_eq!(s.values().len(), 50);
+        assert_eq!(s.scan("p:seen:*").await.unwrap().len(), 50);
+        assert!(s.exists("p:seen:499").await.unwrap(), "the newest is kept");
+        assert!(!s.exists("p:seen:0").await.unwrap(), "the soonest to expire made room");
     }
 }

@@ -6,6 +6,7 @@
 //! Key names live in [`keys`]. Nothing here holds plaintext secrets or message content:
 //! channel tokens arrive already Fernet-encrypted.
 
+pub mod expiring;
 pub mod fields;
 pub mod keys;
 pub mod memory;
