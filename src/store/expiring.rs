@@ -64,9 +64,7 @@ impl ExpiringMap {
 
     /// Removes `key`; whether a live value was there.
     pub fn remove(&mut self, key: &str, now: Instant) -> bool {
-        self.map
-            .remove(key)
-            .is_some_and(|(_, exp)| exp > now)
+        self.map.remove(key).is_some_and(|(_, exp)| exp > now)
     }
 
     /// The live keys.
@@ -81,9 +79,17 @@ impl ExpiringMap {
         self.map.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
     /// Drops every entry whose deadline has passed (each is visited once).
     fn purge(&mut self, now: Instant) {
-        while self.queue.peek().is_some_and(|Reverse((exp, _))| *exp <= now) {
+        while self
+            .queue
+            .peek()
+            .is_some_and(|Reverse((exp, _))| *exp <= now)
+        {
             if let Some(Reverse((exp, key))) = self.queue.pop() {
                 if self.map.get(&key).is_some_and(|(_, e)| *e == exp) {
                     self.map.remove(&key);
@@ -137,7 +143,11 @@ mod tests {
         m.insert(s("a"), s("2"), t0 + Duration::from_secs(10), t0);
         let t1 = t0 + Duration::from_secs(5);
         m.insert(s("x"), s("x"), t1 + Duration::from_secs(1), t1);
-        assert_eq!(m.get("a", t1), Some(&s("2")), "the stale deadline is skipped");
+        assert_eq!(
+            m.get("a", t1),
+            Some(&s("2")),
+            "the stale deadline is skipped"
+        );
     }
 
     #[test]

@@ -212,6 +212,9 @@ mod tests {
         assert_eq!(s.values().len(), 50);
         assert_eq!(s.scan("p:seen:*").await.unwrap().len(), 50);
         assert!(s.exists("p:seen:499").await.unwrap(), "the newest is kept");
-        assert!(!s.exists("p:seen:0").await.unwrap(), "the soonest to expire made room");
+        assert!(
+            !s.exists("p:seen:0").await.unwrap(),
+            "the soonest to expire made room"
+        );
     }
 }
