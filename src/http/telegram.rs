@@ -4,13 +4,12 @@
 //! is normalized and dispatched like every webhook.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use secrecy::ExposeSecret;
-use zeroize::Zeroizing;
 
 use super::body::{read_limited, require_json};
 use super::problem::ApiError;
 use super::webhooks::dispatch_and_answer;
-use crate::channels::telegram::{inbound, webhook};
+use crate::channels::telegram::inbound;
+use crate::channels::telegram::secret::{self, SecretCheckError};
 use crate::channels::{ChannelKind, ChannelRef, NormalizeContext};
 use crate::state::AppState;
 use crate::store::StoreBackend;
@@ -46,48 +45,28 @@ pub async fn telegram_webhook(
             ApiError::channel_not_found("no such Telegram bot")
         })?;
 
-    let open = |fernet: &str| {
-        live.keyring.decrypt(fernet).map_err(|e| {
-            outcome("unavailable");
-            tracing::error!(error = %e, channel = %channel, stage = "receiving", "The channel's webhook secret cannot be opened.");
-            ApiError::internal()
-        })
-    };
-    let current: Option<Zeroizing<Vec<u8>>> = match &record.webhook_secret {
-        Some(s) => Some(open(s.expose_secret())?),
-        None => None,
-    };
     let header = req
         .headers()
         .get("x-telegram-bot-api-secret-token")
         .map(|v| v.as_bytes());
-    let accepted: Vec<&[u8]> = current.iter().map(|s| s.as_slice()).collect();
-    let unauthorized = |e: inbound::SecretError| {
-        metrics::counter!("switchboard_signature_failures_total", "provider" => PROVIDER)
-            .increment(1);
-        outcome("unauthorized");
-        tracing::warn!(error = %e, channel = %channel, stage = "receiving", "Telegram webhook secret refused.");
-        ApiError::unauthorized(e.to_string())
-    };
     // The secret header is checked before the body is read.
-    let accepted_secret = match inbound::verify_secret(header, &accepted) {
-        Ok(ok) => ok,
-        // During a `set-webhook` change the previous secret is still accepted.
-        Err(inbound::SecretError::Mismatch) => {
-            let previous = state
-                .store
-                .get(&webhook::previous_secret_key(state.store.keys(), &bot_id))
-                .await
-                .ok()
-                .flatten();
-            let previous = match previous {
-                Some(p) => open(&p)?,
-                None => return Err(unauthorized(inbound::SecretError::Mismatch)),
-            };
-            inbound::verify_secret(header, &[previous.as_slice()]).map_err(unauthorized)?
-        }
-        Err(e) => return Err(unauthorized(e)),
-    };
+    let accepted_secret =
+        secret::check_webhook_secret(&state.store, &live.keyring, &bot_id, &record, header)
+            .await
+            .map_err(|e| match e {
+                SecretCheckError::Refused(e) => {
+                    metrics::counter!("switchboard_signature_failures_total", "provider" => PROVIDER)
+                        .increment(1);
+                    outcome("unauthorized");
+                    tracing::warn!(error = %e, channel = %channel, stage = "receiving", "Telegram webhook secret refused.");
+                    ApiError::unauthorized(e.to_string())
+                }
+                SecretCheckError::Unopenable(e) => {
+                    outcome("unavailable");
+                    tracing::error!(error = %e, channel = %channel, stage = "receiving", "The channel's webhook secret cannot be opened.");
+                    ApiError::internal()
+                }
+            })?;
 
     let body = read_limited(&req, payload, live.settings.server.max_body_bytes)
         .await

@@ -3,4 +3,6 @@
 
 pub mod inbound;
 pub mod outbound;
+pub mod secret;
 pub mod webhook;
+mod wire;
