@@ -9,6 +9,7 @@ mod delivery_load;
 mod delivery_replicas;
 mod delivery_support;
 mod event_schema;
+mod hardening;
 mod helpers;
 mod inbound_instagram;
 mod inbound_messenger;
