@@ -1,6 +1,8 @@
 //! The `switchboard` command line: `serve` runs the relay; the other subcommands are
 //! operator tools. No logic lives here: each calls into the library.
 
+mod cli;
+
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -28,18 +30,13 @@ enum Command {
     Serve,
     /// Check the configuration and exit (0 when it is usable).
     CheckConfig,
-    /// Sign a webhook payload file with the first `meta.app_secrets` and POST it to a
-    /// running relay (or print the signature with --print).
-    SignWebhook {
-        /// The JSON payload file (e.g. a fixture).
-        file: PathBuf,
-        /// The relay's webhook URL.
-        #[arg(long, default_value = "http://127.0.0.1:8080/webhooks/meta")]
-        url: String,
-        /// Only print the X-Hub-Signature-256 header value.
-        #[arg(long)]
-        print: bool,
-    },
+    /// A local CRM endpoint for development: verifies each event's Standard Webhooks
+    /// signature and prints the event (--fail-every to watch the relay retry).
+    Listen(cli::listen::ListenArgs),
+    /// Send a realistic, correctly signed provider webhook to a running relay
+    /// (--list names every event kind; a file path sends that payload as it is).
+    #[command(alias = "sign-webhook")]
+    Simulate(cli::simulate::SimulateArgs),
     /// Fernet vault tools.
     #[command(subcommand)]
     Vault(VaultCommand),
@@ -215,35 +212,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             switchboard::live::Live::new(settings).context("invalid configuration")?;
             println!("configuration OK");
         }
-        Command::SignWebhook { file, url, print } => {
-            let settings = load(&cli)?;
-            let body =
-                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-            let secrets = switchboard::channels::meta::AppSecrets::new(&settings.meta.app_secrets);
-            let signature = secrets
-                .sign(&body)
-                .context("meta.app_secrets is empty: nothing to sign with")?;
-            if *print {
-                println!("{signature}");
-                return Ok(());
-            }
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let (status, text) = runtime.block_on(async {
-                let resp = reqwest::Client::new()
-                    .post(url)
-                    .header("content-type", "application/json")
-                    .header("x-hub-signature-256", &signature)
-                    .body(body)
-                    .send()
-                    .await?;
-                let status = resp.status();
-                anyhow::Ok((status, resp.text().await.unwrap_or_default()))
-            })?;
-            println!("{status} {text}");
-            anyhow::ensure!(status.is_success(), "the relay refused the webhook");
-        }
+        Command::Listen(args) => cli::listen::run(cli.config.as_deref(), args)?,
+        Command::Simulate(args) => cli::simulate::run(cli.config.as_deref(), args)?,
         Command::Telegram(TelegramCommand::SetWebhook { bot_id }) => {
             let settings = load(&cli)?;
             let store = switchboard::app::open_store(&settings)?;

@@ -8,6 +8,7 @@ mod delivery_buffer;
 mod delivery_load;
 mod delivery_replicas;
 mod delivery_support;
+mod devtools;
 mod event_schema;
 mod hardening;
 mod helpers;
