@@ -29,6 +29,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// `HH:MM:SS` (UTC) of now, for the start of each printed line.
 fn clock() -> String {
-    let now = switchboard::event::format_rfc3339(switchboard::event::now_ms());
+    let now = switchboard::time::format_rfc3339(switchboard::time::now_ms());
     now.get(11..19).unwrap_or(&now).to_owned()
 }

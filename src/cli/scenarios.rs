@@ -36,254 +36,257 @@ macro_rules! scenario {
 }
 
 /// Every kind, in `--list` order.
-pub static SCENARIOS: &[Scenario] =
-    &[
-        scenario!(
-            "whatsapp.text",
-            Whatsapp,
-            "whatsapp/text.json",
-            "message.received, a text"
-        ),
-        scenario!(
-            "whatsapp.image",
-            Whatsapp,
-            "whatsapp/image.json",
-            "message.received, an image with its media URL"
-        ),
-        scenario!(
-            "whatsapp.audio",
-            Whatsapp,
-            "whatsapp/audio_voice.json",
-            "message.received, a voice note"
-        ),
-        scenario!(
-            "whatsapp.video",
-            Whatsapp,
-            "whatsapp/video.json",
-            "message.received, a video"
-        ),
-        scenario!(
-            "whatsapp.document",
-            Whatsapp,
-            "whatsapp/document_forwarded.json",
-            "message.received, a forwarded document"
-        ),
-        scenario!(
-            "whatsapp.sticker",
-            Whatsapp,
-            "whatsapp/sticker.json",
-            "message.received, a sticker"
-        ),
-        scenario!(
-            "whatsapp.location",
-            Whatsapp,
-            "whatsapp/location.json",
-            "message.received, a location"
-        ),
-        scenario!(
-            "whatsapp.contacts",
-            Whatsapp,
-            "whatsapp/contacts_unicode.json",
-            "message.received, a shared contact"
-        ),
-        scenario!(
-            "whatsapp.interactive",
-            Whatsapp,
-            "whatsapp/interactive_button_reply.json",
-            "message.received, a reply button chosen"
-        ),
-        scenario!(
-            "whatsapp.button",
-            Whatsapp,
-            "whatsapp/button_template_quick_reply.json",
-            "message.received, a template quick reply"
-        ),
-        scenario!(
-            "whatsapp.order",
-            Whatsapp,
-            "whatsapp/order.json",
-            "message.received, a catalog order"
-        ),
-        scenario!(
-            "whatsapp.reaction",
-            Whatsapp,
-            "whatsapp/reaction.json",
-            "message.reaction"
-        ),
-        scenario!(
-            "whatsapp.status",
-            Whatsapp,
-            "whatsapp/status_delivered.json",
-            "message.status, delivered"
-        ),
-        scenario!(
-            "whatsapp.status_failed",
-            Whatsapp,
-            "whatsapp/status_failed.json",
-            "message.status, failed with its error"
-        ),
-        scenario!("whatsapp.template_status", Whatsapp, "whatsapp/template_status_approved.json",
+pub static SCENARIOS: &[Scenario] = &[
+    scenario!(
+        "whatsapp.text",
+        Whatsapp,
+        "whatsapp/text.json",
+        "message.received, a text"
+    ),
+    scenario!(
+        "whatsapp.image",
+        Whatsapp,
+        "whatsapp/image.json",
+        "message.received, an image with its media URL"
+    ),
+    scenario!(
+        "whatsapp.audio",
+        Whatsapp,
+        "whatsapp/audio_voice.json",
+        "message.received, a voice note"
+    ),
+    scenario!(
+        "whatsapp.video",
+        Whatsapp,
+        "whatsapp/video.json",
+        "message.received, a video"
+    ),
+    scenario!(
+        "whatsapp.document",
+        Whatsapp,
+        "whatsapp/document_forwarded.json",
+        "message.received, a forwarded document"
+    ),
+    scenario!(
+        "whatsapp.sticker",
+        Whatsapp,
+        "whatsapp/sticker.json",
+        "message.received, a sticker"
+    ),
+    scenario!(
+        "whatsapp.location",
+        Whatsapp,
+        "whatsapp/location.json",
+        "message.received, a location"
+    ),
+    scenario!(
+        "whatsapp.contacts",
+        Whatsapp,
+        "whatsapp/contacts_unicode.json",
+        "message.received, a shared contact"
+    ),
+    scenario!(
+        "whatsapp.interactive",
+        Whatsapp,
+        "whatsapp/interactive_button_reply.json",
+        "message.received, a reply button chosen"
+    ),
+    scenario!(
+        "whatsapp.button",
+        Whatsapp,
+        "whatsapp/button_template_quick_reply.json",
+        "message.received, a template quick reply"
+    ),
+    scenario!(
+        "whatsapp.order",
+        Whatsapp,
+        "whatsapp/order.json",
+        "message.received, a catalog order"
+    ),
+    scenario!(
+        "whatsapp.reaction",
+        Whatsapp,
+        "whatsapp/reaction.json",
+        "message.reaction"
+    ),
+    scenario!(
+        "whatsapp.status",
+        Whatsapp,
+        "whatsapp/status_delivered.json",
+        "message.status, delivered"
+    ),
+    scenario!(
+        "whatsapp.status_failed",
+        Whatsapp,
+        "whatsapp/status_failed.json",
+        "message.status, failed with its error"
+    ),
+    scenario!(
+        "whatsapp.template_status",
+        Whatsapp,
+        "whatsapp/account/template_status_approved.json",
         "a template approved (account level: reaches the tenants owning a channel of that WABA)",
-        "/entry/0/changes/0/value/message_template_id"),
-        scenario!(
-            "instagram.text",
-            Instagram,
-            "instagram/text.json",
-            "message.received, a direct message"
-        ),
-        scenario!(
-            "instagram.image",
-            Instagram,
-            "instagram/attachment_image.json",
-            "message.received, an image"
-        ),
-        scenario!(
-            "instagram.story_reply",
-            Instagram,
-            "instagram/story_reply.json",
-            "message.received, a reply to a story"
-        ),
-        scenario!(
-            "instagram.story_mention",
-            Instagram,
-            "instagram/story_mention.json",
-            "message.received, a story mention"
-        ),
-        scenario!(
-            "instagram.reaction",
-            Instagram,
-            "instagram/reaction_react.json",
-            "message.reaction"
-        ),
-        scenario!(
-            "instagram.postback",
-            Instagram,
-            "instagram/postback_icebreaker.json",
-            "postback, an ice breaker"
-        ),
-        scenario!(
-            "instagram.seen",
-            Instagram,
-            "instagram/seen.json",
-            "conversation.read"
-        ),
-        scenario!(
-            "instagram.unsend",
-            Instagram,
-            "instagram/unsend_deleted.json",
-            "message.deleted"
-        ),
-        scenario!(
-            "instagram.echo",
-            Instagram,
-            "instagram/echo.json",
-            "message.echo"
-        ),
-        scenario!(
-            "instagram.comment",
-            Instagram,
-            "instagram/comments_change.json",
-            "comment.received",
-            "/entry/0/changes/0/value/id"
-        ),
-        scenario!(
-            "messenger.text",
-            Messenger,
-            "messenger/text_quick_reply.json",
-            "message.received, a quick reply"
-        ),
-        scenario!(
-            "messenger.reply",
-            Messenger,
-            "messenger/text_reply_to.json",
-            "message.received, quoting a message"
-        ),
-        scenario!(
-            "messenger.image",
-            Messenger,
-            "messenger/attachment_image.json",
-            "message.received, an image"
-        ),
-        scenario!(
-            "messenger.postback",
-            Messenger,
-            "messenger/postback_get_started_referral.json",
-            "postback, Get Started"
-        ),
-        scenario!(
-            "messenger.reaction",
-            Messenger,
-            "messenger/reaction_react.json",
-            "message.reaction"
-        ),
-        scenario!(
-            "messenger.read",
-            Messenger,
-            "messenger/read.json",
-            "conversation.read"
-        ),
-        scenario!(
-            "messenger.delivery",
-            Messenger,
-            "messenger/delivery.json",
-            "message.status, delivered"
-        ),
-        scenario!(
-            "messenger.echo",
-            Messenger,
-            "messenger/echo_text.json",
-            "message.echo"
-        ),
-        scenario!(
-            "telegram.message",
-            Telegram,
-            "telegram/message_text.json",
-            "message.received, a text"
-        ),
-        scenario!(
-            "telegram.start",
-            Telegram,
-            "telegram/official_message_start.json",
-            "message.received, /start"
-        ),
-        scenario!(
-            "telegram.photo",
-            Telegram,
-            "telegram/message_photo_unicode_names.json",
-            "message.received, a photo"
-        ),
-        scenario!(
-            "telegram.document",
-            Telegram,
-            "telegram/official_message_document.json",
-            "message.received, a document"
-        ),
-        scenario!(
-            "telegram.voice",
-            Telegram,
-            "telegram/official_message_voice.json",
-            "message.received, a voice note"
-        ),
-        scenario!(
-            "telegram.edited",
-            Telegram,
-            "telegram/official_edited_message.json",
-            "message.edited"
-        ),
-        scenario!(
-            "telegram.callback",
-            Telegram,
-            "telegram/callback_query_with_message.json",
-            "postback, an inline button pressed",
-            "/callback_query/id"
-        ),
-        scenario!(
-            "telegram.reaction",
-            Telegram,
-            "telegram/message_reaction.json",
-            "message.reaction"
-        ),
-    ];
+        "/entry/0/changes/0/value/message_template_id"
+    ),
+    scenario!(
+        "instagram.text",
+        Instagram,
+        "instagram/text.json",
+        "message.received, a direct message"
+    ),
+    scenario!(
+        "instagram.image",
+        Instagram,
+        "instagram/attachment_image.json",
+        "message.received, an image"
+    ),
+    scenario!(
+        "instagram.story_reply",
+        Instagram,
+        "instagram/story_reply.json",
+        "message.received, a reply to a story"
+    ),
+    scenario!(
+        "instagram.story_mention",
+        Instagram,
+        "instagram/story_mention.json",
+        "message.received, a story mention"
+    ),
+    scenario!(
+        "instagram.reaction",
+        Instagram,
+        "instagram/reaction_react.json",
+        "message.reaction"
+    ),
+    scenario!(
+        "instagram.postback",
+        Instagram,
+        "instagram/postback_icebreaker.json",
+        "postback, an ice breaker"
+    ),
+    scenario!(
+        "instagram.seen",
+        Instagram,
+        "instagram/seen.json",
+        "conversation.read"
+    ),
+    scenario!(
+        "instagram.unsend",
+        Instagram,
+        "instagram/unsend_deleted.json",
+        "message.deleted"
+    ),
+    scenario!(
+        "instagram.echo",
+        Instagram,
+        "instagram/echo.json",
+        "message.echo"
+    ),
+    scenario!(
+        "instagram.comment",
+        Instagram,
+        "instagram/comments_change.json",
+        "comment.received",
+        "/entry/0/changes/0/value/id"
+    ),
+    scenario!(
+        "messenger.text",
+        Messenger,
+        "messenger/text_quick_reply.json",
+        "message.received, a quick reply"
+    ),
+    scenario!(
+        "messenger.reply",
+        Messenger,
+        "messenger/text_reply_to.json",
+        "message.received, quoting a message"
+    ),
+    scenario!(
+        "messenger.image",
+        Messenger,
+        "messenger/attachment_image.json",
+        "message.received, an image"
+    ),
+    scenario!(
+        "messenger.postback",
+        Messenger,
+        "messenger/postback_get_started_referral.json",
+        "postback, Get Started"
+    ),
+    scenario!(
+        "messenger.reaction",
+        Messenger,
+        "messenger/reaction_react.json",
+        "message.reaction"
+    ),
+    scenario!(
+        "messenger.read",
+        Messenger,
+        "messenger/read.json",
+        "conversation.read"
+    ),
+    scenario!(
+        "messenger.delivery",
+        Messenger,
+        "messenger/delivery.json",
+        "message.status, delivered"
+    ),
+    scenario!(
+        "messenger.echo",
+        Messenger,
+        "messenger/echo_text.json",
+        "message.echo"
+    ),
+    scenario!(
+        "telegram.message",
+        Telegram,
+        "telegram/message_text.json",
+        "message.received, a text"
+    ),
+    scenario!(
+        "telegram.start",
+        Telegram,
+        "telegram/official_message_start.json",
+        "message.received, /start"
+    ),
+    scenario!(
+        "telegram.photo",
+        Telegram,
+        "telegram/message_photo_unicode_names.json",
+        "message.received, a photo"
+    ),
+    scenario!(
+        "telegram.document",
+        Telegram,
+        "telegram/official_message_document.json",
+        "message.received, a document"
+    ),
+    scenario!(
+        "telegram.voice",
+        Telegram,
+        "telegram/official_message_voice.json",
+        "message.received, a voice note"
+    ),
+    scenario!(
+        "telegram.edited",
+        Telegram,
+        "telegram/official_edited_message.json",
+        "message.edited"
+    ),
+    scenario!(
+        "telegram.callback",
+        Telegram,
+        "telegram/callback_query_with_message.json",
+        "postback, an inline button pressed",
+        "/callback_query/id"
+    ),
+    scenario!(
+        "telegram.reaction",
+        Telegram,
+        "telegram/message_reaction.json",
+        "message.reaction"
+    ),
+];
 
 pub fn find(name: &str) -> Option<&'static Scenario> {
     SCENARIOS.iter().find(|s| s.name == name)

@@ -69,7 +69,7 @@ fn target_channel(settings: &Settings, kind: ChannelKind, given: Option<&str>) -
 
 fn from_scenario(settings: &Settings, s: &Scenario, channel: Option<&str>) -> Payload {
     let target = target_channel(settings, s.kind, channel);
-    let body = s.render(target.as_deref(), switchboard::event::now_ms());
+    let body = s.render(target.as_deref(), switchboard::time::now_ms());
     let channel = match s.kind {
         ChannelKind::Telegram => target,
         kind => scenarios::channel_of(kind, &body),

@@ -78,8 +78,7 @@ async fn post_signed(
     timestamp: i64,
     body: &str,
 ) -> reqwest::Response {
-    let signer =
-        switchboard::delivery::signing::Signer::new(&secret.to_owned().into(), &[]).unwrap();
+    let signer = switchboard::signing::Signer::new(&secret.to_owned().into(), &[]).unwrap();
     reqwest::Client::new()
         .post(format!("http://127.0.0.1:{port}{CRM_PATH}"))
         .header("webhook-id", id)
@@ -95,7 +94,7 @@ async fn post_signed(
 }
 
 fn now_s() -> i64 {
-    switchboard::event::now_ms() / 1000
+    switchboard::time::now_ms() / 1000
 }
 
 const EVENT: &str = r#"{"id":"evt_1","type":"message.received","timestamp":"2026-01-01T00:00:00Z","tenant":"acme","channel":{"kind":"telegram","id":"42"},"data":{"conversation":{"id":"7"},"sender":{"id":"7","name":"Ada"},"message":{"id":"99","kind":"text","text":"where is my order?"}}}"#;
