@@ -163,9 +163,7 @@ fn stored_telegram_secret(
     );
     let channel = ChannelRef::new(ChannelKind::Telegram, bot);
     let runtime = super::runtime()?;
-    let opened = runtime.block_on(switchboard::vault::registry::open(
-        &store, keyring, &channel,
-    ))?;
+    let opened = runtime.block_on(switchboard::registry::open(&store, keyring, &channel))?;
     Ok(opened.webhook_secret.map(|s| s.expose().to_owned()))
 }
 
