@@ -76,6 +76,7 @@ impl Application {
             metrics: crate::telemetry::metrics_handle(),
             providers: crate::replies::Providers::new()?,
             revoker: crate::privacy::revoke::Revoker::new()?,
+            connect: crate::connect::provider::OAuthClient::new()?,
         });
 
         let server_state = state.clone();

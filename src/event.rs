@@ -29,6 +29,8 @@ pub enum EventType {
     CommentReceived,
     ChannelDeauthorized,
     ChannelReauthRequired,
+    /// v2: a channel was connected through a connect link.
+    ChannelConnected,
     DataDeletionRequested,
     /// Something the provider sent that has no normalized form: delivered with `data.raw`.
     ProviderEvent,
@@ -48,6 +50,7 @@ impl EventType {
             EventType::CommentReceived => "comment.received",
             EventType::ChannelDeauthorized => "channel.deauthorized",
             EventType::ChannelReauthRequired => "channel.reauth_required",
+            EventType::ChannelConnected => "channel.connected",
             EventType::DataDeletionRequested => "data_deletion.requested",
             EventType::ProviderEvent => "provider.event",
         }

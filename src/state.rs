@@ -25,4 +25,6 @@ pub struct AppState {
     pub providers: Providers,
     /// Revokes the app's access at the provider (`DELETE …?revoke=true`).
     pub revoker: Revoker,
+    /// The connect pages' OAuth and Graph calls.
+    pub connect: crate::connect::provider::OAuthClient,
 }

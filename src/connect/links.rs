@@ -284,9 +284,6 @@ pub async fn get(store: &Store, tenant: &str, id: &str) -> Result<Link, LinkErro
 /// ended.
 pub async fn revoke(store: &Store, tenant: &str, id: &str) -> Result<(), LinkError> {
     let mut link = get(store, tenant, id).await?;
-    store
-        .del(&store.keys().connect_secret(&link.secret_sha256))
-        .await?;
     if claim(store, &link).await? {
         link.status = LinkStatus::Revoked;
         save(store, &link).await?;
@@ -349,7 +346,7 @@ pub async fn fail(store: &Store, link: &Link, code: &str, detail: &str) -> Resul
     save(store, &current).await
 }
 
-/// Records the connected channel; the secret stops opening the link.
+/// Records the connected channel (its secret now opens only the "already used" page).
 pub async fn connected(store: &Store, link: &Link, channel: &ChannelRef) -> Result<(), StoreError> {
     let mut current = match load(store, &link.id).await {
         Ok(Some(l)) => l,
@@ -358,11 +355,7 @@ pub async fn connected(store: &Store, link: &Link, channel: &ChannelRef) -> Resu
     current.status = LinkStatus::Connected;
     current.channel = Some(channel.clone());
     current.error = None;
-    save(store, &current).await?;
-    store
-        .del(&store.keys().connect_secret(&link.secret_sha256))
-        .await?;
-    Ok(())
+    save(store, &current).await
 }
 
 #[cfg(test)]

@@ -12,5 +12,14 @@
 //! - [`provider`]: the HTTP calls of the flows (tokens never in an error or a log).
 //! - [`telegram`], [`messenger`], [`instagram`], [`whatsapp`]: each kind's flow.
 
+pub mod finish;
+pub mod flow;
+pub mod instagram;
 pub mod links;
+pub mod messenger;
+pub mod pages;
+pub mod provider;
 pub mod settings;
+pub mod telegram;
+pub mod web;
+pub mod whatsapp;

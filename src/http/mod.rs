@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod connect_links;
+pub mod connect_pages;
 pub mod health;
 pub mod media;
 pub mod privacy;
@@ -23,6 +24,7 @@ pub use problem::{ApiError, ErrorCode};
 
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    connect_pages::routes(cfg);
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))

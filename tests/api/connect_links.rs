@@ -162,14 +162,16 @@ async fn revoked_link_says_so_and_its_secret_no_longer_opens_it() {
     assert_eq!(resp.status(), 204);
     let got: Value = get_link(&app, API_KEY, id).await.json().await.unwrap();
     assert_eq!(got["status"], "revoked");
-    let hash = hex::encode(Sha256::digest(secret.as_bytes()));
-    assert_eq!(
-        app.redis()
-            .cli(&["EXISTS", &format!("switchboard:connect:secret:{hash}")])
-            .unwrap()
-            .trim(),
-        "0"
-    );
+    // The URL no longer opens a connect page.
+    let resp = app
+        .http
+        .get(app.url(&format!("/connect/{secret}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 410);
+    assert!(resp.headers().get("set-cookie").is_none());
+    assert!(resp.text().await.unwrap().contains("withdrawn"));
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 mod channel_fields;
 mod cluster;
+mod connect_flows;
 mod connect_links;
 mod delivery_buffer;
 mod delivery_load;
