@@ -3,6 +3,11 @@
 //! made lazily and retried on use, so the relay starts (and `/healthz` answers) while
 //! Redis is away, and recovers without a restart when it returns.
 //!
+//! Each thread that uses the store (every actix worker's own runtime, and the main
+//! runtime's threads) holds its own multiplexed connection, made there on first use, so
+//! a command's driver task runs on the runtime of the handler that sends it: no command
+//! crosses threads. A connection whose runtime has shut down is replaced on next use.
+//!
 //! Every command has a deadline (`store.timeout_ms`); a store that does not answer in
 //! time is reported unavailable, and webhooks are answered 503 rather than lost.
 
@@ -14,7 +19,9 @@ use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncCommands, Cmd, FromRedisValue, Script};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::OnceCell;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use super::{ChannelRecord, Keys, StoreBackend, StoreError};
 use crate::channel::ChannelRef;
@@ -66,13 +73,26 @@ enum Target {
     Cluster(Vec<SecretString>),
 }
 
-/// The Redis store. Clones share the connection.
+/// The Redis store. Clones share one identity, so one connection per thread.
 #[derive(Clone)]
 pub struct RedisStore {
     keys: Keys,
     target: Target,
     timeout: Duration,
-    conn: std::sync::Arc<OnceCell<RedisConn>>,
+    id: u64,
+}
+
+static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(0);
+
+/// A thread's connection and a token that lives as long as the runtime it was made on
+/// (held by a task parked on that runtime).
+struct LocalConn {
+    conn: RedisConn,
+    runtime_alive: Weak<()>,
+}
+
+thread_local! {
+    static LOCAL_CONNS: RefCell<HashMap<u64, LocalConn>> = RefCell::new(HashMap::new());
 }
 
 impl RedisStore {
@@ -95,7 +115,7 @@ impl RedisStore {
             keys,
             target,
             timeout,
-            conn: std::sync::Arc::new(OnceCell::new()),
+            id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -103,17 +123,42 @@ impl RedisStore {
         &self.keys
     }
 
-    /// The shared connection, connecting first if needed.
+    /// This thread's connection, connecting first if needed (on the current runtime, so
+    /// the connection's driver runs beside the caller).
     pub async fn conn(&self) -> Result<RedisConn, StoreError> {
-        let conn = self
-            .conn
-            .get_or_try_init(|| async {
-                tokio::time::timeout(self.timeout * 2, self.connect())
-                    .await
-                    .map_err(|_| StoreError::Unavailable("connecting timed out".into()))?
-            })
-            .await?;
-        Ok(conn.clone())
+        let held = LOCAL_CONNS.with(|m| {
+            let mut m = m.borrow_mut();
+            match m.get(&self.id) {
+                Some(l) if l.runtime_alive.strong_count() > 0 => Some(l.conn.clone()),
+                Some(_) => {
+                    m.remove(&self.id);
+                    None
+                }
+                None => None,
+            }
+        });
+        if let Some(conn) = held {
+            return Ok(conn);
+        }
+        let conn = tokio::time::timeout(self.timeout * 2, self.connect())
+            .await
+            .map_err(|_| StoreError::Unavailable("connecting timed out".into()))??;
+        let alive = Arc::new(());
+        let runtime_alive = Arc::downgrade(&alive);
+        tokio::spawn(async move {
+            let _alive = alive;
+            std::future::pending::<()>().await;
+        });
+        LOCAL_CONNS.with(|m| {
+            m.borrow_mut().insert(
+                self.id,
+                LocalConn {
+                    conn: conn.clone(),
+                    runtime_alive,
+                },
+            )
+        });
+        Ok(conn)
     }
 
     async fn connect(&self) -> Result<RedisConn, StoreError> {
