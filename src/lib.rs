@@ -8,26 +8,30 @@
 //!
 //! ## Layout
 //!
-//! - [`config`]: settings, layered TOML + environment, `…_file` secrets, validation.
-//! - [`live`]: the reloadable part of the config, swapped atomically; [`reload`] swaps it.
-//! - [`app`]: builds and runs the HTTP server and background tasks (used by tests too).
-//! - [`http`]: routes only (webhooks, health, errors as problem+json).
-//! - [`channels`]: one adapter per channel; inbound normalization is pure.
-//! - [`event`]: the normalized event (the contract's envelope).
-//! - [`delivery`]: routing, dedupe, Standard Webhooks signing, the CRM client, the
-//!   encrypted retry buffer (Redis Streams) and its worker, per-tenant circuit breakers.
-//!   `ARCHITECTURE.md` has the data flow and the Redis design.
-//! - [`privacy`]: Meta's deauthorize and data-deletion callbacks, revocation, and what
-//!   the relay keeps for how long.
+//! Imports run one way, from the edge down (`ARCHITECTURE.md` has the map):
+//!
+//! - [`app`]: builds and runs the HTTP server and background tasks (used by tests too);
+//!   [`reload`] swaps the live config and writes `[[channels]]` into the store.
+//! - [`http`]: routes only (parse, call the module, answer; errors as problem+json),
+//!   over the shared [`state::AppState`].
 //! - [`replies`]: `POST /v1/messages` and the media proxy: auth, channel, token,
-//!   send with retries, idempotency.
+//!   idempotency, send with retries. [`privacy`]: Meta's deauthorize and data-deletion
+//!   callbacks, revocation, and what the relay keeps for how long. [`connect`]:
+//!   connect links and the pages on which a business connects a channel.
+//! - [`delivery`]: routing, unsend, dedupe, the CRM client, the encrypted retry buffer
+//!   (Redis Streams) and its worker, the retry policy, per-tenant circuit breakers.
+//! - [`live`]: the reloadable part of the config, parsed once; [`tenant`] and
+//!   [`signing`] (Standard Webhooks) are what it makes of `[[tenants]]`.
+//! - [`channels`]: one adapter per channel; inbound normalization is pure.
 //! - [`registry`]: the channel records behind the admin API and the CLI (put, list,
 //!   delete, open), encrypting on the way in.
 //! - [`vault`]: the Fernet keyring; re-encryption under the primary key
 //!   (`vault rotate`).
 //! - [`store`]: Redis (single or cluster) and memory backends; every key in [`store::keys`].
-//! - [`connect`]: connect links and the pages on which a business connects a channel.
-//! - [`telemetry`]: logs and metrics.
+//! - [`config`]: settings, layered TOML + environment, `…_file` secrets, validation;
+//!   [`telemetry`]: logs and metrics.
+//! - [`event`]: the normalized event (the contract's envelope); [`channel`]: which
+//!   channel (kind and id); [`time`]: clocks and timestamp formats.
 
 pub mod app;
 pub mod channel;
