@@ -43,6 +43,7 @@ pub mod event;
 pub mod http;
 pub mod live;
 pub mod privacy;
+pub mod redact;
 pub mod registry;
 pub mod reload;
 pub mod replies;

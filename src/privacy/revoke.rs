@@ -120,7 +120,7 @@ impl Revoker {
                     .post(url)
                     .timeout(Duration::from_millis(live.settings.telegram.timeout_ms))
                     .json(&serde_json::json!({"drop_pending_updates": true}));
-                self.send(req).await.map(|_| ())
+                self.send(req, &token).await.map(|_| ())
             }
             _ => {
                 let user = record.user_id.as_deref().ok_or(RevokeError::NoUserId)?;
@@ -135,20 +135,9 @@ impl Revoker {
                     .delete(url)
                     .timeout(Duration::from_millis(live.settings.meta.timeout_ms))
                     .bearer_auth(token.expose());
-                self.send(req).await.map(|_| ())
+                self.send(req, &token).await.map(|_| ())
             }
         };
-        // A provider may echo a malformed token in its message: never pass it on.
-        let result = result.map_err(|e| match e {
-            RevokeError::Refused { status, message } => RevokeError::Refused {
-                status,
-                message: match token.expose().trim() {
-                    t if t.len() >= 8 => message.replace(t, "[REDACTED]"),
-                    _ => message,
-                },
-            },
-            other => other,
-        });
         match result {
             Err(RevokeError::Refused { status, message }) if token_already_invalid(status) => {
                 tracing::info!(channel = %channel, status, %message, stage = "sending", "Token already invalid at the provider; access counts as revoked.");
@@ -167,7 +156,13 @@ impl Revoker {
 
     /// Sends and reads a bounded answer; a non-success answer becomes `Refused` with the
     /// provider's message (Graph `error.message`, Telegram `description`).
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, RevokeError> {
+    /// A provider may echo a malformed token in its message: it is redacted before the
+    /// message is cut to length, so no piece of it is passed on.
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        token: &crate::vault::AccessToken,
+    ) -> Result<Value, RevokeError> {
         let mut resp = req
             .send()
             .await
@@ -190,14 +185,14 @@ impl Revoker {
         if status.is_success() && !refused_in_body {
             return Ok(json);
         }
-        let message = json
-            .pointer("/error/message")
-            .or_else(|| json.get("description"))
-            .and_then(Value::as_str)
-            .unwrap_or("no message")
-            .chars()
-            .take(200)
-            .collect();
+        let message = crate::redact::redact_then_truncate(
+            json.pointer("/error/message")
+                .or_else(|| json.get("description"))
+                .and_then(Value::as_str)
+                .unwrap_or("no message"),
+            token.expose(),
+            200,
+        );
         let code = json.pointer("/error/code").and_then(Value::as_u64);
         Err(RevokeError::Refused {
             // Graph answers an invalid token with code 190 (HTTP 400 or 401).

@@ -18,6 +18,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::channels::outbound::{ProviderDetail, SendError};
+use crate::redact::redact_then_truncate;
+use crate::vault::AccessToken;
 
 /// Graph codes that mean "slow down".
 pub const RATE_LIMIT_CODES: &[i64] = &[4, 17, 32, 613, 80007, 130429, 131056];
@@ -72,8 +74,15 @@ struct ErrorData {
 const MAX_MESSAGE: usize = 512;
 
 impl GraphError {
-    /// Classifies a non-2xx answer: `status`, the (capped) body and `Retry-After`.
-    pub fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) -> Self {
+    /// Classifies a non-2xx answer: `status`, the (capped) body and `Retry-After`. The
+    /// decoded message is redacted of `token` (Graph quotes a malformed one) before it
+    /// is cut to length.
+    pub fn classify(
+        status: u16,
+        body: &[u8],
+        retry_after: Option<Duration>,
+        token: Option<&AccessToken>,
+    ) -> Self {
         let parsed = serde_json::from_slice::<Envelope>(body)
             .ok()
             .and_then(|e| e.error);
@@ -88,7 +97,10 @@ impl GraphError {
                     http_status: status,
                     code: e.code,
                     subcode: e.error_subcode,
-                    message: truncate(&message),
+                    message: match token {
+                        Some(t) => redact_then_truncate(&message, t.expose(), MAX_MESSAGE),
+                        None => truncate(&message),
+                    },
                     fbtrace_id: e.fbtrace_id.clone(),
                     migrate_to_chat_id: None,
                 }
@@ -173,31 +185,31 @@ mod tests {
         let body =
             |code: i64| format!(r#"{{"error":{{"message":"m","code":{code},"fbtrace_id":"T"}}}}"#);
         assert!(matches!(
-            GraphError::classify(401, body(190).as_bytes(), None),
+            GraphError::classify(401, body(190).as_bytes(), None, None),
             GraphError::TokenInvalid(_)
         ));
         assert!(matches!(
-            GraphError::classify(400, body(131047).as_bytes(), None),
+            GraphError::classify(400, body(131047).as_bytes(), None, None),
             GraphError::OutsideWindow(_)
         ));
         for c in RATE_LIMIT_CODES {
-            match GraphError::classify(400, body(*c).as_bytes(), None) {
+            match GraphError::classify(400, body(*c).as_bytes(), None, None) {
                 GraphError::RateLimited { retry_after, .. } => {
                     assert!(retry_after >= Duration::from_secs(6))
                 }
                 other => panic!("{c}: {other:?}"),
             }
         }
-        let e = GraphError::classify(400, body(100).as_bytes(), None);
+        let e = GraphError::classify(400, body(100).as_bytes(), None, None);
         assert_eq!(e.detail().code, Some(100));
         assert_eq!(e.detail().fbtrace_id.as_deref(), Some("T"));
         assert!(matches!(e, GraphError::Other(_)));
         assert!(matches!(
-            GraphError::classify(503, b"<html>", None),
+            GraphError::classify(503, b"<html>", None, None),
             GraphError::Unavailable(_)
         ));
         assert!(matches!(
-            GraphError::classify(400, body(4).as_bytes(), Some(Duration::from_secs(9))),
+            GraphError::classify(400, body(4).as_bytes(), Some(Duration::from_secs(9)), None),
             GraphError::RateLimited { retry_after, .. } if retry_after == Duration::from_secs(9)
         ));
     }

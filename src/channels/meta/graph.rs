@@ -134,9 +134,9 @@ impl GraphClient {
             })
         } else {
             // Graph echoes a malformed token in its message ("Malformed access token
-            // EAAG…"): the message goes to the CRM and the logs, so the token is cut out.
-            let body = scrub_token(&body, token);
-            Err(GraphError::classify(status.as_u16(), &body, retry_after).into())
+            // EAAG…"): the message goes to the CRM and the logs, so the token is cut out
+            // of the decoded message.
+            Err(GraphError::classify(status.as_u16(), &body, retry_after, Some(token)).into())
         }
     }
 
@@ -169,21 +169,7 @@ impl GraphClient {
         let body = read_capped(resp, MAX_RESPONSE_BYTES)
             .await
             .unwrap_or_default();
-        Err(GraphError::classify(status.as_u16(), &body, retry_after).into())
-    }
-}
-
-/// `body` with every occurrence of the token replaced by `[REDACTED]`.
-pub fn scrub_token(body: &[u8], token: &AccessToken) -> Vec<u8> {
-    let t = token.expose().trim();
-    if t.len() < 8 {
-        return body.to_vec();
-    }
-    match std::str::from_utf8(body) {
-        Ok(text) if text.contains(t) => text.replace(t, "[REDACTED]").into_bytes(),
-        Ok(_) => body.to_vec(),
-        // Not UTF-8: nothing to classify anyway; drop it rather than risk the token.
-        Err(_) => Vec::new(),
+        Err(GraphError::classify(status.as_u16(), &body, retry_after, token).into())
     }
 }
 

@@ -119,7 +119,7 @@ impl TelegramClient {
             Some(a) if a.ok && (200..300).contains(&status) => {
                 Ok(a.result.unwrap_or(Value::Bool(true)))
             }
-            Some(a) => Err(classify(status, a, header_wait)),
+            Some(a) => Err(classify(status, a, header_wait, token)),
             None if status >= 500 => Err(SendError::Transient(format!(
                 "the Bot API answered HTTP {status}"
             ))),
@@ -172,7 +172,7 @@ impl TelegramClient {
             .await
             .unwrap_or_default();
         Err(match serde_json::from_slice::<Answer>(&bytes) {
-            Ok(a) => classify(status.as_u16(), a, None),
+            Ok(a) => classify(status.as_u16(), a, None, token),
             Err(_) if status.is_server_error() => {
                 SendError::Transient(format!("the Bot API file server answered HTTP {status}"))
             }
@@ -186,7 +186,14 @@ impl TelegramClient {
     }
 }
 
-fn classify(status: u16, a: Answer, header_wait: Option<Duration>) -> SendError {
+/// A Bot API refusal as a [`SendError`]; the description is redacted of the bot token
+/// (it can quote it) before it is cut to length.
+fn classify(
+    status: u16,
+    a: Answer,
+    header_wait: Option<Duration>,
+    token: &AccessToken,
+) -> SendError {
     let code = a.error_code.unwrap_or(i64::from(status));
     let params = a.parameters;
     let detail = Box::new(ProviderDetail {
@@ -194,12 +201,11 @@ fn classify(status: u16, a: Answer, header_wait: Option<Duration>) -> SendError 
         http_status: status,
         code: Some(code),
         subcode: None,
-        message: a
-            .description
-            .unwrap_or_default()
-            .chars()
-            .take(512)
-            .collect(),
+        message: crate::redact::redact_then_truncate(
+            a.description.as_deref().unwrap_or_default(),
+            token.expose(),
+            512,
+        ),
         fbtrace_id: None,
         migrate_to_chat_id: params.as_ref().and_then(|p| p.migrate_to_chat_id),
     });
@@ -217,6 +223,31 @@ fn classify(status: u16, a: Answer, header_wait: Option<Duration>) -> SendError 
         c if c >= 500 => SendError::Transient(format!("the Bot API answered error {c}")),
         _ => SendError::Provider(detail),
     }
+}
+
+/// Bot API methods a tenant may call with `raw`, besides every `send…` and `edit…`:
+/// those that act on messages. Bot management (`setWebhook`, `deleteWebhook`, `logOut`,
+/// `close`, `setMyCommands`, …) is never reachable through a tenant's API key.
+const RAW_METHODS: &[&str] = &[
+    "copymessage",
+    "copymessages",
+    "forwardmessage",
+    "forwardmessages",
+    "deletemessage",
+    "deletemessages",
+    "setmessagereaction",
+    "answercallbackquery",
+    "answerinlinequery",
+    "answerwebappquery",
+    "stoppoll",
+    "stopmessagelivelocation",
+];
+
+/// Whether `raw` may call `method`. Bot API method names are case-insensitive, so the
+/// check is too.
+pub fn raw_method_allowed(method: &str) -> bool {
+    let m = method.to_ascii_lowercase();
+    m.starts_with("send") || m.starts_with("edit") || RAW_METHODS.contains(&m.as_str())
 }
 
 /// One Bot API call: the method, its JSON body, and whether it makes a message.
@@ -265,6 +296,12 @@ pub fn request(msg: &OutboundMessage) -> Result<Option<Request>, SendError> {
                 "`raw` needs the Bot API `method` to call (e.g. sendLocation)",
             ));
         };
+        if !raw_method_allowed(method) {
+            return Err(unsupported(
+                "method",
+                "only sending, editing, deleting, reaction and chat-action methods may be called with `raw`",
+            ));
+        }
         return Ok(Some(Request {
             method: method.clone(),
             body: body.get().as_bytes().to_vec(),
