@@ -425,3 +425,93 @@ async fn simulate_lists_kinds_keeps_sign_webhook_and_refuses_what_it_cannot_sign
     assert!(!ok);
     assert!(out.contains("is it running?"), "{out}");
 }
+
+/// The README's quick-start lines, as written (`cargo run … --` becomes the binary
+/// cargo built), on the example config and its fixed ports.
+fn quick_start_lines() -> Vec<Vec<String>> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("\n## Quick start\n")
+        .nth(1)
+        .expect("the README has a Quick start section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .unwrap();
+    block
+        .lines()
+        .map(|l| l.split('#').next().unwrap().trim())
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let rest = l
+                .strip_prefix("cargo run --release --")
+                .unwrap_or_else(|| panic!("not a `cargo run --release --` line: {l}"));
+            rest.split_whitespace().map(str::to_owned).collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_readme_quick_start_works_as_written() {
+    let lines = quick_start_lines();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for port in [8080, 9000] {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "port {port} (the example config's) is in use: stop what listens there"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let _relay = Background::spawn(
+        Command::new(BIN).args(&lines[0]).current_dir(root),
+        dir.path().join("relay.out"),
+    );
+    let mut listen = Background::spawn(
+        Command::new(BIN).args(&lines[1]).current_dir(root),
+        dir.path().join("listen.out"),
+    );
+    listen
+        .wait_for("start-up line", 1, |l| l.starts_with("Listening on"))
+        .await;
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !http
+        .get("http://127.0.0.1:8080/readyz")
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(Instant::now() < deadline, "the relay did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = Command::new(BIN)
+        .args(&lines[2])
+        .current_dir(root)
+        .env_remove("SWITCHBOARD_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    listen
+        .wait_for("the event", 1, |l| l.contains("VERIFIED"))
+        .await;
+    let shown = listen.output();
+    assert!(
+        shown.contains("VERIFIED message.received") && shown.contains("whatsapp:106540352242922"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(r#""Does it come in another color?""#),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("verifying with tenant demo's signing_secret"),
+        "{shown}"
+    );
+}
