@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::bearer;
-use super::body::{read_limited, require_json};
+use super::body::{parse_json, read_limited, require_json};
 use super::problem::ApiError;
 use crate::live::Live;
 use crate::registry::{self, ChannelInput, PutOutcome, RegistryError};
@@ -90,32 +90,12 @@ pub async fn put_channel(
     let channel = registry::parse_channel(&kind, &id).map_err(registry_error)?;
     let body = read_limited(&req, payload, live.settings.server.max_body_bytes).await?;
     require_json(&req)?;
-    let de = &mut serde_json::Deserializer::from_slice(&body);
-    let parsed: PutChannelBody = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        // serde's message names the problem (missing or unknown field, wrong type); for
-        // string fields it never quotes the value.
-        let message = e.into_inner().to_string();
-        let field = if path == "." || path.is_empty() {
-            // "missing field `tenant`", "unknown field `tokn`, expected …"
-            message.split('`').nth(1).map(str::to_owned)
-        } else {
-            Some(path)
-        };
-        // A secret given as another JSON type (a number) would be quoted: say only that.
-        let message = match field.as_deref() {
-            Some("token" | "webhook_secret" | "pin") if message.starts_with("invalid type") => {
-                "must be a string".to_owned()
-            }
-            _ => message,
-        };
-        match field {
-            Some(f) => ApiError::invalid_field(f.clone(), format!("{f}: {message}")),
-            None => ApiError::invalid(format!(
-                "the body must be {{\"tenant\", \"token\", \"webhook_secret\"}}: {message}"
-            )),
-        }
-    })?;
+    // A secret given as another JSON type (a number) would be quoted: say only that.
+    let parsed: PutChannelBody = parse_json(
+        &body,
+        "{\"tenant\", \"token\", \"webhook_secret\"}",
+        &["token", "webhook_secret", "pin"],
+    )?;
     // The body held the plaintext secrets: wipe it now that they sit in secret types.
     if let Ok(mut raw) = body.try_into_mut() {
         zeroize::Zeroize::zeroize(raw.as_mut());

@@ -57,3 +57,36 @@ pub fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
         }
     }
 }
+
+/// Parses a JSON body into `T`, naming the field at fault (400 `invalid_request`).
+/// `shape` describes the expected body for errors that name no field; for `secret_fields`
+/// a wrong JSON type is reported as "must be a string", since serde would quote the value.
+pub fn parse_json<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    shape: &str,
+    secret_fields: &[&str],
+) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        // serde's message names the problem (missing or unknown field, wrong type); for
+        // string fields it never quotes the value.
+        let message = e.into_inner().to_string();
+        let field = if path == "." || path.is_empty() {
+            // "missing field `tenant`", "unknown field `tokn`, expected …"
+            message.split('`').nth(1).map(str::to_owned)
+        } else {
+            Some(path)
+        };
+        let message = match field.as_deref() {
+            Some(f) if secret_fields.contains(&f) && message.starts_with("invalid type") => {
+                "must be a string".to_owned()
+            }
+            _ => message,
+        };
+        match field {
+            Some(f) => ApiError::invalid_field(f.clone(), format!("{f}: {message}")),
+            None => ApiError::invalid(format!("the body must be {shape}: {message}")),
+        }
+    })
+}

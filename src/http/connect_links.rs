@@ -4,7 +4,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::auth::bearer;
-use super::body::{read_limited, require_json};
+use super::body::{parse_json, read_limited, require_json};
 use super::problem::ApiError;
 use crate::connect::links::{self, CreateLink, LinkError};
 use crate::live::Live;
@@ -46,22 +46,11 @@ pub async fn create_link(
     let tenant = tenant(&req, &live)?;
     let body = read_limited(&req, payload, live.settings.server.max_body_bytes).await?;
     require_json(&req)?;
-    let de = &mut serde_json::Deserializer::from_slice(&body);
-    let parsed: CreateLink = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let message = e.into_inner().to_string();
-        let field = if path == "." || path.is_empty() {
-            message.split('`').nth(1).map(str::to_owned)
-        } else {
-            Some(path)
-        };
-        match field {
-            Some(f) => ApiError::invalid_field(f.clone(), format!("{f}: {message}")),
-            None => ApiError::invalid(format!(
-                "the body must be {{\"kind\", \"return_url\"?, \"external_ref\"?, \"expires_in_s\"?}}: {message}"
-            )),
-        }
-    })?;
+    let parsed: CreateLink = parse_json(
+        &body,
+        "{\"kind\", \"return_url\"?, \"external_ref\"?, \"expires_in_s\"?}",
+        &[],
+    )?;
     let view = links::create(&state.store, &live, &tenant.id, parsed)
         .await
         .map_err(link_error)?;
