@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use switchboard::delivery::{BufferBackend, Outcome, Worker};
 use switchboard::vault::Keyring;
 
-use crate::delivery_support::*;
 use crate::helpers::*;
 
 fn expected(convs: &[&str], per_conv: u32) -> Vec<(String, u32)> {
@@ -19,17 +18,14 @@ fn expected(convs: &[&str], per_conv: u32) -> Vec<(String, u32)> {
 #[tokio::test]
 async fn crm_down_then_back_every_event_arrives_once_in_conversation_order() {
     let redis = RedisServer::start();
-    let mut crm = Crm::start().await;
+    let mut crm = ScriptedCrm::start().await;
     crm.set(Mode::Fail);
     let key = Keyring::generate_key();
-    let relay = Relay::start(
-        Some(&redis.url()),
-        &crm.uri(),
-        &key,
-        300,
-        &delivery_toml(""),
-    )
-    .await;
+    let relay = TestApp::builder()
+        .delivering(Some(&redis.url()), &crm, 300, "")
+        .vault_key(&key)
+        .spawn()
+        .await;
 
     let convs = [
         "4915110000001",
@@ -48,7 +44,7 @@ async fn crm_down_then_back_every_event_arrives_once_in_conversation_order() {
         }
         for c in convs {
             let body = wa_webhook(WA_ACME, &[(c, round * 2 + 1), (c, round * 2 + 2)]);
-            assert_eq!(relay.post_meta(&body).await, 200, "round {round}");
+            assert_eq!(relay.post_meta_status(&body).await, 200, "round {round}");
         }
     }
     assert!(relay.depth().await > 0, "the events wait in the buffer");
@@ -68,7 +64,8 @@ async fn crm_down_then_back_every_event_arrives_once_in_conversation_order() {
     assert_eq!(dups, 0, "no event reached the CRM twice");
     // Signed per Standard Webhooks, webhook-id = event id, as for a direct delivery.
     for r in &got_after {
-        verify_received(SIGNING_SECRET, r);
+        let body = verify_standard_webhook(SIGNING_SECRET, r);
+        assert_eq!(body["id"], r.webhook_id.as_str());
     }
     // The counters and gauges are exported.
     let metrics = relay
@@ -99,20 +96,8 @@ async fn crm_down_then_back_every_event_arrives_once_in_conversation_order() {
 
 #[tokio::test]
 async fn a_buffered_delivery_verifies_with_the_standardwebhooks_crate() {
-    let app = spawn_app_with(TestOptions {
-        extra_toml: String::new(),
-        ..Default::default()
-    })
-    .await;
-    use wiremock::matchers::{method, path};
-    use wiremock::{Mock, ResponseTemplate};
-    Mock::given(method("POST"))
-        .and(path(CRM_PATH))
-        .respond_with(ResponseTemplate::new(500))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&app.crm)
-        .await;
+    let app = TestApp::builder().spawn().await;
+    app.crm_fails_once().await;
     assert_eq!(
         app.post_meta(&fixture("whatsapp/text.json")).await.status(),
         200
@@ -128,16 +113,17 @@ async fn a_buffered_delivery_verifies_with_the_standardwebhooks_crate() {
     );
 }
 
-async fn relay_without_worker(redis: Option<&str>, crm: &Crm, extra: &str) -> (Relay, Worker) {
+async fn relay_without_worker(
+    redis: Option<&str>,
+    crm: &ScriptedCrm,
+    extra: &str,
+) -> (TestApp, Worker) {
     let key = Keyring::generate_key();
-    let relay = Relay::start(
-        redis,
-        &crm.uri(),
-        &key,
-        300,
-        &delivery_toml(&format!("worker = false\n{extra}")),
-    )
-    .await;
+    let relay = TestApp::builder()
+        .delivering(redis, crm, 300, &format!("worker = false\n{extra}"))
+        .vault_key(&key)
+        .spawn()
+        .await;
     let worker = Worker::new(
         relay.state.live.clone(),
         relay.state.dispatcher.clone(),
@@ -175,17 +161,22 @@ async fn later_events_of_a_conversation_queue_behind_buffered_ones_memory() {
 }
 
 async fn later_events_queue_behind(redis: Option<&str>) {
-    let crm = Crm::start().await;
+    let crm = ScriptedCrm::start().await;
     let (relay, worker) = relay_without_worker(redis, &crm, "").await;
     let a = "4915110000001";
     let b = "4915110000002";
     crm.set(Mode::Fail);
-    assert_eq!(relay.post_meta(&wa_webhook(WA_ACME, &[(a, 1)])).await, 200);
+    assert_eq!(
+        relay
+            .post_meta_status(&wa_webhook(WA_ACME, &[(a, 1)]))
+            .await,
+        200
+    );
     crm.set(Mode::Ok);
     // a#2 must wait behind a#1; b#1 goes straight through.
     assert_eq!(
         relay
-            .post_meta(&wa_webhook(WA_ACME, &[(a, 2), (b, 1)]))
+            .post_meta_status(&wa_webhook(WA_ACME, &[(a, 2), (b, 1)]))
             .await,
         200
     );
@@ -214,19 +205,24 @@ async fn later_events_queue_behind(redis: Option<&str>) {
     );
     assert_eq!(relay.depth().await, 0);
     // Delivered from the buffer counts as seen: a redelivery is a duplicate.
-    assert_eq!(relay.post_meta(&wa_webhook(WA_ACME, &[(a, 1)])).await, 200);
+    assert_eq!(
+        relay
+            .post_meta_status(&wa_webhook(WA_ACME, &[(a, 1)]))
+            .await,
+        200
+    );
     assert_eq!(crm.accepted_at(CRM_PATH).len(), 3);
 }
 
 #[tokio::test]
 async fn a_redelivered_webhook_of_a_buffered_event_is_not_buffered_twice() {
     let redis = RedisServer::start();
-    let crm = Crm::start().await;
+    let crm = ScriptedCrm::start().await;
     let (relay, worker) = relay_without_worker(Some(&redis.url()), &crm, "").await;
     crm.set(Mode::Fail);
     let body = wa_webhook(WA_ACME, &[("4915110000001", 1)]);
     for _ in 0..3 {
-        assert_eq!(relay.post_meta(&body).await, 200);
+        assert_eq!(relay.post_meta_status(&body).await, 200);
     }
     assert_eq!(relay.depth().await, 1);
     // Only the first webhook tried the CRM; the others found the event buffered.
@@ -240,13 +236,13 @@ async fn a_redelivered_webhook_of_a_buffered_event_is_not_buffered_twice() {
 #[tokio::test]
 async fn retry_after_is_honoured_and_failed_attempts_back_off() {
     let redis = RedisServer::start();
-    let crm = Crm::start().await;
+    let crm = ScriptedCrm::start().await;
     let (relay, worker) = relay_without_worker(Some(&redis.url()), &crm, "").await;
     crm.set(Mode::RetryAfter(1));
     let started = Instant::now();
     assert_eq!(
         relay
-            .post_meta(&wa_webhook(WA_ACME, &[("4915110000001", 1)]))
+            .post_meta_status(&wa_webhook(WA_ACME, &[("4915110000001", 1)]))
             .await,
         200
     );
@@ -265,13 +261,13 @@ async fn retry_after_is_honoured_and_failed_attempts_back_off() {
 #[tokio::test]
 async fn past_the_buffer_ttl_an_event_is_given_up_counted_and_deleted() {
     let redis = RedisServer::start();
-    let crm = Crm::start().await;
+    let crm = ScriptedCrm::start().await;
     let (relay, worker) =
         relay_without_worker(Some(&redis.url()), &crm, "retry_buffer_ttl_s = 1").await;
     crm.set(Mode::Fail);
     assert_eq!(
         relay
-            .post_meta(&wa_webhook(
+            .post_meta_status(&wa_webhook(
                 WA_ACME,
                 &[("4915110000001", 1), ("4915110000001", 2)]
             ))
@@ -285,7 +281,7 @@ async fn past_the_buffer_ttl_an_event_is_given_up_counted_and_deleted() {
     step_until(&worker, Outcome::GivenUp).await;
     assert_eq!(relay.depth().await, 0);
     assert!(crm.accepted_at(CRM_PATH).is_empty());
-    let (dump, _) = dump_with_ttls(redis.port);
+    let (dump, _) = redis.dump_with_ttls();
     assert!(!dump.contains("pending:"), "{dump}");
     assert!(!dump.contains("evt_"), "no entry left: {dump}");
     let metrics = relay
@@ -308,16 +304,16 @@ async fn past_the_buffer_ttl_an_event_is_given_up_counted_and_deleted() {
 #[tokio::test]
 async fn buffered_events_leave_no_text_phone_number_or_token_in_redis() {
     let redis = RedisServer::start();
-    let crm = Crm::start().await;
+    let crm = ScriptedCrm::start().await;
     let (relay, _worker) = relay_without_worker(Some(&redis.url()), &crm, "").await;
     crm.set(Mode::Fail);
     let convs = ["4915112345671", "4915112345672", "4915112345673"];
     for c in convs {
         let body = wa_webhook(WA_ACME, &[(c, 1), (c, 2)]);
-        assert_eq!(relay.post_meta(&body).await, 200);
+        assert_eq!(relay.post_meta_status(&body).await, 200);
     }
     assert_eq!(relay.depth().await, 6);
-    let (dump, ttls) = dump_with_ttls(redis.port);
+    let (dump, ttls) = redis.dump_with_ttls();
     assert!(dump.contains("retry:{s"), "the buffer is in Redis: {dump}");
     assert!(dump.contains("gAAAAA"), "as Fernet tokens");
     for needle in [
@@ -356,23 +352,25 @@ async fn buffered_events_leave_no_text_phone_number_or_token_in_redis() {
 #[tokio::test]
 async fn an_open_breaker_answers_a_failing_tenants_webhooks_without_waiting() {
     let redis = RedisServer::start();
-    let crm = Crm::start().await;
+    let crm = ScriptedCrm::start().await;
     let key = Keyring::generate_key();
     // Slow beyond the deadline: every direct attempt would cost the full 300 ms.
     crm.set_path(CRM_PATH, Mode::Slow(Duration::from_secs(5)));
-    let relay = Relay::start(
-        Some(&redis.url()),
-        &crm.uri(),
-        &key,
-        300,
-        &delivery_toml("breaker_cooldown_ms = 60000\nworker = false"),
-    )
-    .await;
+    let relay = TestApp::builder()
+        .delivering(
+            Some(&redis.url()),
+            &crm,
+            300,
+            "breaker_cooldown_ms = 60000\nworker = false",
+        )
+        .vault_key(&key)
+        .spawn()
+        .await;
     let mut took = Vec::new();
     for n in 1..=8 {
         let started = Instant::now();
         let body = wa_webhook(WA_ACME, &[(&format!("49151100000{n:02}"), 1)]);
-        assert_eq!(relay.post_meta(&body).await, 200);
+        assert_eq!(relay.post_meta_status(&body).await, 200);
         took.push(started.elapsed());
     }
     assert!(took[0] >= Duration::from_millis(280), "{took:?}");
@@ -386,7 +384,7 @@ async fn an_open_breaker_answers_a_failing_tenants_webhooks_without_waiting() {
     // The other tenant is not affected.
     assert_eq!(
         relay
-            .post_meta(&wa_webhook(WA_GLOBEX, &[("4915119999999", 1)]))
+            .post_meta_status(&wa_webhook(WA_GLOBEX, &[("4915119999999", 1)]))
             .await,
         200
     );
@@ -395,25 +393,14 @@ async fn an_open_breaker_answers_a_failing_tenants_webhooks_without_waiting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_buffer_works_on_a_redis_cluster_with_one_slot_per_shard() {
-    use wiremock::matchers::{method, path};
-    use wiremock::{Mock, ResponseTemplate};
-    let cluster = crate::cluster::RedisCluster::start(3);
-    let app = spawn_app_with(TestOptions {
-        redis: false,
-        cluster_nodes: cluster.urls(),
-        extra_toml: String::new(),
-        delivery_timeout_ms: 500,
-        ..Default::default()
-    })
-    .await;
-    let convs: Vec<String> = (1..=8).map(|i| format!("49151100000{i:02}")).collect();
-    Mock::given(method("POST"))
-        .and(path(CRM_PATH))
-        .respond_with(ResponseTemplate::new(500))
-        .up_to_n_times(3)
-        .with_priority(1)
-        .mount(&app.crm)
+    let cluster = RedisCluster::start(3);
+    let app = TestApp::builder()
+        .cluster(cluster.urls())
+        .delivery_timeout_ms(500)
+        .spawn()
         .await;
+    let convs: Vec<String> = (1..=8).map(|i| format!("49151100000{i:02}")).collect();
+    app.crm_fails(500, 3).await;
     for c in &convs {
         let resp = app.post_meta(&wa_webhook(WA_ACME, &[(c, 1), (c, 2)])).await;
         assert_eq!(resp.status(), 200);
@@ -479,15 +466,19 @@ async fn the_buffer_works_on_a_redis_cluster_with_one_slot_per_shard() {
 
 #[tokio::test]
 async fn the_memory_backend_buffers_and_its_worker_delivers_in_order() {
-    let crm = Crm::start().await;
+    let crm = ScriptedCrm::start().await;
     crm.set(Mode::Fail);
     let key = Keyring::generate_key();
-    let relay = Relay::start(None, &crm.uri(), &key, 300, &delivery_toml("")).await;
+    let relay = TestApp::builder()
+        .delivering(None, &crm, 300, "")
+        .vault_key(&key)
+        .spawn()
+        .await;
     let convs = ["4915110000001", "4915110000002", "4915110000003"];
     for n in [1, 3] {
         for c in convs {
             let body = wa_webhook(WA_ACME, &[(c, n), (c, n + 1)]);
-            assert_eq!(relay.post_meta(&body).await, 200);
+            assert_eq!(relay.post_meta_status(&body).await, 200);
         }
     }
     assert_eq!(relay.depth().await, 12);
@@ -503,35 +494,32 @@ async fn the_memory_backend_buffers_and_its_worker_delivers_in_order() {
 #[tokio::test]
 async fn a_foreign_stream_entry_is_given_up_and_consumers_of_gone_replicas_are_pruned() {
     let redis = RedisServer::start();
-    let crm = Crm::start().await;
+    let crm = ScriptedCrm::start().await;
     let (relay, worker) = relay_without_worker(Some(&redis.url()), &crm, "retry_shards = 1").await;
     let stream = "switchboard:retry:{s0}:stream";
     // Something other than the relay wrote to the stream: it can never be delivered.
-    redis.cli(&["XADD", stream, "*", "foo", "bar"]).unwrap();
+    redis.cli(&["XADD", stream, "*", "foo", "bar"]);
     assert_eq!(worker.deliver_next().await.unwrap(), Outcome::Idle);
-    assert_eq!(redis.cli(&["XLEN", stream]).unwrap().trim(), "0");
-    assert_eq!(pending_entries(redis.port), 0);
+    assert_eq!(redis.cli(&["XLEN", stream]).trim(), "0");
+    assert_eq!(redis.pending_entries(), 0);
 
     // A replica that read (and settled) an entry once, and is gone.
-    let id = redis.cli(&["XADD", stream, "*", "foo", "bar"]).unwrap();
-    redis
-        .cli(&[
-            "XREADGROUP",
-            "GROUP",
-            "relay",
-            "ghost",
-            "COUNT",
-            "1",
-            "STREAMS",
-            stream,
-            ">",
-        ])
-        .unwrap();
-    redis.cli(&["XACK", stream, "relay", id.trim()]).unwrap();
-    redis.cli(&["XDEL", stream, id.trim()]).unwrap();
+    let id = redis.cli(&["XADD", stream, "*", "foo", "bar"]);
+    redis.cli(&[
+        "XREADGROUP",
+        "GROUP",
+        "relay",
+        "ghost",
+        "COUNT",
+        "1",
+        "STREAMS",
+        stream,
+        ">",
+    ]);
+    redis.cli(&["XACK", stream, "relay", id.trim()]);
+    redis.cli(&["XDEL", stream, id.trim()]);
     assert!(redis
         .cli(&["XINFO", "CONSUMERS", stream, "relay"])
-        .unwrap()
         .contains("ghost"));
     let removed = relay
         .state
@@ -541,7 +529,7 @@ async fn a_foreign_stream_entry_is_given_up_and_consumers_of_gone_replicas_are_p
         .await
         .unwrap();
     assert!(removed >= 1);
-    let left = redis.cli(&["XINFO", "CONSUMERS", stream, "relay"]).unwrap();
+    let left = redis.cli(&["XINFO", "CONSUMERS", stream, "relay"]);
     assert!(!left.contains("ghost"), "{left}");
     assert!(
         left.contains("test-worker"),
@@ -552,23 +540,23 @@ async fn a_foreign_stream_entry_is_given_up_and_consumers_of_gone_replicas_are_p
 #[tokio::test]
 async fn a_foreign_member_of_the_delay_set_is_dropped_and_never_stalls_the_shard() {
     let redis = RedisServer::start();
-    let crm = Crm::start().await;
+    let crm = ScriptedCrm::start().await;
     let (relay, worker) = relay_without_worker(Some(&redis.url()), &crm, "retry_shards = 1").await;
     let delayed = "switchboard:retry:{s0}:delayed";
     // Something other than the relay wrote to the delay set: not even JSON, and JSON
     // without the entry's fields.
-    redis.cli(&["ZADD", delayed, "0", "not json"]).unwrap();
-    redis.cli(&["ZADD", delayed, "0", "{\"id\":7}"]).unwrap();
+    redis.cli(&["ZADD", delayed, "0", "not json"]);
+    redis.cli(&["ZADD", delayed, "0", "{\"id\":7}"]);
     // A real event is buffered behind them.
     crm.set(Mode::Fail);
     assert_eq!(
         relay
-            .post_meta(&wa_webhook(WA_ACME, &[("4915110000001", 1)]))
+            .post_meta_status(&wa_webhook(WA_ACME, &[("4915110000001", 1)]))
             .await,
         200
     );
     crm.set(Mode::Ok);
     step_until(&worker, Outcome::Delivered).await;
     assert_eq!(crm.accepted_at(CRM_PATH).len(), 1);
-    assert_eq!(redis.cli(&["ZCARD", delayed]).unwrap().trim(), "0");
+    assert_eq!(redis.cli(&["ZCARD", delayed]).trim(), "0");
 }

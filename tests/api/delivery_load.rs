@@ -7,19 +7,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
-use switchboard::vault::Keyring;
 
-use crate::delivery_support::*;
 use crate::helpers::*;
 
 /// Posts `n` globex webhooks (each a new conversation), `concurrency` at once; the
 /// latency of each.
-async fn healthy_latencies(relay: &Relay, tag: &str, n: u32, concurrency: usize) -> Vec<Duration> {
+async fn healthy_latencies(
+    relay: &TestApp,
+    tag: &str,
+    n: u32,
+    concurrency: usize,
+) -> Vec<Duration> {
     stream::iter(0..n)
         .map(|i| async move {
             let body = wa_webhook(WA_GLOBEX, &[(&format!("{tag}{i:06}"), 1)]);
             let started = Instant::now();
-            assert_eq!(relay.post_meta(&body).await, 200);
+            assert_eq!(relay.post_meta_status(&body).await, 200);
             started.elapsed()
         })
         .buffer_unordered(concurrency)
@@ -30,21 +33,21 @@ async fn healthy_latencies(relay: &Relay, tag: &str, n: u32, concurrency: usize)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_tenant_does_not_slow_a_healthy_one() {
     let redis = RedisServer::start();
-    let crm = Crm::start().await;
+    let crm = ScriptedCrm::start().await;
     // acme's CRM answers after 5 s: every attempt runs into the 1 s deadline. The
     // breaker is kept shut, so each acme webhook really waits for its timeout.
     crm.set_path(CRM_PATH, Mode::Slow(Duration::from_secs(5)));
     crm.set_path(OTHER_CRM_PATH, Mode::Ok);
-    let key = Keyring::generate_key();
     let relay = Arc::new(
-        Relay::start(
-            Some(&redis.url()),
-            &crm.uri(),
-            &key,
-            1000,
-            &delivery_toml("breaker_failures = 100000\nclaim_idle_ms = 3000"),
-        )
-        .await,
+        TestApp::builder()
+            .delivering(
+                Some(&redis.url()),
+                &crm,
+                1000,
+                "breaker_failures = 100000\nclaim_idle_ms = 3000",
+            )
+            .spawn()
+            .await,
     );
     // Warm up connections.
     healthy_latencies(&relay, "49150", 20, 4).await;
@@ -63,7 +66,7 @@ async fn a_slow_tenant_does_not_slow_a_healthy_one() {
                 while !stop.load(Ordering::Relaxed) {
                     i += 1;
                     let body = wa_webhook(WA_ACME, &[(&format!("4916{w:02}{i:06}"), 1)]);
-                    assert_eq!(relay.post_meta(&body).await, 200);
+                    assert_eq!(relay.post_meta_status(&body).await, 200);
                     sent.fetch_add(1, Ordering::Relaxed);
                 }
             })
@@ -104,20 +107,19 @@ async fn soak_with_a_flapping_crm_drains_and_keeps_memory_flat() {
         .unwrap_or(90);
     let rate: u64 = 100; // webhooks per second
     let redis = RedisServer::start();
-    let mut crm = Crm::start().await;
-    let key = Keyring::generate_key();
-    let keyring = Keyring::new(&[secrecy::SecretString::from(key.clone())]).unwrap();
-    put_channels_with_cli(redis.port, &keyring);
-    let config = relay_config(
-        Some(&redis.url()),
-        &crm.uri(),
-        &key,
-        500,
-        &delivery_toml("retry_max_ms = 2000\nclaim_idle_ms = 5000\nbreaker_cooldown_ms = 1000"),
-    );
-    let relay = BinaryRelay::start(&config).await;
+    let mut crm = ScriptedCrm::start().await;
+    let relay = TestApp::builder()
+        .delivering(
+            Some(&redis.url()),
+            &crm,
+            500,
+            "retry_max_ms = 2000\nclaim_idle_ms = 5000\nbreaker_cooldown_ms = 1000",
+        )
+        .log_level("warn")
+        .spawn_process()
+        .await;
     let url = relay.url("/webhooks/meta");
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = relay.peers.http.clone();
 
     let started = Instant::now();
     let rss_start = relay.rss_kb();
@@ -155,7 +157,7 @@ async fn soak_with_a_flapping_crm_drains_and_keeps_memory_flat() {
         let (http, url) = (http.clone(), url.clone());
         let body = wa_webhook(WA_ACME, &[(&conv, n)]);
         sent.push((conv, n));
-        inflight.spawn(async move { post_meta_to(&http, &url, &body).await });
+        inflight.spawn(async move { status_or_zero(post_meta_to(&http, &url, &body).await) });
         while let Some(r) = inflight.try_join_next() {
             if r.unwrap() != 200 {
                 refused += 1;
@@ -199,48 +201,37 @@ async fn soak_with_a_flapping_crm_drains_and_keeps_memory_flat() {
         "memory grew: {mid} kB mid-run, {rss_drained} kB at the end"
     );
     assert_eq!(ids.len(), sent.len(), "every event arrived");
-    let keys = std::process::Command::new("redis-cli")
-        .args([
-            "-p",
-            &redis.port.to_string(),
-            "--scan",
-            "--pattern",
-            "switchboard:retry:*",
-        ])
-        .output()
-        .unwrap();
-    let left: Vec<String> = String::from_utf8_lossy(&keys.stdout)
+    let keys = redis.cli(&["--scan", "--pattern", "switchboard:retry:*"]);
+    let left: Vec<String> = keys
         .lines()
         .filter(|k| !k.ends_with(":stream"))
         .map(str::to_owned)
         .collect();
     assert!(left.is_empty(), "the buffer drained to zero: {left:?}");
-    assert_eq!(pending_entries(redis.port), 0);
+    assert_eq!(redis.pending_entries(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_tenant_holds_at_most_half_of_the_worker() {
     let redis = RedisServer::start();
-    let crm = Crm::start().await;
+    let crm = ScriptedCrm::start().await;
     crm.set(Mode::Fail);
-    let key = Keyring::generate_key();
-    let relay = Relay::start(
-        Some(&redis.url()),
-        &crm.uri(),
-        &key,
-        1000,
-        &delivery_toml(
+    let relay = TestApp::builder()
+        .delivering(
+            Some(&redis.url()),
+            &crm,
+            1000,
             "breaker_failures = 100000\nworker_concurrency = 4\nclaim_idle_ms = 3000\nretry_max_ms = 200",
-        ),
-    )
-    .await;
+        )
+        .spawn()
+        .await;
     for i in 0..12 {
         let body = wa_webhook(WA_ACME, &[(&format!("49161000{i:04}"), 1)]);
-        assert_eq!(relay.post_meta(&body).await, 200);
+        assert_eq!(relay.post_meta_status(&body).await, 200);
     }
     for i in 0..4 {
         let body = wa_webhook(WA_GLOBEX, &[(&format!("49162000{i:04}"), 1)]);
-        assert_eq!(relay.post_meta(&body).await, 200);
+        assert_eq!(relay.post_meta_status(&body).await, 200);
     }
     // acme's CRM turns slow (every attempt runs into the 1 s deadline); globex's heals.
     crm.set_path(CRM_PATH, Mode::Slow(Duration::from_secs(3)));
@@ -256,4 +247,14 @@ async fn a_slow_tenant_holds_at_most_half_of_the_worker() {
         took < Duration::from_millis(900),
         "globex waited behind acme's timeouts: {took:?}"
     );
+}
+
+/// The p-th percentile (0–100) of durations.
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    if samples.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((samples.len() as f64 - 1.0) * p / 100.0).round() as usize;
+    samples[i]
 }

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use switchboard::vault::Keyring;
 
-use crate::delivery_support::*;
 use crate::helpers::*;
 
 /// An event `(conversation, n)` and the status its webhook got.
@@ -25,15 +24,17 @@ async fn wait_until(within: Duration, what: &str, mut f: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_while_holding_buffered_events_leaves_them_to_the_other() {
     let redis = RedisServer::start();
-    let crm = Crm::start().await;
+    let crm = ScriptedCrm::start().await;
     // The CRM hangs past the deadline, then fails: attempts are in flight for 400 ms.
     crm.set(Mode::Hang(Duration::from_secs(2)));
     let key = Keyring::generate_key();
-    let keyring = Keyring::new(&[secrecy::SecretString::from(key.clone())]).unwrap();
-    put_channels_with_cli(redis.port, &keyring);
-    let delivery = delivery_toml("breaker_failures = 100000\nworker_concurrency = 8");
-    let config = relay_config(Some(&redis.url()), &crm.uri(), &key, 400, &delivery);
-    let mut a = BinaryRelay::start(&config).await;
+    let delivery = "breaker_failures = 100000\nworker_concurrency = 8";
+    let mut a = TestApp::builder()
+        .delivering(Some(&redis.url()), &crm, 400, delivery)
+        .vault_key(&key)
+        .log_level("warn")
+        .spawn_process()
+        .await;
 
     let convs = [
         "4915110000001",
@@ -42,14 +43,18 @@ async fn a_replica_killed_while_holding_buffered_events_leaves_them_to_the_other
         "4915110000004",
     ];
     let per_conv = 4u32;
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = a.peers.http.clone();
     let url = a.url("/webhooks/meta");
     let posts = convs.iter().map(|c| {
         let (http, url) = (http.clone(), url.clone());
         async move {
             for n in 1..=per_conv {
                 let body = wa_webhook(WA_ACME, &[(c, n)]);
-                assert_eq!(post_meta_to(&http, &url, &body).await, 200, "{c}#{n}");
+                assert_eq!(
+                    status_or_zero(post_meta_to(&http, &url, &body).await),
+                    200,
+                    "{c}#{n}"
+                );
             }
         }
     });
@@ -57,23 +62,27 @@ async fn a_replica_killed_while_holding_buffered_events_leaves_them_to_the_other
 
     // Kill A while its worker holds entries (read, not yet acknowledged).
     wait_until(Duration::from_secs(10), "A holds entries", || {
-        pending_entries(redis.port) > 0
+        redis.pending_entries() > 0
     })
     .await;
     a.kill();
-    let held = pending_entries(redis.port);
+    let held = redis.pending_entries();
     assert!(held > 0, "the dead replica's entries are still pending");
 
     // B, on the same Redis, claims them after the visibility timeout.
     crm.set(Mode::Ok);
-    let b = Relay::start(Some(&redis.url()), &crm.uri(), &key, 400, &delivery).await;
+    let b = TestApp::builder()
+        .delivering(Some(&redis.url()), &crm, 400, delivery)
+        .vault_key(&key)
+        .spawn()
+        .await;
     let total = convs.len() * per_conv as usize;
     let got = crm
         .wait_accepted(CRM_PATH, total, Duration::from_secs(30))
         .await;
     assert_eq!(got.len(), total, "held {held}; delivered {}", got.len());
     assert!(b.wait_drained(Duration::from_secs(10)).await);
-    assert_eq!(pending_entries(redis.port), 0);
+    assert_eq!(redis.pending_entries(), 0);
     let expected: Vec<(String, u32)> = convs
         .iter()
         .flat_map(|c| (1..=per_conv).map(move |n| (c.to_string(), n)))
@@ -84,19 +93,14 @@ async fn a_replica_killed_while_holding_buffered_events_leaves_them_to_the_other
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restarted_under_load_means_503_while_away_and_no_200_is_lost() {
-    let mut redis = PersistentRedis::start();
-    let crm = Crm::start().await;
+    let mut redis = RedisServer::start_persistent();
+    let crm = ScriptedCrm::start().await;
     crm.set(Mode::Fail);
-    let key = Keyring::generate_key();
     let relay = Arc::new(
-        Relay::start(
-            Some(&redis.url()),
-            &crm.uri(),
-            &key,
-            300,
-            &delivery_toml(""),
-        )
-        .await,
+        TestApp::builder()
+            .delivering(Some(&redis.url()), &crm, 300, "")
+            .spawn()
+            .await,
     );
 
     // Load: three conversations, one webhook at a time, each status recorded.
@@ -110,7 +114,9 @@ async fn redis_restarted_under_load_means_503_while_away_and_no_200_is_lost() {
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 for c in convs {
-                    let status = relay.post_meta(&wa_webhook(WA_ACME, &[(c, n)])).await;
+                    let status = relay
+                        .post_meta_status(&wa_webhook(WA_ACME, &[(c, n)]))
+                        .await;
                     statuses.lock().unwrap().push(((c.to_owned(), n), status));
                 }
             }
@@ -128,7 +134,7 @@ async fn redis_restarted_under_load_means_503_while_away_and_no_200_is_lost() {
         count(200) >= 15
     })
     .await;
-    redis.kill();
+    redis.stop();
     wait_until(Duration::from_secs(20), "503s while Redis is away", || {
         count(503) >= 6
     })
@@ -193,19 +199,28 @@ async fn redis_restarted_under_load_means_503_while_away_and_no_200_is_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_stop_settles_attempts_in_flight_and_loses_nothing() {
     let redis = RedisServer::start();
-    let crm = Crm::start().await;
+    let crm = ScriptedCrm::start().await;
     crm.set(Mode::Fail);
     let key = Keyring::generate_key();
-    let delivery = delivery_toml("breaker_failures = 100000");
-    let mut relay = Relay::start(Some(&redis.url()), &crm.uri(), &key, 1000, &delivery).await;
+    let delivery = "breaker_failures = 100000";
+    let mut relay = TestApp::builder()
+        .delivering(Some(&redis.url()), &crm, 1000, delivery)
+        .vault_key(&key)
+        .spawn()
+        .await;
     let convs: Vec<String> = (1..=12).map(|i| format!("49151100000{i:02}")).collect();
     for c in &convs {
-        assert_eq!(relay.post_meta(&wa_webhook(WA_ACME, &[(c, 1)])).await, 200);
+        assert_eq!(
+            relay
+                .post_meta_status(&wa_webhook(WA_ACME, &[(c, 1)]))
+                .await,
+            200
+        );
     }
     // Slow but successful: the worker's attempts take 300 ms each.
     crm.set(Mode::Slow(Duration::from_millis(300)));
     wait_until(Duration::from_secs(10), "attempts in flight", || {
-        pending_entries(redis.port) > 0
+        redis.pending_entries() > 0
     })
     .await;
     let started = Instant::now();
@@ -214,9 +229,9 @@ async fn a_graceful_stop_settles_attempts_in_flight_and_loses_nothing() {
     assert!(took < Duration::from_secs(5), "stopped in {took:?}");
     // Nothing is left held by the stopped replica, and nothing is lost: each event was
     // delivered or is back in the buffer.
-    assert_eq!(pending_entries(redis.port), 0);
+    assert_eq!(redis.pending_entries(), 0);
     let accepted = crm.accepted_at(CRM_PATH);
-    let (dump, _) = dump_with_ttls(redis.port);
+    let (dump, _) = redis.dump_with_ttls();
     let buffered = buffered_convs(&dump, &relay.keyring);
     for c in &convs {
         let delivered = accepted.iter().any(|r| conv_and_n(&r.body).0 == *c);
@@ -232,7 +247,11 @@ async fn a_graceful_stop_settles_attempts_in_flight_and_loses_nothing() {
     );
 
     crm.set(Mode::Ok);
-    let next = Relay::start(Some(&redis.url()), &crm.uri(), &key, 1000, &delivery).await;
+    let next = TestApp::builder()
+        .delivering(Some(&redis.url()), &crm, 1000, delivery)
+        .vault_key(&key)
+        .spawn()
+        .await;
     crm.wait_accepted(CRM_PATH, convs.len(), Duration::from_secs(20))
         .await;
     assert!(next.wait_drained(Duration::from_secs(10)).await);
@@ -246,34 +265,29 @@ async fn a_graceful_stop_settles_attempts_in_flight_and_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_binary_after_its_attempts_in_flight_settle() {
     let redis = RedisServer::start();
-    let crm = Crm::start().await;
+    let crm = ScriptedCrm::start().await;
     crm.set(Mode::Fail);
-    let key = Keyring::generate_key();
-    let keyring = Keyring::new(&[secrecy::SecretString::from(key.clone())]).unwrap();
-    put_channels_with_cli(redis.port, &keyring);
-    let delivery = delivery_toml("breaker_failures = 100000");
-    let config = relay_config(Some(&redis.url()), &crm.uri(), &key, 1000, &delivery);
-    let mut relay = BinaryRelay::start(&config).await;
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut relay = TestApp::builder()
+        .delivering(Some(&redis.url()), &crm, 1000, "breaker_failures = 100000")
+        .log_level("warn")
+        .spawn_process()
+        .await;
     let convs: Vec<String> = (1..=12).map(|i| format!("49151100000{i:02}")).collect();
     for c in &convs {
         let body = wa_webhook(WA_ACME, &[(c, 1)]);
-        assert_eq!(
-            post_meta_to(&http, &relay.url("/webhooks/meta"), &body).await,
-            200
-        );
+        assert_eq!(relay.post_meta_status(&body).await, 200);
     }
     crm.set(Mode::Slow(Duration::from_millis(300)));
     wait_until(Duration::from_secs(10), "attempts in flight", || {
-        pending_entries(redis.port) > 0
+        redis.pending_entries() > 0
     })
     .await;
     let status = relay.terminate(Duration::from_secs(10)).await;
     assert!(status.is_some_and(|s| s.success()), "exit: {status:?}");
-    assert_eq!(pending_entries(redis.port), 0, "nothing left in flight");
+    assert_eq!(redis.pending_entries(), 0, "nothing left in flight");
     let accepted = crm.accepted_at(CRM_PATH);
-    let (dump, _) = dump_with_ttls(redis.port);
-    let buffered = buffered_convs(&dump, &keyring);
+    let (dump, _) = redis.dump_with_ttls();
+    let buffered = buffered_convs(&dump, &relay.peers.keyring);
     for c in &convs {
         let delivered = accepted.iter().any(|r| conv_and_n(&r.body).0 == *c);
         assert!(delivered || buffered.contains(c), "{c} lost");

@@ -277,7 +277,7 @@ async fn simulated_events_reach_listen_through_the_relay_verified_once_despite_r
     let dir = tempfile::tempdir().unwrap();
     let (relay_port, listen_port) = (free_port(), free_port());
     let config = memory_config(dir.path(), relay_port, listen_port);
-    let relay = start_binary_relay(dir.path(), &config, relay_port).await;
+    let relay = Binary::start(dir.path(), &config, relay_port, "trace").await;
     // Every other request refused, starting with the first: each event fails once.
     let mut listen = start_listen(
         dir.path(),
@@ -384,7 +384,7 @@ async fn simulate_lists_kinds_keeps_sign_webhook_and_refuses_what_it_cannot_sign
     );
 
     // The old name and a file: sent as it is, to a relay that checks the signature.
-    let relay = start_binary_relay(dir.path(), &config, relay_port).await;
+    let relay = Binary::start(dir.path(), &config, relay_port, "trace").await;
     let file = dir.path().join("custom.json");
     std::fs::write(
         &file,
@@ -418,7 +418,7 @@ async fn simulate_lists_kinds_keeps_sign_webhook_and_refuses_what_it_cannot_sign
             .replace(APP_SECRET, "not-the-relays-secret"),
     )
     .unwrap();
-    let (ok, out) = simulate(&other, &["whatsapp.text", "--to", &relay.url]);
+    let (ok, out) = simulate(&other, &["whatsapp.text", "--to", &relay.address]);
     assert!(!ok, "{out}");
     assert!(out.contains("401"), "{out}");
     let (ok, out) = simulate(&config, &["whatsapp.text", "--to", "http://127.0.0.1:1"]);

@@ -10,8 +10,8 @@ use crate::helpers::*;
 pub const IG_ACCOUNT: &str = "17841405822304914";
 const CUSTOMER: &str = "1254001234567890";
 
-pub async fn spawn_meta_app(opts: TestOptions) -> TestApp {
-    let app = spawn_app_with(opts).await;
+pub async fn spawn_meta_app(builder: TestAppBuilder) -> TestApp {
+    let app = builder.spawn().await;
     app.put_channel(ChannelKind::Instagram, IG_ACCOUNT, "acme", "ig-page-token")
         .await;
     app.put_channel(
@@ -64,7 +64,7 @@ fn assert_envelope(e: &Value, event_type: &str, name: &str) {
 
 #[tokio::test]
 async fn every_instagram_fixture_is_normalized_field_by_field() {
-    let app = spawn_meta_app(TestOptions::default()).await;
+    let app = spawn_meta_app(TestApp::builder()).await;
 
     // text
     let e = only_event(&app, "instagram/text.json").await;
@@ -254,7 +254,7 @@ async fn every_instagram_fixture_is_normalized_field_by_field() {
 
 #[tokio::test]
 async fn every_instagram_fixture_yields_events_and_none_is_left_out() {
-    let app = spawn_meta_app(TestOptions::default()).await;
+    let app = spawn_meta_app(TestApp::builder()).await;
     for name in fixture_names("instagram") {
         let events = events_of(&app, &fixture(&name)).await;
         assert_eq!(events.len(), 1, "{name}");
@@ -267,7 +267,7 @@ async fn every_instagram_fixture_yields_events_and_none_is_left_out() {
 
 #[tokio::test]
 async fn instagram_batch_of_several_accounts_and_items_gives_one_event_each_in_order() {
-    let app = spawn_meta_app(TestOptions::default()).await;
+    let app = spawn_meta_app(TestApp::builder()).await;
     let other = "17841400000000002";
     app.put_channel(ChannelKind::Instagram, other, "globex", "t2")
         .await;
@@ -310,7 +310,7 @@ async fn instagram_batch_of_several_accounts_and_items_gives_one_event_each_in_o
 
 #[tokio::test]
 async fn escaped_unicode_from_meta_arrives_byte_exact() {
-    let app = spawn_meta_app(TestOptions::default()).await;
+    let app = spawn_meta_app(TestApp::builder()).await;
     // Meta escapes non-ASCII (and '/') in the bytes it signs.
     let body = format!(
         r#"{{"object":"instagram","entry":[{{"id":"{IG_ACCOUNT}","time":1,"messaging":[{{"sender":{{"id":"{CUSTOMER}"}},"recipient":{{"id":"{IG_ACCOUNT}"}},"timestamp":1569262485349,"message":{{"mid":"m_u","text":"Ol\u00e1 \u00e4\u00f6\u00e5 \ud83d\ude0d \u4f60\u597d a\/b"}}}}]}}]}}"#
@@ -327,11 +327,7 @@ async fn escaped_unicode_from_meta_arrives_byte_exact() {
 
 #[tokio::test]
 async fn instagram_include_raw_tenant_gets_the_messaging_item() {
-    let app = spawn_meta_app(TestOptions {
-        include_raw: true,
-        ..Default::default()
-    })
-    .await;
+    let app = spawn_meta_app(TestApp::builder().include_raw()).await;
     let e = only_event(&app, "instagram/text.json").await;
     assert_eq!(
         e["data"]["raw"]["message"]["text"],
@@ -342,7 +338,7 @@ async fn instagram_include_raw_tenant_gets_the_messaging_item() {
 
 #[tokio::test]
 async fn instagram_edits_attachments_and_unknown_items_are_normalized() {
-    let app = spawn_meta_app(TestOptions::default()).await;
+    let app = spawn_meta_app(TestApp::builder()).await;
     let item = |inner: Value| {
         let mut m = json!({"sender": {"id": CUSTOMER}, "recipient": {"id": IG_ACCOUNT}, "timestamp": 1569262485349i64});
         for (k, v) in inner.as_object().unwrap() {
@@ -430,7 +426,7 @@ async fn instagram_edits_attachments_and_unknown_items_are_normalized() {
 
 #[tokio::test]
 async fn instagram_redelivery_is_not_delivered_twice_but_unsend_after_receipt_is() {
-    let app = spawn_meta_app(TestOptions::default()).await;
+    let app = spawn_meta_app(TestApp::builder()).await;
     let image = fixture("instagram/attachment_image.json");
     for _ in 0..2 {
         assert_eq!(app.post_meta(&image).await.status(), 200);

@@ -23,7 +23,7 @@ fn assert_envelope(e: &Value, event_type: &str, name: &str) {
 
 #[tokio::test]
 async fn every_messenger_fixture_is_normalized_field_by_field() {
-    let app = spawn_meta_app(TestOptions::default()).await;
+    let app = spawn_meta_app(TestApp::builder()).await;
 
     // text with a quick reply: the chosen reply, like WhatsApp's interactive replies
     let e = only_event(&app, "messenger/text_quick_reply.json").await;
@@ -182,7 +182,7 @@ async fn every_messenger_fixture_is_normalized_field_by_field() {
 
 #[tokio::test]
 async fn every_messenger_fixture_yields_events_and_none_is_left_out() {
-    let app = spawn_meta_app(TestOptions::default()).await;
+    let app = spawn_meta_app(TestApp::builder()).await;
     for name in fixture_names("messenger") {
         let events = events_of(&app, &fixture(&name)).await;
         assert_eq!(events.len(), 1, "{name}");
@@ -192,7 +192,7 @@ async fn every_messenger_fixture_yields_events_and_none_is_left_out() {
 
 #[tokio::test]
 async fn messenger_batch_of_several_pages_gives_one_event_each() {
-    let app = spawn_meta_app(TestOptions::default()).await;
+    let app = spawn_meta_app(TestApp::builder()).await;
     let page2 = "100000000000002";
     app.put_channel(ChannelKind::Messenger, page2, "acme", "t2")
         .await;
@@ -250,7 +250,7 @@ async fn messenger_batch_of_several_pages_gives_one_event_each() {
 
 #[tokio::test]
 async fn messenger_attachments_feed_comments_and_edits_are_normalized() {
-    let app = spawn_meta_app(TestOptions::default()).await;
+    let app = spawn_meta_app(TestApp::builder()).await;
     let item = |inner: Value| {
         let mut m = json!({"sender": {"id": PSID}, "recipient": {"id": PAGE}, "timestamp": 1458692752478i64});
         for (k, v) in inner.as_object().unwrap() {
@@ -382,7 +382,7 @@ async fn meta_subscription_check_reports_apps_and_missing_fields_and_subscribe_p
     use wiremock::matchers::{body_json, header, method, path};
     use wiremock::{Mock, ResponseTemplate};
 
-    let app = spawn_meta_app(TestOptions::default()).await;
+    let app = spawn_meta_app(TestApp::builder()).await;
     let live = app.state.live.load_full();
     let version = live.settings.meta.graph_api_version.clone();
     let apps_path = format!("/{version}/{PAGE}/subscribed_apps");

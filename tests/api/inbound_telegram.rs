@@ -16,8 +16,8 @@ const BOT: &str = "5000000001";
 const BOT_TOKEN: &str = "5000000001:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
 const SECRET: &str = "cRm-Relay_7f3a9c2e1b4d";
 
-async fn spawn_telegram_app(opts: TestOptions) -> TestApp {
-    let app = spawn_app_with(opts).await;
+async fn spawn_telegram_app(builder: TestAppBuilder) -> TestApp {
+    let app = builder.spawn().await;
     app.put_channel_with_secret(ChannelKind::Telegram, BOT, "acme", BOT_TOKEN, Some(SECRET))
         .await;
     app
@@ -87,7 +87,7 @@ async fn problem(resp: reqwest::Response) -> (u16, Value) {
 
 #[tokio::test]
 async fn every_telegram_fixture_is_normalized_field_by_field() {
-    let app = spawn_telegram_app(TestOptions::default()).await;
+    let app = spawn_telegram_app(TestApp::builder()).await;
 
     // text in a private chat
     let e = only(&app, "telegram/message_text.json").await;
@@ -249,7 +249,7 @@ async fn every_telegram_fixture_is_normalized_field_by_field() {
 
 #[tokio::test]
 async fn every_telegram_update_fixture_yields_an_event() {
-    let app = spawn_telegram_app(TestOptions::default()).await;
+    let app = spawn_telegram_app(TestApp::builder()).await;
     let mut n = 0;
     for name in fixture_names("telegram") {
         let body = fixture(&name);
@@ -267,7 +267,7 @@ async fn every_telegram_update_fixture_yields_an_event() {
 
 #[tokio::test]
 async fn telegram_media_kinds_and_unicode_are_normalized() {
-    let app = spawn_telegram_app(TestOptions::default()).await;
+    let app = spawn_telegram_app(TestApp::builder()).await;
     let chat = json!({"id": 250918540, "type": "private", "first_name": "Zoë"});
     let from = json!({"id": 250918540, "is_bot": false, "first_name": "Zoë"});
     let update = |id: i64, fields: Value| {
@@ -400,7 +400,7 @@ async fn telegram_media_kinds_and_unicode_are_normalized() {
 
 #[tokio::test]
 async fn telegram_wrong_or_missing_secret_is_401_and_nothing_is_forwarded() {
-    let app = spawn_telegram_app(TestOptions::default()).await;
+    let app = spawn_telegram_app(TestApp::builder()).await;
     let cases: Value =
         serde_json::from_slice(&fixture("telegram/webhook_secret_token_cases.json")).unwrap();
     assert_eq!(cases["configured_secret"], SECRET);
@@ -451,7 +451,7 @@ async fn telegram_channel_without_a_secret_refuses_everything() {
 
 #[tokio::test]
 async fn telegram_unknown_bot_is_404_channel_not_found() {
-    let app = spawn_telegram_app(TestOptions::default()).await;
+    let app = spawn_telegram_app(TestApp::builder()).await;
     let body = fixture("telegram/message_text.json");
     for bot in [
         "5000000002",
@@ -474,7 +474,7 @@ async fn telegram_unknown_bot_is_404_channel_not_found() {
 
 #[tokio::test]
 async fn telegram_bad_bodies_get_a_clear_4xx_and_the_server_keeps_serving() {
-    let app = spawn_telegram_app(TestOptions::default()).await;
+    let app = spawn_telegram_app(TestApp::builder()).await;
     let nested = "[".repeat(10_000) + &"]".repeat(10_000);
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         ("malformed", b"{\"update_id\": ".to_vec(), 400),
@@ -533,14 +533,8 @@ async fn telegram_bad_bodies_get_a_clear_4xx_and_the_server_keeps_serving() {
 
 #[tokio::test]
 async fn telegram_crm_failure_is_buffered_and_a_redelivered_update_is_not_delivered_twice() {
-    let app = spawn_telegram_app(TestOptions::default()).await;
-    Mock::given(method("POST"))
-        .and(path(CRM_PATH))
-        .respond_with(ResponseTemplate::new(500))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&app.crm)
-        .await;
+    let app = spawn_telegram_app(TestApp::builder()).await;
+    app.crm_fails_once().await;
     let body = fixture("telegram/message_photo_unicode_names.json");
     let (status, v) = problem(post_update(&app, BOT, Some(SECRET), &body).await).await;
     assert_eq!(status, 200, "{v}");
@@ -566,7 +560,7 @@ async fn telegram_crm_failure_is_buffered_and_a_redelivered_update_is_not_delive
 
 #[tokio::test]
 async fn set_webhook_registers_a_fresh_secret_and_both_secrets_work_during_the_switch() {
-    let app = spawn_telegram_app(TestOptions::default()).await;
+    let app = spawn_telegram_app(TestApp::builder()).await;
     Mock::given(method("POST"))
         .and(path(format!("/bot{BOT_TOKEN}/setWebhook")))
         .respond_with(
@@ -678,7 +672,7 @@ async fn set_webhook_registers_a_fresh_secret_and_both_secrets_work_during_the_s
 
 #[tokio::test]
 async fn set_webhook_refused_by_telegram_keeps_the_old_secret() {
-    let app = spawn_telegram_app(TestOptions::default()).await;
+    let app = spawn_telegram_app(TestApp::builder()).await;
     Mock::given(method("POST"))
         .and(path(format!("/bot{BOT_TOKEN}/setWebhook")))
         .respond_with(ResponseTemplate::new(400).set_body_json(
@@ -729,7 +723,7 @@ async fn set_webhook_refused_by_telegram_keeps_the_old_secret() {
 
 #[tokio::test]
 async fn set_webhook_errors_are_clear_and_never_show_the_token() {
-    let app = spawn_telegram_app(TestOptions::default()).await;
+    let app = spawn_telegram_app(TestApp::builder()).await;
     let live = app.state.live.load_full();
     // unknown bot
     let err = webhook::set_webhook(
@@ -790,7 +784,7 @@ async fn set_webhook_errors_are_clear_and_never_show_the_token() {
 
 #[tokio::test]
 async fn every_event_from_every_telegram_fixture_matches_the_published_schema() {
-    let app = spawn_telegram_app(TestOptions::default()).await;
+    let app = spawn_telegram_app(TestApp::builder()).await;
     let mut sent = 0;
     for name in fixture_names("telegram") {
         let body = fixture(&name);
@@ -810,7 +804,7 @@ async fn every_event_from_every_telegram_fixture_matches_the_published_schema() 
 
 #[tokio::test]
 async fn telegram_store_outage_is_503_then_recovers_without_restart() {
-    let mut app = spawn_telegram_app(TestOptions::default()).await;
+    let mut app = spawn_telegram_app(TestApp::builder()).await;
     let body = fixture("telegram/message_text.json");
     app.redis_mut().stop();
     let (status, v) = problem(post_update(&app, BOT, Some(SECRET), &body).await).await;
@@ -850,7 +844,7 @@ async fn run_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
 
 #[tokio::test]
 async fn cli_telegram_set_webhook_and_meta_subscriptions_work_end_to_end() {
-    let app = spawn_telegram_app(TestOptions::default()).await;
+    let app = spawn_telegram_app(TestApp::builder()).await;
     Mock::given(method("POST"))
         .and(path(format!("/bot{BOT_TOKEN}/setWebhook")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": true})))
@@ -924,7 +918,7 @@ async fn cli_telegram_set_webhook_and_meta_subscriptions_work_end_to_end() {
 
 #[tokio::test]
 async fn webhook_info_says_whether_telegram_points_at_this_relay() {
-    let app = spawn_telegram_app(TestOptions::default()).await;
+    let app = spawn_telegram_app(TestApp::builder()).await;
     let info_path = format!("/bot{BOT_TOKEN}/getWebhookInfo");
     // Before set-webhook: another URL, Telegram's default updates, a delivery error.
     Mock::given(method("POST"))

@@ -394,11 +394,7 @@ async fn batched_entries_and_changes_give_one_event_each_in_order() {
 
 #[tokio::test]
 async fn include_raw_tenant_gets_the_provider_object() {
-    let app = spawn_app_with(TestOptions {
-        include_raw: true,
-        ..Default::default()
-    })
-    .await;
+    let app = TestApp::builder().include_raw().spawn().await;
     let e = only(events_for(&app, "whatsapp/text.json").await, "raw");
     assert_eq!(
         e["data"]["raw"]["text"]["body"],

@@ -8,7 +8,6 @@ mod connect_links;
 mod delivery_buffer;
 mod delivery_load;
 mod delivery_replicas;
-mod delivery_support;
 mod devtools;
 mod event_schema;
 mod hardening;

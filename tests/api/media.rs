@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::helpers::{TestApp, TestOptions, API_KEY, OTHER_API_KEY};
+use crate::helpers::{TestApp, API_KEY, OTHER_API_KEY};
 use crate::replies_support::*;
 
 async fn get(app: &TestApp, rel: &str, key: Option<&str>) -> reqwest::Response {
@@ -127,11 +127,9 @@ async fn media_telegram_uses_getfile_and_never_shows_the_bot_token() {
 
 #[tokio::test]
 async fn media_instagram_fetches_allowed_attachment_urls_only() {
-    let app = replies_app_with(TestOptions {
-        extra_toml: "[media]\nallowed_hosts = [\"127.0.0.1\"]\n".into(),
-        ..Default::default()
-    })
-    .await;
+    let app =
+        replies_app_with(TestApp::builder().toml("[media]\nallowed_hosts = [\"127.0.0.1\"]\n"))
+            .await;
     Mock::given(method("GET"))
         .and(path("/ig_messaging_cdn/abc.jpg"))
         .respond_with(ResponseTemplate::new(200).set_body_raw(b"jpegdata".to_vec(), "image/jpeg"))
@@ -200,10 +198,9 @@ async fn media_is_for_the_tenants_own_channels_with_its_api_key() {
 
 #[tokio::test]
 async fn media_larger_than_the_cap_is_refused() {
-    let app = replies_app_with(TestOptions {
-        extra_toml: "[media]\nmax_bytes = 1000\nallowed_hosts = [\"127.0.0.1\"]\n".into(),
-        ..Default::default()
-    })
+    let app = replies_app_with(
+        TestApp::builder().toml("[media]\nmax_bytes = 1000\nallowed_hosts = [\"127.0.0.1\"]\n"),
+    )
     .await;
     Mock::given(method("GET"))
         .and(path("/big.bin"))
@@ -351,11 +348,7 @@ async fn media_50_mb_streams_through_with_flat_memory() {
 
 #[tokio::test]
 async fn media_of_unknown_size_is_cut_off_past_the_cap() {
-    let app = replies_app_with(TestOptions {
-        extra_toml: "[media]\nmax_bytes = 1000000\n".into(),
-        ..Default::default()
-    })
-    .await;
+    let app = replies_app_with(TestApp::builder().toml("[media]\nmax_bytes = 1000000\n")).await;
     let cdn = streaming_server_with(5_000_000, WA_TOKEN, false).await;
     Mock::given(method("GET"))
         .and(path("/v23.0/77"))

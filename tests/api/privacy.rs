@@ -4,7 +4,6 @@
 //! then a scan of its logs and of every Redis key and value.
 
 use std::collections::{BTreeSet, HashSet};
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -14,7 +13,7 @@ use switchboard::channels::{ChannelKind, ChannelRef};
 use switchboard::delivery::BufferBackend;
 use switchboard::store::{ChannelRecord, StoreBackend};
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::*;
 
@@ -376,13 +375,8 @@ async fn data_deletion_leaves_nothing_in_redis_that_names_the_user() {
 
     // Every key but the channel hashes expires; the status record within its retention.
     let redis = app.redis();
-    for key in redis
-        .cli(&["--scan"])
-        .unwrap()
-        .lines()
-        .filter(|k| !k.is_empty())
-    {
-        let ttl: i64 = redis.cli(&["TTL", key]).unwrap().trim().parse().unwrap();
+    for key in redis.cli(&["--scan"]).lines().filter(|k| !k.is_empty()) {
+        let ttl: i64 = redis.cli(&["TTL", key]).trim().parse().unwrap();
         if key.starts_with(&format!("{}channel:", keys.prefix())) {
             continue;
         }
@@ -390,7 +384,6 @@ async fn data_deletion_leaves_nothing_in_redis_that_names_the_user() {
     }
     let ttl: i64 = redis
         .cli(&["TTL", &keys.deletion(&code)])
-        .unwrap()
         .trim()
         .parse()
         .unwrap();
@@ -590,18 +583,8 @@ const REPLY_TO: &str = "15557654321";
 /// Every key, other than a channel hash, that has no TTL.
 fn keys_without_ttl(redis: &RedisServer) -> Vec<String> {
     let mut out = Vec::new();
-    for key in redis
-        .cli(&["--scan"])
-        .unwrap()
-        .lines()
-        .filter(|k| !k.is_empty())
-    {
-        let ttl: i64 = redis
-            .cli(&["PTTL", key])
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap_or(-2);
+    for key in redis.cli(&["--scan"]).lines().filter(|k| !k.is_empty()) {
+        let ttl: i64 = redis.cli(&["PTTL", key]).trim().parse().unwrap_or(-2);
         if ttl == -1 && !key.starts_with("switchboard:channel:") {
             out.push(key.to_owned());
         }
@@ -610,13 +593,7 @@ fn keys_without_ttl(redis: &RedisServer) -> Vec<String> {
 }
 
 /// A running `switchboard serve` with its output going to files.
-type Relay = LoggedRelay;
-
-async fn start_relay(dir: &Path, config: &str, port: u16) -> Relay {
-    let config_path = dir.join("relay.toml");
-    std::fs::write(&config_path, config).unwrap();
-    start_binary_relay(dir, &config_path, port).await
-}
+type Relay = RelayProcess;
 
 /// Posts every inbound fixture; returns the statuses seen.
 async fn post_all(http: &reqwest::Client, relay: &Relay, fixtures: &[(String, Value)]) -> Vec<u16> {
@@ -624,10 +601,13 @@ async fn post_all(http: &reqwest::Client, relay: &Relay, fixtures: &[(String, Va
     for (name, _) in fixtures {
         let body = fixture(name);
         let req = if name.starts_with("telegram/") {
-            http.post(format!("{}/webhooks/telegram/{TELEGRAM_BOT}", relay.url))
-                .header("x-telegram-bot-api-secret-token", TELEGRAM_SECRET)
+            http.post(format!(
+                "{}/webhooks/telegram/{TELEGRAM_BOT}",
+                relay.address
+            ))
+            .header("x-telegram-bot-api-secret-token", TELEGRAM_SECRET)
         } else {
-            http.post(format!("{}/webhooks/meta", relay.url))
+            http.post(format!("{}/webhooks/meta", relay.address))
                 .header("x-hub-signature-256", meta_signature(APP_SECRET, &body))
         };
         let resp = req
@@ -660,7 +640,7 @@ async fn post_malformed(http: &reqwest::Client, relay: &Relay) -> Vec<u16> {
     bodies.push(format!("{{\"object\": \"page\", \"entry\": [{CANARY}").into_bytes());
     for body in bodies {
         let resp = http
-            .post(format!("{}/webhooks/meta", relay.url))
+            .post(format!("{}/webhooks/meta", relay.address))
             .header("content-type", "application/json")
             .header("x-hub-signature-256", meta_signature(APP_SECRET, &body))
             .body(body)
@@ -682,7 +662,10 @@ async fn post_malformed(http: &reqwest::Client, relay: &Relay) -> Vec<u16> {
     ];
     for v in telegram {
         let resp = http
-            .post(format!("{}/webhooks/telegram/{TELEGRAM_BOT}", relay.url))
+            .post(format!(
+                "{}/webhooks/telegram/{TELEGRAM_BOT}",
+                relay.address
+            ))
             .header("x-telegram-bot-api-secret-token", TELEGRAM_SECRET)
             .header("content-type", "application/json")
             .body(v.to_string())
@@ -699,7 +682,7 @@ async fn post_malformed(http: &reqwest::Client, relay: &Relay) -> Vec<u16> {
     }
     // A reply of the wrong shape.
     let resp = http
-        .post(format!("{}/v1/messages", relay.url))
+        .post(format!("{}/v1/messages", relay.address))
         .bearer_auth(API_KEY)
         .json(&json!({"channel": {"kind": "whatsapp", "id": WHATSAPP_FIXTURE_CHANNELS[0]}, "to": 5, "message": {"kind": CANARY, "text": CANARY}}))
         .send()
@@ -713,7 +696,7 @@ async fn post_malformed(http: &reqwest::Client, relay: &Relay) -> Vec<u16> {
         json!({"channel": {"kind": "whatsapp", "id": WHATSAPP_FIXTURE_CHANNELS[0]}, "to": REPLY_TO, "message": {"kind": "image", "url": CANARY}}),
     ] {
         let resp = http
-            .post(format!("{}/v1/messages", relay.url))
+            .post(format!("{}/v1/messages", relay.address))
             .bearer_auth(API_KEY)
             .json(&body)
             .send()
@@ -727,7 +710,7 @@ async fn post_malformed(http: &reqwest::Client, relay: &Relay) -> Vec<u16> {
 /// A reply through `POST /v1/messages` (with an Idempotency-Key), so the reply path's
 /// logs and records are scanned too.
 async fn send_reply(http: &reqwest::Client, relay: &Relay) -> u16 {
-    http.post(format!("{}/v1/messages", relay.url))
+    http.post(format!("{}/v1/messages", relay.address))
         .bearer_auth(API_KEY)
         .header("idempotency-key", "privacy-scan-1")
         .json(&json!({
@@ -746,23 +729,14 @@ async fn send_reply(http: &reqwest::Client, relay: &Relay) -> u16 {
 async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
     let fixtures = inbound_fixtures();
     assert!(fixtures.len() >= 50, "{} fixtures", fixtures.len());
-    let redis = RedisServer::start();
-    let crm = MockServer::start().await;
-    let graph = MockServer::start().await;
-    let telegram = MockServer::start().await;
-    for p in [CRM_PATH, OTHER_CRM_PATH] {
-        Mock::given(method("POST"))
-            .and(path(p))
-            .respond_with(ResponseTemplate::new(200))
-            .with_priority(u8::MAX)
-            .mount(&crm)
-            .await;
-    }
+    let mut relay = TestApp::builder().log_level("trace").spawn_process().await;
+    let (crm, graph, telegram) = (&relay.peers.crm, &relay.peers.graph, &relay.peers.telegram);
+    let redis = relay.redis();
     let send_response: Value =
         serde_json::from_slice(&fixture("whatsapp/outbound/send_response.json")).unwrap();
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200).set_body_json(send_response))
-        .mount(&graph)
+        .mount(graph)
         .await;
     // WhatsApp media: the Graph lookup, then the file (Bearer token, never in the URL).
     Mock::given(method("GET"))
@@ -775,7 +749,7 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
             "file_size": "16",
             "id": "2621233374848975"
         })))
-        .mount(&graph)
+        .mount(graph)
         .await;
     Mock::given(method("GET"))
         .and(path("/whatsapp-media/2621233374848975"))
@@ -784,14 +758,14 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
                 .insert_header("content-type", "image/jpeg")
                 .set_body_bytes(MEDIA_BYTES.to_vec()),
         )
-        .mount(&graph)
+        .mount(graph)
         .await;
     // Telegram: getFile, the file download (token in the path), and every other call.
     let get_file: Value = serde_json::from_slice(&fixture("telegram/api_getfile_ok.json")).unwrap();
     Mock::given(wiremock::matchers::path_regex(r"/getFile$"))
         .respond_with(ResponseTemplate::new(200).set_body_json(get_file))
         .with_priority(1)
-        .mount(&telegram)
+        .mount(telegram)
         .await;
     Mock::given(method("GET"))
         .and(wiremock::matchers::path_regex(r"^/file/bot"))
@@ -801,20 +775,18 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
                 .set_body_bytes(b"%PDF-1.4 private file".to_vec()),
         )
         .with_priority(1)
-        .mount(&telegram)
+        .mount(telegram)
         .await;
     Mock::given(method("POST"))
         .respond_with(
             ResponseTemplate::new(200)
                 .set_body_json(json!({"ok": true, "result": {"message_id": 1}})),
         )
-        .mount(&telegram)
+        .mount(telegram)
         .await;
 
     // Channels: every fixture's, written to Redis as an operator would, tokens encrypted.
-    let vault_key = switchboard::vault::Keyring::generate_key();
-    let keyring =
-        switchboard::vault::Keyring::new(&[SecretString::from(vault_key.clone())]).unwrap();
+    let vault_key = relay.peers.vault_key.clone();
     let mut tokens = vec![format!("{TELEGRAM_BOT}:AAH-telegram-bot-token-Secret")];
     let mut channels: Vec<(ChannelKind, String)> =
         fixture_channels(&fixtures).into_iter().collect();
@@ -823,59 +795,20 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
     }
     channels.sort_by(|a, b| (a.0.as_str(), &a.1).cmp(&(b.0.as_str(), &b.1)));
     channels.dedup();
-    let port = free_port();
-    let config = render_config(
-        &TestOptions::default(),
-        Some(&redis.url()),
-        &crm.uri(),
-        &graph.uri(),
-        &telegram.uri(),
-        &[&vault_key],
-    )
-    .replace(
-        "bind = \"127.0.0.1:0\"",
-        &format!("bind = \"127.0.0.1:{port}\""),
-    )
-    .replace("level = \"info\"", "level = \"trace\"");
-    let settings = switchboard::config::Settings::from_toml(&config).unwrap();
-    let store = switchboard::app::open_store(&settings).unwrap();
     for (i, (kind, id)) in channels.iter().enumerate() {
         let token = format!("EAAG-channel-token-{i}-Secret");
-        store
-            .put_channel(
-                &ChannelRef::new(*kind, id.clone()),
-                &ChannelRecord {
-                    tenant: "acme".into(),
-                    token: SecretString::from(keyring.encrypt(token.as_bytes())),
-                    webhook_secret: None,
-                    updated_at: None,
-                    user_id: Some(USER.into()),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let new = NewChannel {
+            user_id: Some(USER),
+            ..NewChannel::new("acme", &token)
+        };
+        relay.put(*kind, id, &new).await;
         tokens.push(token);
     }
-    store
-        .put_channel(
-            &ChannelRef::new(ChannelKind::Telegram, TELEGRAM_BOT),
-            &ChannelRecord {
-                tenant: "acme".into(),
-                token: SecretString::from(keyring.encrypt(tokens[0].as_bytes())),
-                webhook_secret: Some(SecretString::from(
-                    keyring.encrypt(TELEGRAM_SECRET.as_bytes()),
-                )),
-                updated_at: None,
-                user_id: None,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-
-    let dir = tempfile::tempdir().unwrap();
-    let relay = start_relay(dir.path(), &config, port).await;
+    let new = NewChannel {
+        webhook_secret: Some(TELEGRAM_SECRET),
+        ..NewChannel::new("acme", &tokens[0])
+    };
+    relay.put(ChannelKind::Telegram, TELEGRAM_BOT, &new).await;
     // No pooled connections: the relay may close an idle one while the test waits
     // between steps, and a request on it then fails with IncompleteMessage.
     let http = reqwest::Client::builder()
@@ -890,7 +823,7 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
     // Through Telegram too: a reply and a media download, both with the bot token in
     // the Bot API path.
     let tg_reply = http
-        .post(format!("{}/v1/messages", relay.url))
+        .post(format!("{}/v1/messages", relay.address))
         .bearer_auth(API_KEY)
         .json(&json!({"channel": {"kind": "telegram", "id": TELEGRAM_BOT}, "to": "123456789", "message": {"kind": "text", "text": REPLY_TEXT}}))
         .send()
@@ -901,7 +834,7 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
     let tg_media = http
         .get(format!(
             "{}/v1/media/telegram/{TELEGRAM_BOT}/BQACAgIAAxkBAAIBCGXXXXXXXXXXXXXXXXXXXXXXXXXX",
-            relay.url
+            relay.address
         ))
         .bearer_auth(API_KEY)
         .send()
@@ -918,7 +851,7 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
     let wa_media = http
         .get(format!(
             "{}/v1/media/whatsapp/{}/2621233374848975",
-            relay.url, WHATSAPP_FIXTURE_CHANNELS[0]
+            relay.address, WHATSAPP_FIXTURE_CHANNELS[0]
         ))
         .bearer_auth(API_KEY)
         .send()
@@ -937,19 +870,18 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(503))
         .with_priority(1)
-        .mount(&crm)
+        .mount(crm)
         .await;
     for key in redis
         .cli(&["--scan", "--pattern", "switchboard:dedupe:*"])
-        .unwrap()
         .lines()
     {
         if !key.is_empty() {
-            redis.cli(&["DEL", key]).unwrap();
+            redis.cli(&["DEL", key]);
         }
     }
     let down = post_all(&http, &relay, &fixtures).await;
-    let without_ttl = keys_without_ttl(&redis);
+    let without_ttl = keys_without_ttl(redis);
     assert!(
         without_ttl.is_empty(),
         "keys without a TTL: {without_ttl:?}"
@@ -958,7 +890,7 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
 
     // 3. Meta's callbacks, through the same binary.
     let deauth = http
-        .post(format!("{}/meta/deauthorize", relay.url))
+        .post(format!("{}/meta/deauthorize", relay.address))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(form(&signed(
             json!({"algorithm": "HMAC-SHA256", "issued_at": 1, "profile_id": "0"}),
@@ -971,7 +903,7 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
     // The user who connected every channel asks for deletion: the buffer is emptied of
     // their channels' events (the notices to the CRM, encrypted, stay until delivered).
     let deletion: Value = http
-        .post(format!("{}/meta/data-deletion", relay.url))
+        .post(format!("{}/meta/data-deletion", relay.address))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(form(&signed(user_payload(USER, 1_763_800_000))))
         .send()
@@ -982,7 +914,7 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
         .unwrap();
     let code = deletion["confirmation_code"].as_str().unwrap();
     let status: Value = http
-        .get(format!("{}/meta/data-deletion/{code}", relay.url))
+        .get(format!("{}/meta/data-deletion/{code}", relay.address))
         .header("accept", "application/json")
         .send()
         .await
@@ -996,7 +928,7 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
     );
     assert_eq!(status["channels_removed"], channels.len(), "{status}");
     // Retention: every key but the channel hashes expires (buffer full, and after).
-    let without_ttl = keys_without_ttl(&redis);
+    let without_ttl = keys_without_ttl(redis);
     assert!(
         without_ttl.is_empty(),
         "keys without a TTL: {without_ttl:?}"
@@ -1006,7 +938,7 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
     let redis_dump = format!("{redis_dump}\n{after_deletion}");
     // Metrics and the admin listing are scanned with the logs.
     let metrics = http
-        .get(format!("{}/metrics", relay.url))
+        .get(format!("{}/metrics", relay.address))
         .send()
         .await
         .unwrap()
@@ -1015,7 +947,7 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
         .unwrap();
     assert!(metrics.contains("switchboard_"), "{metrics}");
     let listing = http
-        .get(format!("{}/admin/v1/channels", relay.url))
+        .get(format!("{}/admin/v1/channels", relay.address))
         .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
@@ -1024,9 +956,8 @@ async fn every_fixture_through_the_binary_leaves_no_content_in_logs_or_redis() {
         .await
         .unwrap();
     let logs = {
-        let mut relay = relay;
-        let _ = relay.child.kill();
-        let _ = relay.child.wait();
+        let _ = relay.binary.child.kill();
+        let _ = relay.binary.child.wait();
         format!("{}\n{metrics}\n{listing}", relay.logs())
     };
     assert!(
@@ -1318,13 +1249,7 @@ async fn deauthorize_while_the_crm_is_down_removes_tokens_now_and_delivers_the_n
         Some(USER),
     )
     .await;
-    Mock::given(method("POST"))
-        .and(path(CRM_PATH))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&app.crm)
-        .await;
+    app.crm_fails(503, 1).await;
     let resp = post_form(
         &app,
         "/meta/deauthorize",
@@ -1689,15 +1614,10 @@ fn privacy_retention_defaults_and_a_zero_ttl_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_deletion_purges_the_buffer_on_a_redis_cluster() {
-    use crate::delivery_support::{wa_webhook, WA_ACME};
+    use crate::helpers::{wa_webhook, WA_ACME};
     use wiremock::matchers::body_string_contains;
-    let cluster = crate::cluster::RedisCluster::start(3);
-    let app = spawn_app_with(TestOptions {
-        redis: false,
-        cluster_nodes: cluster.urls(),
-        ..Default::default()
-    })
-    .await;
+    let cluster = RedisCluster::start(3);
+    let app = TestApp::builder().cluster(cluster.urls()).spawn().await;
     put_user_channel(&app, ChannelKind::Whatsapp, WA_ACME, "acme", Some(USER)).await;
     Mock::given(method("POST"))
         .and(path(CRM_PATH))

@@ -13,8 +13,6 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use switchboard::vault::Keyring;
 use tokio::sync::RwLock;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::*;
 
@@ -43,14 +41,9 @@ fn quoted(list: &[&str]) -> String {
 }
 
 fn config_for(app: &TestApp, step: &Step<'_>) -> String {
-    let mut text = render_config(
-        &TestOptions::default(),
-        Some(&app.redis().url()),
-        &app.crm.uri(),
-        &app.graph.uri(),
-        &app.telegram.uri(),
-        &step.vault_keys,
-    );
+    let mut config = app.config.clone();
+    config.vault_keys = step.vault_keys.iter().map(|k| (*k).to_owned()).collect();
+    let mut text = config.render();
     text = text.replace(
         &format!("app_secrets = [\"{APP_SECRET}\"]"),
         &format!("app_secrets = [{}]", quoted(&step.app_secrets)),
@@ -77,20 +70,13 @@ fn config_for(app: &TestApp, step: &Step<'_>) -> String {
 
 /// Writes the step's config and waits until the app runs it.
 async fn apply(app: &TestApp, step: &Step<'_>) {
-    std::fs::write(&app.config_path, config_for(app, step)).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let live = app.state.live.load();
-        if live.keyring.len() == step.vault_keys.len()
+    app.reload(&config_for(app, step), |live| {
+        live.keyring.len() == step.vault_keys.len()
             && step.admin_tokens.iter().all(|t| live.is_admin_token(t))
             && live.settings.meta.app_secrets.len() == step.app_secrets.len()
             && live.settings.channels.len() == usize::from(step.config_channel_token.is_some())
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the config was not reloaded");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
 }
 
 /// A WhatsApp text webhook with a unique message id (so each one reaches the CRM).
@@ -404,13 +390,6 @@ async fn broken_config_is_refused_and_the_running_one_keeps_serving() {
     assert!(!app.state.live.load().is_admin_token(ADMIN_TOKEN));
 }
 
-/// A running `switchboard serve`, output to files, killed on drop.
-type Relay = LoggedRelay;
-
-async fn start_relay(dir: &Path, config_path: &Path, port: u16) -> Relay {
-    start_binary_relay(dir, config_path, port).await
-}
-
 /// Runs the CLI with `stdin`; returns (success, stdout + stderr).
 pub(crate) fn cli(config: &Path, args: &[&str], stdin: &str) -> (bool, String) {
     use std::io::Write;
@@ -437,30 +416,8 @@ pub(crate) fn cli(config: &Path, args: &[&str], stdin: &str) -> (bool, String) {
     (out.status.success(), text)
 }
 
-async fn wait_for_log(relay: &Relay, needle: &str, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while relay.logs().matches(needle).count() < count {
-        assert!(
-            Instant::now() < deadline,
-            "no {count}× {needle:?} in the logs:\n{}",
-            relay.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 #[tokio::test]
 async fn binary_reloads_on_sighup_refuses_broken_config_and_never_logs_a_secret() {
-    let redis = RedisServer::start();
-    let crm = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(CRM_PATH))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&crm)
-        .await;
-    let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("relay.toml");
-    let port = free_port();
     let (k1, k2) = (Keyring::generate_key(), Keyring::generate_key());
     let admin2 = "admin-token-second-3c1d";
     let app_secret2 = "app-secret-second-91aa";
@@ -472,7 +429,10 @@ async fn binary_reloads_on_sighup_refuses_broken_config_and_never_logs_a_secret(
     let typo_secret = "secret-on-a-broken-line-e4f0";
     let k1_ring = Keyring::new(&[SecretString::from(k1.clone())]).unwrap();
     let cfg_channel = k1_ring.encrypt(token_cfg.as_bytes());
-    let config = |keys: &str, admins: &str, secrets: &str| {
+    let config = |c: &TestConfig, keys: &str, admins: &str, secrets: &str| {
+        let StoreConfig::Redis(redis) = &c.store else {
+            unreachable!("the relay has a redis-server of its own")
+        };
         format!(
             r#"
 [server]
@@ -501,22 +461,28 @@ id = "123456123"
 tenant = "acme"
 token = "{cfg_channel}"
 "#,
-            redis = redis.url(),
-            crm = crm.uri(),
+            port = c.port,
+            crm = c.crm,
         )
     };
-    let first = config(
-        &format!("\"{k1}\""),
-        &format!("\"{ADMIN_TOKEN}\""),
-        &format!("\"{APP_SECRET}\""),
-    );
-    std::fs::write(&config_path, &first).unwrap();
-    let relay = start_relay(dir.path(), &config_path, port).await;
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let admin = |token: &str, m: reqwest::Method, p: &str| {
-        http.request(m, format!("{}{p}", relay.url))
-            .bearer_auth(token)
+    let first = |c: &TestConfig| {
+        config(
+            c,
+            &format!("\"{k1}\""),
+            &format!("\"{ADMIN_TOKEN}\""),
+            &format!("\"{APP_SECRET}\""),
+        )
     };
+    let relay = TestApp::builder()
+        .vault_key(&k1)
+        .log_level("trace")
+        .without_fixture_channels()
+        .spawn_process_with(first)
+        .await;
+    let (config_path, first) = (&relay.peers.config_path, first(&relay.peers.config));
+    let http = &relay.peers.http;
+    let admin =
+        |token: &str, m: reqwest::Method, p: &str| http.request(m, relay.url(p)).bearer_auth(token);
 
     // Admin API and CLI, with secrets in bodies and on stdin.
     let resp = admin(
@@ -540,7 +506,7 @@ token = "{cfg_channel}"
     .unwrap();
     assert_eq!(resp.status(), 201);
     let (ok, out) = cli(
-        &config_path,
+        config_path,
         &[
             "channels",
             "put",
@@ -553,7 +519,7 @@ token = "{cfg_channel}"
     );
     assert!(ok, "{out}");
     let mut outputs = vec![out];
-    let (ok, cli_list) = cli(&config_path, &["channels", "list"], "");
+    let (ok, cli_list) = cli(config_path, &["channels", "list"], "");
     assert!(ok, "{cli_list}");
     assert!(
         cli_list.contains("1122334455667") && cli_list.contains("primary_key"),
@@ -562,7 +528,7 @@ token = "{cfg_channel}"
     outputs.push(cli_list);
     let body = fixture("whatsapp/text.json");
     let resp = http
-        .post(format!("{}/webhooks/meta", relay.url))
+        .post(relay.url("/webhooks/meta"))
         .header("content-type", "application/json")
         .header("x-hub-signature-256", meta_signature(APP_SECRET, &body))
         .body(body.clone())
@@ -573,8 +539,9 @@ token = "{cfg_channel}"
 
     // SIGHUP with the new key, admin token and app secret next to the old ones.
     std::fs::write(
-        &config_path,
+        config_path,
         config(
+            &relay.peers.config,
             &format!("\"{k2}\", \"{k1}\""),
             &format!("\"{ADMIN_TOKEN}\", \"{admin2}\""),
             &format!("\"{APP_SECRET}\", \"{app_secret2}\""),
@@ -582,7 +549,7 @@ token = "{cfg_channel}"
     )
     .unwrap();
     relay.hup();
-    wait_for_log(&relay, "Config reloaded.", 1).await;
+    relay.wait_for_log("Config reloaded.", 1).await;
     let api_list = admin(admin2, reqwest::Method::GET, "/admin/v1/channels")
         .send()
         .await
@@ -596,7 +563,7 @@ token = "{cfg_channel}"
         assert_eq!(c["status"], "needs_rotation", "{c}");
     }
     outputs.push(api_list);
-    let (ok, out) = cli(&config_path, &["vault", "rotate"], "");
+    let (ok, out) = cli(config_path, &["vault", "rotate"], "");
     assert!(ok, "{out}");
     assert!(out.contains("rotated 4 of 4"), "{out}");
     assert!(out.contains("whatsapp:123456123"), "{out}");
@@ -612,7 +579,7 @@ token = "{cfg_channel}"
 
     // Broken configs, one with a secret on the broken line: refused, named, not echoed.
     std::fs::write(
-        &config_path,
+        config_path,
         first.replace(
             &format!("app_secrets = [\"{APP_SECRET}\"]"),
             &format!("app_secrets = [\"{typo_secret}\" \"{typo_secret}\"]"),
@@ -620,14 +587,19 @@ token = "{cfg_channel}"
     )
     .unwrap();
     relay.hup();
-    wait_for_log(&relay, "Config reload refused", 1).await;
+    relay.wait_for_log("Config reload refused", 1).await;
     std::fs::write(
-        &config_path,
-        config(&format!("\"{k2}\", \"{typo_secret}\""), "\"x\"", "\"y\""),
+        config_path,
+        config(
+            &relay.peers.config,
+            &format!("\"{k2}\", \"{typo_secret}\""),
+            "\"x\"",
+            "\"y\"",
+        ),
     )
     .unwrap();
     relay.hup();
-    wait_for_log(&relay, "Config reload refused", 2).await;
+    relay.wait_for_log("Config reload refused", 2).await;
     assert!(relay.logs().contains("vault.keys[1]"), "{}", relay.logs());
     // The running config still serves.
     let resp = admin(admin2, reqwest::Method::GET, "/admin/v1/channels")
@@ -636,7 +608,7 @@ token = "{cfg_channel}"
         .unwrap();
     assert_eq!(resp.status(), 200);
     let resp = http
-        .post(format!("{}/webhooks/meta", relay.url))
+        .post(relay.url("/webhooks/meta"))
         .header("content-type", "application/json")
         .header("x-hub-signature-256", meta_signature(app_secret2, &body))
         .body(body.clone())
@@ -650,16 +622,16 @@ token = "{cfg_channel}"
         .unwrap();
     assert_eq!(wrong.status(), 401);
     let (ok, out) = cli(
-        &config_path,
+        config_path,
         &["vault", "encrypt"],
         &format!("{token_cli}\n"),
     );
     assert!(!ok, "a broken config must stop the CLI too: {out}");
     assert!(out.contains("vault.keys[1]"), "{out}");
     outputs.push(out);
-    drop(relay);
-    let relay_logs = std::fs::read_to_string(dir.path().join("stdout.log")).unwrap()
-        + &std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+    let mut relay = relay;
+    relay.kill();
+    let relay_logs = relay.logs();
     assert!(relay_logs.lines().count() > 50, "trace logs are on");
 
     let secrets = [
@@ -678,7 +650,7 @@ token = "{cfg_channel}"
         SIGNING_SECRET,
         &SIGNING_SECRET["whsec_".len()..],
     ];
-    let dump = redis.dump_all();
+    let dump = relay.redis().dump_all();
     for s in secrets {
         assert!(!relay_logs.contains(s), "the logs hold {s}");
         for o in &outputs {
@@ -779,8 +751,7 @@ async fn config_channels_are_written_once_the_store_is_back_after_a_reload_durin
     loop {
         let tenant = app
             .redis()
-            .cli(&["HGET", "switchboard:channel:messenger:4242", "tenant"])
-            .unwrap();
+            .cli(&["HGET", "switchboard:channel:messenger:4242", "tenant"]);
         if tenant.trim() == "globex" {
             break;
         }
@@ -792,8 +763,7 @@ async fn config_channels_are_written_once_the_store_is_back_after_a_reload_durin
     }
     let stored = app
         .redis()
-        .cli(&["HGET", "switchboard:channel:messenger:4242", "token"])
-        .unwrap();
+        .cli(&["HGET", "switchboard:channel:messenger:4242", "token"]);
     assert_eq!(
         &*app.keyring.decrypt(stored.trim()).unwrap(),
         b"EAAG-config-during-outage"

@@ -389,10 +389,9 @@ async fn provider_5xx_is_retried_until_it_succeeds_with_one_delivery() {
 
 #[tokio::test]
 async fn provider_5xx_past_the_deadline_is_503_upstream_unavailable() {
-    let app = replies_app_with(crate::helpers::TestOptions {
-        extra_toml: "[replies]\nretry_deadline_ms = 600\n".into(),
-        ..Default::default()
-    })
+    let app = replies_app_with(
+        crate::helpers::TestApp::builder().toml("[replies]\nretry_deadline_ms = 600\n"),
+    )
     .await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(503))
@@ -473,13 +472,7 @@ async fn token_invalid_sends_reauth_required_once_an_hour_per_channel() {
             switchboard::channels::ChannelKind::Whatsapp,
             WA,
         ));
-    let ttl: i64 = app
-        .redis()
-        .cli(&["TTL", &key])
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let ttl: i64 = app.redis().cli(&["TTL", &key]).trim().parse().unwrap();
     assert!((3500..=3600).contains(&ttl), "{ttl}");
     // Still one, a moment later.
     let resp = send(&app, &wa_text()).await;

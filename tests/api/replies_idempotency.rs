@@ -5,8 +5,6 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use switchboard::app::Application;
-use switchboard::config::Settings;
 use wiremock::matchers::method;
 use wiremock::{Mock, ResponseTemplate};
 
@@ -40,15 +38,9 @@ async fn idempotency_key_replays_the_first_answer_with_one_provider_call() {
 
     // Stored under the key's name with a TTL of 24 h, holding the answer, not the message.
     let key = app.state.store.keys().idempotency("acme", "order-42");
-    let ttl: i64 = app
-        .redis()
-        .cli(&["TTL", &key])
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let ttl: i64 = app.redis().cli(&["TTL", &key]).trim().parse().unwrap();
     assert!((86_000..=86_400).contains(&ttl), "{ttl}");
-    let stored = app.redis().cli(&["GET", &key]).unwrap();
+    let stored = app.redis().cli(&["GET", &key]);
     assert!(stored.contains(first["id"].as_str().unwrap()));
     assert!(!stored.contains("Hello!"), "no message content: {stored}");
     assert!(!stored.contains("15551234567"), "no phone number: {stored}");
@@ -99,16 +91,6 @@ async fn idempotency_key_is_freed_when_the_provider_refused() {
     assert_eq!(received(&app.graph).await.len(), 2);
 }
 
-/// A second replica: the same config (same Redis, same mocks), its own process state.
-async fn second_replica(app: &crate::helpers::TestApp) -> (String, actix_web::dev::ServerHandle) {
-    let settings = Settings::load_with_env(Some(&app.config_path), false).unwrap();
-    let replica = Application::build(settings, None).await.unwrap();
-    let address = format!("http://127.0.0.1:{}", replica.port());
-    let handle = replica.handle();
-    tokio::spawn(replica.run_until_stopped());
-    (address, handle)
-}
-
 #[tokio::test]
 async fn idempotency_two_concurrent_requests_on_two_replicas_make_one_provider_call() {
     let app = replies_app().await;
@@ -120,7 +102,8 @@ async fn idempotency_two_concurrent_requests_on_two_replicas_make_one_provider_c
         )
         .mount(&app.graph)
         .await;
-    let (other, handle) = second_replica(&app).await;
+    let mut replica = app.replica().await;
+    let other = replica.address();
     let body = wa_text("Hello!");
     let post = |base: String| {
         let http = app.http.clone();
@@ -150,15 +133,14 @@ async fn idempotency_two_concurrent_requests_on_two_replicas_make_one_provider_c
         1,
         "exactly one provider call"
     );
-    handle.stop(true).await;
+    replica.stop().await;
 }
 
 #[tokio::test]
 async fn idempotency_waiting_request_gets_409_when_the_first_is_still_sending() {
-    let app = replies_app_with(crate::helpers::TestOptions {
-        extra_toml: "[replies]\nidempotency_wait_ms = 200\n".into(),
-        ..Default::default()
-    })
+    let app = replies_app_with(
+        crate::helpers::TestApp::builder().toml("[replies]\nidempotency_wait_ms = 200\n"),
+    )
     .await;
     Mock::given(method("POST"))
         .respond_with(
@@ -174,7 +156,7 @@ async fn idempotency_waiting_request_gets_409_when_the_first_is_still_sending() 
         // Start once the first holds the key.
         let key = app.state.store.keys().idempotency("acme", "slow-1");
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while app.redis().cli(&["EXISTS", &key]).unwrap().trim() != "1"
+        while app.redis().cli(&["EXISTS", &key]).trim() != "1"
             && std::time::Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -6,7 +6,7 @@ use switchboard::channels::ChannelKind;
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, Request, ResponseTemplate};
 
-use crate::helpers::{fixture, spawn_app_with, TestApp, TestOptions, API_KEY};
+use crate::helpers::{fixture, TestApp, TestAppBuilder, API_KEY};
 
 /// Registered by `spawn_app` for tenant acme with token `wa-token-secret`.
 pub const WA: &str = "106540352242922";
@@ -25,8 +25,8 @@ pub fn fixture_json(rel: &str) -> Value {
 }
 
 /// An app with one channel of each kind for acme, and one WhatsApp channel for globex.
-pub async fn replies_app_with(opts: TestOptions) -> TestApp {
-    let app = spawn_app_with(opts).await;
+pub async fn replies_app_with(builder: TestAppBuilder) -> TestApp {
+    let app = builder.spawn().await;
     app.put_channel(ChannelKind::Messenger, PAGE, "acme", PAGE_TOKEN)
         .await;
     app.put_channel(ChannelKind::Instagram, IG, "acme", IG_TOKEN)
@@ -39,7 +39,7 @@ pub async fn replies_app_with(opts: TestOptions) -> TestApp {
 }
 
 pub async fn replies_app() -> TestApp {
-    replies_app_with(TestOptions::default()).await
+    replies_app_with(TestApp::builder()).await
 }
 
 /// Mounts the usual success answers: Graph sends answer with `send_response.json` of

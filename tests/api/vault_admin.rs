@@ -4,7 +4,6 @@
 //! (Python's `cryptography` + redis-cli); a corrupted record hurting only its channel.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
@@ -67,11 +66,7 @@ fn find<'a>(channels: &'a [Value], kind: &str, id: &str) -> &'a Value {
 }
 
 fn hget(app: &TestApp, key: &str, field: &str) -> String {
-    app.redis()
-        .cli(&["HGET", key, field])
-        .unwrap()
-        .trim()
-        .to_owned()
+    app.redis().cli(&["HGET", key, field]).trim().to_owned()
 }
 
 fn python_fernet(key: &str, plaintext: &str) -> String {
@@ -94,20 +89,10 @@ fn ring_of(key: &str) -> Keyring {
 
 /// Rewrites the config with these vault keys and waits until the app runs with them.
 async fn set_vault_keys(app: &TestApp, keys: &[&str]) {
-    let text = render_config(
-        &TestOptions::default(),
-        Some(&app.redis().url()),
-        &app.crm.uri(),
-        &app.graph.uri(),
-        &app.telegram.uri(),
-        keys,
-    );
-    std::fs::write(&app.config_path, text).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while app.state.live.load().keyring.len() != keys.len() {
-        assert!(Instant::now() < deadline, "the config was not reloaded");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut config = app.config.clone();
+    config.vault_keys = keys.iter().map(|k| (*k).to_owned()).collect();
+    app.reload(&config.render(), |live| live.keyring.len() == keys.len())
+        .await;
 }
 
 #[tokio::test]
@@ -346,7 +331,6 @@ async fn delete_channel_removes_it_then_answers_404() {
     assert_eq!(
         app.redis()
             .cli(&["EXISTS", "switchboard:channel:whatsapp:123456123"])
-            .unwrap()
             .trim(),
         "0"
     );
@@ -367,20 +351,18 @@ async fn delete_channel_removes_it_then_answers_404() {
 async fn channel_written_by_another_service_with_python_routes_and_is_listed() {
     let app = spawn_app().await;
     let key = "switchboard:channel:whatsapp:106540352242922";
-    app.redis().cli(&["DEL", key]).unwrap();
+    app.redis().cli(&["DEL", key]);
     let token = python_fernet(&app.vault_key, "EAAG-from-onboarding");
-    app.redis()
-        .cli(&[
-            "HSET",
-            key,
-            "tenant",
-            "acme",
-            "token",
-            &token,
-            "updated_at",
-            "2026-11-22T10:00:00Z",
-        ])
-        .unwrap();
+    app.redis().cli(&[
+        "HSET",
+        key,
+        "tenant",
+        "acme",
+        "token",
+        &token,
+        "updated_at",
+        "2026-11-22T10:00:00Z",
+    ]);
 
     let resp = app.post_meta(&fixture("whatsapp/text.json")).await;
     assert_eq!(resp.status(), 200);
@@ -409,36 +391,30 @@ async fn corrupted_records_in_redis_are_reported_for_their_channel_only() {
     let garbage = "switchboard:channel:whatsapp:1122334455667";
     let other_key = Keyring::generate_key();
     app.redis()
-        .cli(&["HSET", garbage, "token", "gAAAAABnot-a-real-fernet-token=="])
-        .unwrap();
+        .cli(&["HSET", garbage, "token", "gAAAAABnot-a-real-fernet-token=="]);
     let foreign = "switchboard:channel:messenger:999";
-    app.redis()
-        .cli(&[
-            "HSET",
-            foreign,
-            "tenant",
-            "acme",
-            "token",
-            &python_fernet(&other_key, "EAAG-other-key"),
-        ])
-        .unwrap();
+    app.redis().cli(&[
+        "HSET",
+        foreign,
+        "tenant",
+        "acme",
+        "token",
+        &python_fernet(&other_key, "EAAG-other-key"),
+    ]);
     let no_tenant = "switchboard:channel:instagram:888";
     app.redis()
-        .cli(&["HSET", no_tenant, "token", &app.keyring.encrypt(b"x")])
-        .unwrap();
+        .cli(&["HSET", no_tenant, "token", &app.keyring.encrypt(b"x")]);
     let wrong_type = "switchboard:channel:instagram:777";
-    app.redis().cli(&["SET", wrong_type, "oops"]).unwrap();
+    app.redis().cli(&["SET", wrong_type, "oops"]);
     let unknown_tenant = "switchboard:channel:instagram:666";
-    app.redis()
-        .cli(&[
-            "HSET",
-            unknown_tenant,
-            "tenant",
-            "initech",
-            "token",
-            &app.keyring.encrypt(b"y"),
-        ])
-        .unwrap();
+    app.redis().cli(&[
+        "HSET",
+        unknown_tenant,
+        "tenant",
+        "initech",
+        "token",
+        &app.keyring.encrypt(b"y"),
+    ]);
 
     let channels = list(&app).await;
     assert_eq!(channels.len(), 7, "{channels:#?}");
@@ -518,16 +494,14 @@ async fn old_key_token_works_and_rotation_moves_every_secret_to_the_new_key() {
         Some(TELEGRAM_SECRET),
     )
     .await;
-    app.redis()
-        .cli(&[
-            "HSET",
-            "switchboard:channel:messenger:42",
-            "tenant",
-            "globex",
-            "token",
-            &python_fernet(&old, "EAAG-python-old"),
-        ])
-        .unwrap();
+    app.redis().cli(&[
+        "HSET",
+        "switchboard:channel:messenger:42",
+        "tenant",
+        "globex",
+        "token",
+        &python_fernet(&old, "EAAG-python-old"),
+    ]);
 
     set_vault_keys(&app, &[&new, &old]).await;
     let channels = list(&app).await;
@@ -735,19 +709,16 @@ sys.exit(1 if bad else 0)
 async fn admin_answers_match_the_published_openapi_schemas() {
     use std::io::Write;
     let app = spawn_app().await;
+    app.redis().cli(&[
+        "HSET",
+        "switchboard:channel:messenger:999",
+        "tenant",
+        "acme",
+        "token",
+        "gAAAAAbroken",
+    ]);
     app.redis()
-        .cli(&[
-            "HSET",
-            "switchboard:channel:messenger:999",
-            "tenant",
-            "acme",
-            "token",
-            "gAAAAAbroken",
-        ])
-        .unwrap();
-    app.redis()
-        .cli(&["SET", "switchboard:channel:instagram:777", "oops"])
-        .unwrap();
+        .cli(&["SET", "switchboard:channel:instagram:777", "oops"]);
     let put: Value = admin(
         &app,
         reqwest::Method::PUT,
@@ -802,37 +773,17 @@ async fn admin_answers_match_the_published_openapi_schemas() {
 
 #[tokio::test]
 async fn rotation_on_a_redis_cluster_reaches_every_master() {
-    let cluster = crate::cluster::RedisCluster::start(3);
-    let opts = TestOptions {
-        redis: false,
-        cluster_nodes: cluster.urls(),
-        ..Default::default()
-    };
-    let app = spawn_app_with(TestOptions {
-        redis: false,
-        cluster_nodes: cluster.urls(),
-        ..Default::default()
-    })
-    .await;
+    let cluster = RedisCluster::start(3);
+    let app = TestApp::builder().cluster(cluster.urls()).spawn().await;
     for i in 0..30 {
         app.put_channel(ChannelKind::Messenger, &format!("80000{i}"), "acme", "t")
             .await;
     }
     let new = Keyring::generate_key();
-    let text = render_config(
-        &opts,
-        None,
-        &app.crm.uri(),
-        &app.graph.uri(),
-        &app.telegram.uri(),
-        &[&new, &app.vault_key],
-    );
-    std::fs::write(&app.config_path, text).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while app.state.live.load().keyring.len() != 2 {
-        assert!(Instant::now() < deadline, "the config was not reloaded");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut config = app.config.clone();
+    config.vault_keys = vec![new.clone(), app.vault_key.clone()];
+    app.reload(&config.render(), |live| live.keyring.len() == 2)
+        .await;
     let report: Value = admin(&app, reqwest::Method::POST, "/admin/v1/vault/rotate", None)
         .await
         .json()
@@ -894,7 +845,7 @@ fn cli_puts_lists_deletes_and_rotates_with_secrets_only_from_stdin_or_files() {
     assert!(ok, "{out}");
     assert!(out.contains("created"), "{out}");
     let key_name = "switchboard:channel:telegram:7001234567";
-    let hget = |f: &str| redis.cli(&["HGET", key_name, f]).unwrap().trim().to_owned();
+    let hget = |f: &str| redis.cli(&["HGET", key_name, f]).trim().to_owned();
     assert_eq!(
         &*keyring.decrypt(&hget("token")).unwrap(),
         TELEGRAM_TOKEN.as_bytes()
@@ -950,7 +901,7 @@ fn cli_puts_lists_deletes_and_rotates_with_secrets_only_from_stdin_or_files() {
     let (ok, out) = cli(&path, &["channels", "delete", "telegram", "7001234567"], "");
     seen.push(out.clone());
     assert!(!ok && out.contains("not in the store"), "{out}");
-    assert_eq!(redis.cli(&["EXISTS", key_name]).unwrap().trim(), "0");
+    assert_eq!(redis.cli(&["EXISTS", key_name]).trim(), "0");
 
     std::fs::write(&path, config("memory")).unwrap();
     let (ok, out) = cli(&path, &["channels", "list"], "");

@@ -134,11 +134,7 @@ async fn bad_bodies_get_a_clear_4xx_and_the_server_keeps_serving() {
 
 #[tokio::test]
 async fn oversized_body_is_413() {
-    let app = spawn_app_with(TestOptions {
-        extra_toml: String::new(),
-        ..Default::default()
-    })
-    .await;
+    let app = TestApp::builder().spawn().await;
     let big = vec![b' '; 1_048_577];
     let resp = app.post_meta(&big).await;
     let (status, v) = problem(resp).await;
@@ -149,13 +145,7 @@ async fn oversized_body_is_413() {
 #[tokio::test]
 async fn a_crm_failure_is_answered_200_buffered_and_delivered_later_once() {
     let app = spawn_app().await;
-    Mock::given(method("POST"))
-        .and(path(CRM_PATH))
-        .respond_with(ResponseTemplate::new(500))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&app.crm)
-        .await;
+    app.crm_fails_once().await;
     let body = fixture("whatsapp/text.json");
     let (status, v) = problem(app.post_meta(&body).await).await;
     assert_eq!(status, 200, "{v}");
@@ -177,11 +167,7 @@ async fn a_crm_failure_is_answered_200_buffered_and_delivered_later_once() {
 
 #[tokio::test]
 async fn a_slow_crm_times_out_into_the_buffer_and_is_answered_200_quickly() {
-    let app = spawn_app_with(TestOptions {
-        delivery_timeout_ms: 200,
-        ..Default::default()
-    })
-    .await;
+    let app = TestApp::builder().delivery_timeout_ms(200).spawn().await;
     Mock::given(method("POST"))
         .and(path(CRM_PATH))
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(2)))

@@ -1,0 +1,58 @@
+//! The one test harness. [`TestApp::builder`] starts the real application (in this
+//! process, or the real binary with its logs captured) on a real throwaway
+//! `redis-server`, with wiremock servers as its CRM, Graph API and Telegram peers.
+//! Split by idea: `app` (the builder and the in-process app), `process` (the binary),
+//! `config` (the config file), `redis` (redis-server and Redis Cluster), `signing`
+//! (Meta's and Standard Webhooks' signatures), `crm` (a CRM that misbehaves on cue),
+//! `traffic` (webhooks made to order for the delivery tests).
+
+mod app;
+mod config;
+mod crm;
+mod process;
+mod redis;
+mod signing;
+mod traffic;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+
+pub use app::*;
+pub use config::*;
+pub use crm::*;
+pub use process::*;
+pub use redis::*;
+pub use signing::*;
+pub use traffic::*;
+
+/// The WhatsApp phone_number_ids used by the fixtures; all belong to tenant `acme`.
+pub const WHATSAPP_FIXTURE_CHANNELS: &[&str] = &["106540352242922", "1122334455667", "123456123"];
+
+pub fn fixture(rel: &str) -> Vec<u8> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))
+}
+
+pub fn fixture_names(dir: &str) -> Vec<String> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(dir);
+    let mut names: Vec<String> = std::fs::read_dir(p)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .map(|e| format!("{dir}/{}", e.file_name().to_string_lossy()))
+        .collect();
+    names.sort();
+    names
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
