@@ -93,11 +93,7 @@ async fn link_status(app: &TestApp, id: &str) -> Value {
 }
 
 fn hget(app: &TestApp, key: &str, field: &str) -> String {
-    app.redis()
-        .cli(&["HGET", key, field])
-        .unwrap()
-        .trim()
-        .to_owned()
+    app.redis().cli(&["HGET", key, field]).trim().to_owned()
 }
 
 async fn connected_event(app: &TestApp) -> Value {
@@ -143,11 +139,7 @@ fn assert_clean(text: &str, secrets: &[&str]) {
 
 #[tokio::test]
 async fn telegram_link_connects_the_bot_and_tells_the_crm() {
-    let app = spawn_app_with(TestOptions {
-        extra_toml: HOSTS.into(),
-        ..Default::default()
-    })
-    .await;
+    let app = TestApp::builder().toml(HOSTS).spawn().await;
     mock_telegram(&app, "").await;
     let link: Value = create_link(&app, API_KEY, json!({"kind": "telegram", "external_ref": "draft-7", "return_url": "https://crm.example.com/channels"}))
         .await
@@ -311,7 +303,6 @@ async fn telegram_wrong_token_says_so_and_stores_nothing() {
     assert_eq!(
         app.redis()
             .cli(&["EXISTS", &format!("switchboard:channel:telegram:{BOT_ID}")])
-            .unwrap()
             .trim(),
         "0"
     );
@@ -607,7 +598,6 @@ async fn messenger_login_with_several_pages_connects_the_picked_one() {
     assert_eq!(
         app.redis()
             .cli(&["EXISTS", "switchboard:channel:messenger:111"])
-            .unwrap()
             .trim(),
         "0"
     );
@@ -694,7 +684,6 @@ async fn tampered_replayed_foreign_and_cookieless_callbacks_store_nothing() {
     assert_eq!(
         app.redis()
             .cli(&["EXISTS", "switchboard:channel:messenger:111"])
-            .unwrap()
             .trim(),
         "0"
     );
@@ -734,7 +723,6 @@ async fn graph_error_during_messenger_login_is_a_clear_page_and_stores_nothing()
     assert!(app
         .redis()
         .cli(&["KEYS", "switchboard:channel:messenger:*"])
-        .unwrap()
         .trim()
         .is_empty());
 }
@@ -746,11 +734,7 @@ async fn instagram_login_connects_with_the_instagram_graph_and_expiry() {
         "[instagram]\napp_id = \"ig-app-1\"\napp_secrets = [\"ig-secret-1\"]\noauth_base = \"{0}\"\napi_base = \"{0}\"\ngraph_base = \"{0}\"\n",
         ig.uri()
     );
-    let app = spawn_app_with(TestOptions {
-        extra_toml: extra,
-        ..Default::default()
-    })
-    .await;
+    let app = TestApp::builder().toml(&extra).spawn().await;
     Mock::given(method("POST"))
         .and(path("/oauth/access_token"))
         .and(body_string_contains("grant_type=authorization_code"))
