@@ -641,6 +641,10 @@ pub struct ProviderDetail {
     pub fbtrace_id: Option<String>,
     /// Telegram: the group moved to this supergroup id.
     pub migrate_to_chat_id: Option<i64>,
+    /// The relay's reading of the refusal when it is not the code's plain meaning (a
+    /// WhatsApp permission error answered as `token_invalid`): put in the problem's
+    /// `detail` and the `channel.reauth_required` reason, not in `provider`.
+    pub reason: Option<String>,
 }
 
 impl ProviderDetail {
@@ -682,9 +686,10 @@ pub enum SendError {
         retry_after: Duration,
         detail: Box<ProviderDetail>,
     },
-    /// Telegram 403: the bot was blocked, or may not write to that chat.
-    #[error("the provider forbids this (e.g. the bot was blocked)")]
-    Forbidden(Box<ProviderDetail>),
+    /// The person cannot be reached now (Graph 551; Telegram 403: the bot was blocked,
+    /// the user is deactivated, the bot was removed from the chat).
+    #[error("the recipient cannot be reached now")]
+    RecipientUnavailable(Box<ProviderDetail>),
     /// Any other refusal.
     #[error("the provider refused the request")]
     Provider(Box<ProviderDetail>),
@@ -718,7 +723,7 @@ impl SendError {
             SendError::TokenInvalid(_) => "token_invalid",
             SendError::OutsideWindow(_) => "outside_window",
             SendError::RateLimited { .. } => "rate_limited",
-            SendError::Forbidden(_) => "forbidden",
+            SendError::RecipientUnavailable(_) => "recipient_unavailable",
             SendError::Provider(_) => "provider_error",
             SendError::Transient(_) => "transient",
             SendError::Indeterminate(_) => "indeterminate",

@@ -18,6 +18,8 @@ pub enum ErrorCode {
     InvalidRequest,
     TokenInvalid,
     OutsideWindow,
+    /// The person cannot be reached now (blocked, deactivated): 422.
+    RecipientUnavailable,
     RateLimited,
     ProviderError,
     UpstreamUnavailable,

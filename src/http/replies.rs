@@ -71,7 +71,9 @@ fn send_error(e: SendError) -> ApiError {
             ErrorCode::TokenInvalid,
             "Channel token invalid",
         )
-        .with_detail("the provider says the channel's access token is expired or revoked; reconnect the channel")
+        .with_detail(d.reason.clone().unwrap_or_else(|| {
+            "the provider says the channel's access token is expired or revoked; reconnect the channel".into()
+        }))
         .with_provider(d.to_json()),
         SendError::OutsideWindow(d) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -91,9 +93,12 @@ fn send_error(e: SendError) -> ApiError {
         .with_detail("the provider asks to slow down; retry after the Retry-After delay")
         .with_retry_after(retry_after)
         .with_provider(detail.to_json()),
-        SendError::Forbidden(d) => ApiError::forbidden(
-            "the provider refuses to deliver to this recipient (e.g. the bot was blocked)",
+        SendError::RecipientUnavailable(d) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::RecipientUnavailable,
+            "Recipient unavailable",
         )
+        .with_detail("the person cannot be reached now (they blocked the business or the bot, or their account is deactivated); do not retry now")
         .with_provider(d.to_json()),
         SendError::Provider(d) => ApiError::new(
             StatusCode::BAD_GATEWAY,

@@ -22,8 +22,12 @@ pub fn notify_reauth(
     channel: ChannelRef,
     detail: &ProviderDetail,
 ) {
+    let what = detail
+        .reason
+        .as_deref()
+        .unwrap_or("the provider says the access token is invalid or expired");
     let reason = format!(
-        "the provider says the access token is invalid or expired ({} code {}{})",
+        "{what} ({} code {}{})",
         detail.provider,
         detail.code.map_or_else(|| "none".into(), |c| c.to_string()),
         detail

@@ -231,11 +231,26 @@ async fn graph_errors_map_to_the_contract_codes_with_provider_details() {
             "provider_error",
             None,
         ),
+        // A permission error on a WhatsApp send: the token cannot reach the number.
         (
             403,
             fixture_json("meta/graph_error_200_permission.json"),
-            502,
-            "provider_error",
+            424,
+            "token_invalid",
+            None,
+        ),
+        (
+            400,
+            fixture_json("meta/graph_error_10_permission.json"),
+            424,
+            "token_invalid",
+            None,
+        ),
+        (
+            400,
+            fixture_json("meta/graph_error_551_person_unavailable.json"),
+            422,
+            "recipient_unavailable",
             None,
         ),
     ];
@@ -264,6 +279,128 @@ async fn graph_errors_map_to_the_contract_codes_with_provider_details() {
         assert_eq!(p["provider"]["fbtrace_id"], body["error"]["fbtrace_id"]);
         // Refusals are not retried.
         assert_eq!(received(&app.graph).await.len(), 1, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn whatsapp_permission_errors_say_why_the_token_is_refused() {
+    let app = replies_app().await;
+    graph_answers(
+        &app,
+        403,
+        fixture_json("meta/graph_error_200_permission.json"),
+    )
+    .await;
+    let resp = send(&app, &wa_text()).await;
+    assert_eq!(resp.status(), 424);
+    let p = problem(resp).await;
+    assert_eq!(p["code"], "token_invalid");
+    let detail = p["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("cannot reach this WhatsApp phone number"),
+        "{p}"
+    );
+    assert!(detail.contains("200"), "{p}");
+    // The tenant is told too, with the same reason.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let reason = loop {
+        let found = app
+            .crm_requests()
+            .await
+            .iter()
+            .map(|r| verify_standard_webhook(SIGNING_SECRET, r))
+            .find(|e| e["type"] == "channel.reauth_required");
+        if let Some(e) = found {
+            break e["data"]["reason"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "no channel.reauth_required");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        reason.contains("cannot reach this WhatsApp phone number"),
+        "{reason}"
+    );
+    assert!(reason.contains("code 200"), "{reason}");
+}
+
+/// Messenger and Instagram: the window refusal (Graph 10 with the product's subcode) is
+/// `outside_window`, Graph 551 is `recipient_unavailable`, as each provider sends them.
+#[tokio::test]
+async fn messenger_and_instagram_window_and_recipient_errors_map_to_the_contract_codes() {
+    let app = replies_app().await;
+    // (channel kind, id, Graph path, HTTP status, fixture, our status, code)
+    let cases = [
+        (
+            "messenger",
+            PAGE,
+            format!("/v23.0/{PAGE}/messages"),
+            400u16,
+            "meta/graph_error_10_2018278_messenger_outside_window.json",
+            422u16,
+            "outside_window",
+        ),
+        (
+            "instagram",
+            IG,
+            "/v23.0/me/messages".to_owned(),
+            403,
+            "meta/graph_error_10_2534022_instagram_outside_window.json",
+            422,
+            "outside_window",
+        ),
+        (
+            "messenger",
+            PAGE,
+            format!("/v23.0/{PAGE}/messages"),
+            400,
+            "meta/graph_error_551_person_unavailable.json",
+            422,
+            "recipient_unavailable",
+        ),
+        (
+            "instagram",
+            IG,
+            "/v23.0/me/messages".to_owned(),
+            400,
+            "meta/graph_error_551_person_unavailable.json",
+            422,
+            "recipient_unavailable",
+        ),
+        // Code 10 without a window subcode stays a provider refusal off WhatsApp.
+        (
+            "messenger",
+            PAGE,
+            format!("/v23.0/{PAGE}/messages"),
+            400,
+            "meta/graph_error_10_permission.json",
+            502,
+            "provider_error",
+        ),
+    ];
+    for (kind, id, graph_path, status, rel, ours, code) in cases {
+        app.graph.reset().await;
+        let body = fixture_json(rel);
+        Mock::given(method("POST"))
+            .and(path(graph_path.as_str()))
+            .respond_with(ResponseTemplate::new(status).set_body_json(body.clone()))
+            .mount(&app.graph)
+            .await;
+        let m = message(
+            kind,
+            id,
+            "6547891234567890",
+            json!({"kind": "text", "text": "Hello!"}),
+        );
+        let resp = send(&app, &m).await;
+        assert_eq!(resp.status(), ours, "{kind} {rel}");
+        let p = problem(resp).await;
+        assert_eq!(p["code"], code, "{kind} {rel}: {p}");
+        assert_eq!(p["provider"]["code"], body["error"]["code"], "{p}");
+        assert_eq!(
+            p["provider"]["subcode"], body["error"]["error_subcode"],
+            "{p}"
+        );
+        assert_eq!(received(&app.graph).await.len(), 1, "{rel}: not retried");
     }
 }
 
@@ -297,8 +434,15 @@ async fn telegram_errors_map_to_the_contract_codes() {
         (
             "telegram/api_error_403_blocked.json",
             403,
+            422,
+            "recipient_unavailable",
+            None,
+        ),
+        (
+            "telegram/api_error_403_deactivated.json",
             403,
-            "forbidden",
+            422,
+            "recipient_unavailable",
             None,
         ),
         (

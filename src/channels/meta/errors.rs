@@ -4,7 +4,9 @@
 //! | Graph `code` | contract code |
 //! |---|---|
 //! | 190 | `token_invalid` |
-//! | 131047 | `outside_window` |
+//! | 131047 (WhatsApp); 10 with subcode 2018278 (Messenger) or 2534022 (Instagram) | `outside_window` |
+//! | 551 (Messenger, Instagram: "This person isn't available right now") | `recipient_unavailable` |
+//! | 10, 200–299 on a WhatsApp send ([`token_cannot_reach_asset`]) | `token_invalid`, with a reason |
 //! | 4, 17, 32, 613, 80007, 130429, 131056 | `rate_limited` (with `Retry-After`) |
 //! | anything else, HTTP 4xx | `provider_error` |
 //! | anything else, HTTP 5xx | retried (nothing was sent), then `upstream_unavailable` |
@@ -25,6 +27,13 @@ use crate::vault::AccessToken;
 pub const RATE_LIMIT_CODES: &[i64] = &[4, 17, 32, 613, 80007, 130429, 131056];
 pub const TOKEN_INVALID: i64 = 190;
 pub const OUTSIDE_WINDOW: i64 = 131047;
+/// Messenger and Instagram refuse a send outside the messaging window with code 10
+/// ("This message is sent outside of allowed window") and one of these subcodes.
+pub const PERMISSION: i64 = 10;
+pub const OUTSIDE_WINDOW_SUBCODES: &[i64] = &[2018278, 2534022];
+/// Messenger/Instagram: "This person isn't available right now" (blocked the Page,
+/// deactivated).
+pub const RECIPIENT_UNAVAILABLE: i64 = 551;
 
 /// A Graph error, typed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,6 +42,8 @@ pub enum GraphError {
     TokenInvalid(ProviderDetail),
     #[error("Graph API: outside the 24-hour customer service window")]
     OutsideWindow(ProviderDetail),
+    #[error("Graph API: the recipient cannot be reached now")]
+    RecipientUnavailable(ProviderDetail),
     #[error("Graph API: rate limited")]
     RateLimited {
         retry_after: Duration,
@@ -103,6 +114,7 @@ impl GraphError {
                     },
                     fbtrace_id: e.fbtrace_id.clone(),
                     migrate_to_chat_id: None,
+                    reason: None,
                 }
             }
             None => ProviderDetail {
@@ -115,6 +127,14 @@ impl GraphError {
         match detail.code {
             Some(TOKEN_INVALID) => GraphError::TokenInvalid(detail),
             Some(OUTSIDE_WINDOW) => GraphError::OutsideWindow(detail),
+            Some(PERMISSION)
+                if detail
+                    .subcode
+                    .is_some_and(|s| OUTSIDE_WINDOW_SUBCODES.contains(&s)) =>
+            {
+                GraphError::OutsideWindow(detail)
+            }
+            Some(RECIPIENT_UNAVAILABLE) => GraphError::RecipientUnavailable(detail),
             Some(c) if RATE_LIMIT_CODES.contains(&c) => GraphError::RateLimited {
                 retry_after: retry_after.unwrap_or(if c == 131056 {
                     Duration::from_secs(6)
@@ -136,6 +156,7 @@ impl GraphError {
         match self {
             GraphError::TokenInvalid(d)
             | GraphError::OutsideWindow(d)
+            | GraphError::RecipientUnavailable(d)
             | GraphError::Unavailable(d)
             | GraphError::Other(d) => d,
             GraphError::RateLimited { detail, .. } => detail,
@@ -148,6 +169,7 @@ impl From<GraphError> for SendError {
         match e {
             GraphError::TokenInvalid(d) => SendError::TokenInvalid(Box::new(d)),
             GraphError::OutsideWindow(d) => SendError::OutsideWindow(Box::new(d)),
+            GraphError::RecipientUnavailable(d) => SendError::RecipientUnavailable(Box::new(d)),
             GraphError::RateLimited {
                 retry_after,
                 detail,
@@ -162,6 +184,28 @@ impl From<GraphError> for SendError {
             )),
             GraphError::Other(d) => SendError::Provider(Box::new(d)),
         }
+    }
+}
+
+/// A WhatsApp send refused with a permission error (code 10, or 200–299): the token is
+/// valid but cannot reach this phone number or its WhatsApp Business Account (the system
+/// user was not given the asset, or lost it). Nothing the CRM can change in the message
+/// fixes it, so it is `token_invalid` with a reason saying so; any other error is
+/// returned as it is.
+pub fn token_cannot_reach_asset(e: SendError) -> SendError {
+    match e {
+        SendError::Provider(mut d)
+            if d.code
+                .is_some_and(|c| c == PERMISSION || (200..=299).contains(&c)) =>
+        {
+            d.reason = Some(format!(
+                "the channel's token cannot reach this WhatsApp phone number (Graph permission error {}): \
+                 give the token's system user access to the WhatsApp Business Account, or reconnect the channel",
+                d.code.unwrap_or_default()
+            ));
+            SendError::TokenInvalid(d)
+        }
+        other => other,
     }
 }
 
@@ -204,6 +248,24 @@ mod tests {
         assert_eq!(e.detail().code, Some(100));
         assert_eq!(e.detail().fbtrace_id.as_deref(), Some("T"));
         assert!(matches!(e, GraphError::Other(_)));
+        let sub = |code: i64, subcode: i64| {
+            format!(r#"{{"error":{{"message":"m","code":{code},"error_subcode":{subcode}}}}}"#)
+        };
+        for s in OUTSIDE_WINDOW_SUBCODES {
+            assert!(matches!(
+                GraphError::classify(400, sub(10, *s).as_bytes(), None, None),
+                GraphError::OutsideWindow(_)
+            ));
+        }
+        // Code 10 with another subcode is a permission error, not the window.
+        assert!(matches!(
+            GraphError::classify(400, sub(10, 2018065).as_bytes(), None, None),
+            GraphError::Other(_)
+        ));
+        assert!(matches!(
+            GraphError::classify(400, sub(551, 1545041).as_bytes(), None, None),
+            GraphError::RecipientUnavailable(_)
+        ));
         assert!(matches!(
             GraphError::classify(503, b"<html>", None, None),
             GraphError::Unavailable(_)
@@ -211,6 +273,26 @@ mod tests {
         assert!(matches!(
             GraphError::classify(400, body(4).as_bytes(), Some(Duration::from_secs(9)), None),
             GraphError::RateLimited { retry_after, .. } if retry_after == Duration::from_secs(9)
+        ));
+    }
+
+    #[test]
+    fn whatsapp_permission_errors_are_token_invalid_with_a_reason() {
+        for code in [10, 200, 299] {
+            let body = format!(r#"{{"error":{{"message":"m","code":{code}}}}}"#);
+            let e: SendError = GraphError::classify(403, body.as_bytes(), None, None).into();
+            match token_cannot_reach_asset(e) {
+                SendError::TokenInvalid(d) => {
+                    assert!(d.reason.unwrap().contains("WhatsApp Business Account"))
+                }
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+        let e: SendError =
+            GraphError::classify(400, br#"{"error":{"code":100}}"#, None, None).into();
+        assert!(matches!(
+            token_cannot_reach_asset(e),
+            SendError::Provider(_)
         ));
     }
 }

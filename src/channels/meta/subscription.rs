@@ -191,7 +191,7 @@ fn graph_error(e: SendError) -> SubscriptionError {
     let detail = match &e {
         SendError::TokenInvalid(d)
         | SendError::OutsideWindow(d)
-        | SendError::Forbidden(d)
+        | SendError::RecipientUnavailable(d)
         | SendError::Provider(d)
         | SendError::RateLimited { detail: d, .. } => Some(d),
         _ => None,

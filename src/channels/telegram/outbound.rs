@@ -5,8 +5,11 @@
 //! `without_url`, and nothing here formats the URL). Answers are
 //! `{"ok": true, "result": …}` or `{"ok": false, "error_code", "description",
 //! "parameters": {"retry_after", "migrate_to_chat_id"}}`:
-//! 429 → `rate_limited` (`retry_after`), 403 → `forbidden` (bot blocked), 401 →
-//! `token_invalid` (the token was revoked), 5xx → retried, others → `provider_error`.
+//! 429 → `rate_limited` (`retry_after`), 403 about the person or chat ("bot was blocked
+//! by the user", "user is deactivated", "bot was kicked", "bot can't initiate
+//! conversation", "bot is not a member": [`RECIPIENT_GONE`]) → `recipient_unavailable`,
+//! 401 → `token_invalid` (the token was revoked), 5xx → retried, others (another 403
+//! too) → `provider_error`.
 //!
 //! Kinds: text (`link_preview_options` when `preview_url` is false), sendPhoto /
 //! sendAudio / sendVideo / sendDocument / sendSticker by URL or `file_id`, inline
@@ -186,6 +189,23 @@ impl TelegramClient {
     }
 }
 
+/// What a Bot API 403 says when the person (or the chat) cannot be reached: the bot was
+/// blocked, the account deleted, the bot removed from the group or channel, or the user
+/// never started the bot. Descriptions are not contractual, so they are matched as
+/// lower-case fragments.
+pub const RECIPIENT_GONE: &[&str] = &[
+    "bot was blocked by the user",
+    "user is deactivated",
+    "bot was kicked",
+    "bot can't initiate conversation",
+    "bot is not a member",
+];
+
+fn recipient_gone(description: &str) -> bool {
+    let d = description.to_ascii_lowercase();
+    RECIPIENT_GONE.iter().any(|f| d.contains(f))
+}
+
 /// A Bot API refusal as a [`SendError`]; the description is redacted of the bot token
 /// (it can quote it) before it is cut to length.
 fn classify(
@@ -208,6 +228,7 @@ fn classify(
         ),
         fbtrace_id: None,
         migrate_to_chat_id: params.as_ref().and_then(|p| p.migrate_to_chat_id),
+        reason: None,
     });
     match code {
         429 => SendError::RateLimited {
@@ -218,7 +239,9 @@ fn classify(
                 .unwrap_or(Duration::from_secs(5)),
             detail,
         },
-        403 => SendError::Forbidden(detail),
+        403 if recipient_gone(a.description.as_deref().unwrap_or_default()) => {
+            SendError::RecipientUnavailable(detail)
+        }
         401 => SendError::TokenInvalid(detail),
         c if c >= 500 => SendError::Transient(format!("the Bot API answered error {c}")),
         _ => SendError::Provider(detail),

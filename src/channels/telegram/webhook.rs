@@ -269,7 +269,7 @@ async fn call_set_webhook(
 fn api_error(e: SendError) -> SetWebhookError {
     match e {
         SendError::TokenInvalid(d)
-        | SendError::Forbidden(d)
+        | SendError::RecipientUnavailable(d)
         | SendError::Provider(d)
         | SendError::OutsideWindow(d)
         | SendError::RateLimited { detail: d, .. } => SetWebhookError::Telegram {

@@ -8,9 +8,13 @@
 //! - `read` is the mark-as-read call; `typing` is mark-as-read with `typing_indicator`
 //!   (WhatsApp shows typing only in answer to a message, so `message_id` is required);
 //! - `raw` is posted unchanged to the same endpoint.
+//!
+//! A permission error (Graph 10, 200–299) means the token cannot reach this phone number:
+//! `token_invalid` with a reason ([`token_cannot_reach_asset`]).
 
 use serde_json::{json, Map, Value};
 
+use crate::channels::meta::errors::token_cannot_reach_asset;
 use crate::channels::meta::graph::{GraphClient, GraphEndpoint};
 use crate::channels::outbound::{
     Choices, Content, MediaKind, MediaSource, Outbound, OutboundMessage, Receipt, Recipient,
@@ -253,7 +257,8 @@ impl Outbound for WhatsApp<'_> {
         let answer = self
             .graph
             .post_json(&self.endpoint, &req.path, req.body, token)
-            .await?;
+            .await
+            .map_err(token_cannot_reach_asset)?;
         let id = answer
             .pointer("/messages/0/id")
             .and_then(Value::as_str)
