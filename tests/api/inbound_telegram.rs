@@ -549,7 +549,9 @@ async fn telegram_crm_failure_is_buffered_and_a_redelivered_update_is_not_delive
         reqs[0].headers.get("webhook-id"),
         reqs[1].headers.get("webhook-id")
     );
-    // Telegram redelivering the update reaches the CRM no more.
+    // Telegram redelivering the update, once the worker has recorded the acceptance,
+    // reaches the CRM no more.
+    assert!(app.wait_drained(std::time::Duration::from_secs(10)).await);
     for _ in 0..3 {
         let (status, v) = problem(post_update(&app, BOT, Some(SECRET), &body).await).await;
         assert_eq!(status, 200);

@@ -158,7 +158,9 @@ async fn a_crm_failure_is_answered_200_buffered_and_delivered_later_once() {
         reqs[0].headers.get("webhook-id"),
         reqs[1].headers.get("webhook-id")
     );
-    // Now it is seen: Meta redelivering the webhook reaches the CRM no more.
+    // Once the worker has recorded the acceptance (the event left the buffer), it is
+    // seen: Meta redelivering the webhook reaches the CRM no more.
+    assert!(app.wait_drained(Duration::from_secs(10)).await);
     let (status, v) = problem(app.post_meta(&body).await).await;
     assert_eq!(status, 200);
     assert_eq!(v["duplicates"], 1);
