@@ -297,14 +297,13 @@ async fn config_channels_carry_the_optional_fields() {
             format!("{base}[[channels]]\n{extra}\ntenant = \"acme\"\ntoken = \"{token}\"\n"),
         )
         .unwrap();
-        let (ok, out) = crate::reload::cli(&bad, &["check-config"], "");
+        let (ok, out) = run_cli(&bad, &["check-config"], "");
         assert!(!ok && out.contains(field), "{field}: {out}");
     }
 }
 
 #[test]
 fn cli_put_takes_the_optional_fields_and_the_pin_from_a_file() {
-    use crate::reload::cli;
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let key = switchboard::vault::Keyring::generate_key();
@@ -318,7 +317,7 @@ fn cli_put_takes_the_optional_fields_and_the_pin_from_a_file() {
     .unwrap();
     let pin_file = dir.path().join("pin");
     std::fs::write(&pin_file, "135790\n").unwrap();
-    let (ok, out) = cli(
+    let (ok, out) = run_cli(
         &path,
         &[
             "channels",
@@ -347,13 +346,13 @@ fn cli_put_takes_the_optional_fields_and_the_pin_from_a_file() {
     assert_eq!(hget("waba_id"), "654");
     assert_eq!(hget("expires_at"), "2030-01-01T00:00:00Z");
     assert_eq!(&*ring.decrypt(&hget("pin")).unwrap(), b"135790");
-    let (ok, out) = cli(&path, &["channels", "list", "--json"], "");
+    let (ok, out) = run_cli(&path, &["channels", "list", "--json"], "");
     assert!(ok, "{out}");
     let listed: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(listed["channels"][0]["waba_id"], "654");
     assert_eq!(listed["channels"][0]["pin"], "primary_key");
 
-    let (ok, out) = cli(
+    let (ok, out) = run_cli(
         &path,
         &[
             "channels",

@@ -199,3 +199,29 @@ impl RelayProcess {
 pub fn status_or_zero(r: reqwest::Result<reqwest::Response>) -> u16 {
     r.map(|r| r.status().as_u16()).unwrap_or(0)
 }
+
+/// Runs the CLI with `stdin`; returns (success, stdout + stderr).
+pub fn run_cli(config: &Path, args: &[&str], stdin: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("RUST_LOG", "trace")
+        .env_remove("SWITCHBOARD_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}

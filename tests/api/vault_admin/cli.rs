@@ -4,11 +4,10 @@ use super::*;
 
 #[test]
 fn cli_puts_lists_deletes_and_rotates_with_secrets_only_from_stdin_or_files() {
-    use crate::reload::cli;
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     // keygen needs no config.
-    let (ok, key) = cli(Path::new("/nonexistent"), &["vault", "keygen"], "");
+    let (ok, key) = run_cli(Path::new("/nonexistent"), &["vault", "keygen"], "");
     assert!(ok, "{key}");
     let key = key.trim().to_owned();
     let mut seen = Vec::new();
@@ -24,7 +23,7 @@ fn cli_puts_lists_deletes_and_rotates_with_secrets_only_from_stdin_or_files() {
     let secret_file = dir.path().join("ws");
     std::fs::write(&secret_file, format!("{TELEGRAM_SECRET}\n")).unwrap();
 
-    let (ok, out) = cli(
+    let (ok, out) = run_cli(
         &path,
         &[
             "channels",
@@ -53,7 +52,7 @@ fn cli_puts_lists_deletes_and_rotates_with_secrets_only_from_stdin_or_files() {
     );
 
     // No secret on the command line: there is no such option.
-    let (ok, out) = cli(
+    let (ok, out) = run_cli(
         &path,
         &[
             "channels", "put", "whatsapp", "1", "--tenant", "acme", "--token", "x",
@@ -62,14 +61,14 @@ fn cli_puts_lists_deletes_and_rotates_with_secrets_only_from_stdin_or_files() {
     );
     seen.push(out.clone());
     assert!(!ok, "{out}");
-    let (ok, out) = cli(
+    let (ok, out) = run_cli(
         &path,
         &["channels", "put", "whatsapp", "1", "--tenant", "nobody"],
         TOKEN,
     );
     seen.push(out.clone());
     assert!(!ok && out.contains("tenant"), "{out}");
-    let (ok, out) = cli(
+    let (ok, out) = run_cli(
         &path,
         &["channels", "put", "whatsapp", "1", "--tenant", "acme"],
         "",
@@ -77,31 +76,31 @@ fn cli_puts_lists_deletes_and_rotates_with_secrets_only_from_stdin_or_files() {
     seen.push(out.clone());
     assert!(!ok && out.contains("empty"), "{out}");
 
-    let (ok, out) = cli(&path, &["channels", "list", "--json"], "");
+    let (ok, out) = run_cli(&path, &["channels", "list", "--json"], "");
     seen.push(out.clone());
     assert!(ok, "{out}");
     let listed: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(listed["count"], 1);
     assert_eq!(listed["channels"][0]["webhook_secret"], "primary_key");
 
-    let (ok, out) = cli(&path, &["vault", "rotate"], "");
+    let (ok, out) = run_cli(&path, &["vault", "rotate"], "");
     seen.push(out.clone());
     assert!(ok && out.contains("rotated 0 of 1"), "{out}");
-    let (ok, out) = cli(&path, &["vault", "encrypt"], "some-token\n");
+    let (ok, out) = run_cli(&path, &["vault", "encrypt"], "some-token\n");
     seen.push(out.clone());
     assert!(ok, "{out}");
     assert_eq!(&*keyring.decrypt(out.trim()).unwrap(), b"some-token");
 
-    let (ok, out) = cli(&path, &["channels", "delete", "telegram", "7001234567"], "");
+    let (ok, out) = run_cli(&path, &["channels", "delete", "telegram", "7001234567"], "");
     seen.push(out.clone());
     assert!(ok, "{out}");
-    let (ok, out) = cli(&path, &["channels", "delete", "telegram", "7001234567"], "");
+    let (ok, out) = run_cli(&path, &["channels", "delete", "telegram", "7001234567"], "");
     seen.push(out.clone());
     assert!(!ok && out.contains("not in the store"), "{out}");
     assert_eq!(redis.cli(&["EXISTS", key_name]).trim(), "0");
 
     std::fs::write(&path, config("memory")).unwrap();
-    let (ok, out) = cli(&path, &["channels", "list"], "");
+    let (ok, out) = run_cli(&path, &["channels", "list"], "");
     seen.push(out.clone());
     assert!(!ok && out.contains("memory"), "{out}");
     // Nothing the CLI printed holds a secret (the encrypt output is a Fernet token).
