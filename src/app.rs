@@ -67,6 +67,14 @@ impl Application {
             n => n,
         };
         let shutdown_timeout = settings.server.shutdown_timeout_s;
+        let server_limits = &settings.server;
+        let keep_alive = match server_limits.keep_alive_s {
+            0 => actix_web::http::KeepAlive::Disabled,
+            s => actix_web::http::KeepAlive::Timeout(Duration::from_secs(s)),
+        };
+        let header_timeout = Duration::from_millis(server_limits.header_timeout_ms);
+        // actix counts connections per worker; the setting is per process.
+        let per_worker = server_limits.max_connections.div_ceil(workers).max(1);
 
         let live = Arc::new(ArcSwap::from_pointee(live));
         let state = web::Data::new(AppState {
@@ -82,12 +90,16 @@ impl Application {
         let server_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(crate::http::deadline::BodyDeadline)
                 .wrap(tracing_actix_web::TracingLogger::<crate::http::RequestSpan>::new())
                 .app_data(server_state.clone())
                 .configure(crate::http::routes)
                 .default_service(web::to(crate::http::not_found))
         })
         .workers(workers)
+        .keep_alive(keep_alive)
+        .client_request_timeout(header_timeout)
+        .max_connections(per_worker)
         .shutdown_timeout(shutdown_timeout)
         .listen(listener)?
         .run();

@@ -96,6 +96,32 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     pub shutdown_timeout_s: u64,
     pub workers: usize,
+    /// A request body not received in full this long after its head → 408, nothing
+    /// processed (`http::deadline`).
+    #[serde(default = "d_body_timeout_ms")]
+    pub body_timeout_ms: u64,
+    /// The head of a connection's first request must arrive within this long.
+    #[serde(default = "d_header_timeout_ms")]
+    pub header_timeout_ms: u64,
+    /// An idle kept-alive connection is closed after this long (0 = no keep-alive).
+    #[serde(default = "d_keep_alive_s")]
+    pub keep_alive_s: u64,
+    /// Connections open at once in this process; beyond it new ones wait in the backlog.
+    #[serde(default = "d_max_connections")]
+    pub max_connections: usize,
+}
+
+fn d_body_timeout_ms() -> u64 {
+    10_000
+}
+fn d_header_timeout_ms() -> u64 {
+    5_000
+}
+fn d_keep_alive_s() -> u64 {
+    75
+}
+fn d_max_connections() -> usize {
+    4_096
 }
 
 /// Which store `store.backend` names (the store itself is `store::Store`).
@@ -496,6 +522,15 @@ impl Settings {
                 "server.max_body_bytes",
                 "must be greater than 0",
             ));
+        }
+        for (key, value) in [
+            ("server.body_timeout_ms", self.server.body_timeout_ms),
+            ("server.header_timeout_ms", self.server.header_timeout_ms),
+            ("server.max_connections", self.server.max_connections as u64),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be greater than 0"));
+            }
         }
         if self.store.key_prefix.is_empty() {
             return Err(ConfigError::invalid(

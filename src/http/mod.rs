@@ -6,6 +6,7 @@ pub mod auth;
 pub mod body;
 pub mod connect_links;
 pub mod connect_pages;
+pub mod deadline;
 pub mod health;
 pub mod media;
 pub mod privacy;

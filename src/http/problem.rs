@@ -27,6 +27,8 @@ pub enum ErrorCode {
     NotFound,
     /// A request larger than `server.max_body_bytes`.
     PayloadTooLarge,
+    /// A request body not received in full within `server.body_timeout_ms`.
+    RequestTimeout,
     /// A body that is not `application/json` where JSON is expected.
     UnsupportedMediaType,
     /// A bug: the log has the cause.
@@ -148,6 +150,15 @@ impl ApiError {
         .with_detail(format!(
             "the body exceeds server.max_body_bytes ({limit} bytes)"
         ))
+    }
+
+    pub fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::RequestTimeout,
+            "Request timeout",
+        )
+        .with_detail("the body was not received in full within server.body_timeout_ms")
     }
 
     pub fn unsupported_media_type(detail: impl Into<String>) -> Self {

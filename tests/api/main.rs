@@ -25,6 +25,7 @@ mod replies_meta;
 mod replies_support;
 mod replies_telegram;
 mod replies_whatsapp;
+mod server_limits;
 mod vault_admin;
 mod vault_interop;
 mod webhook_input;

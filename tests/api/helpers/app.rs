@@ -47,6 +47,7 @@ pub struct TestAppBuilder {
     include_raw: bool,
     delivery_timeout_ms: u64,
     delivery: String,
+    server: String,
     log_level: String,
     extra_toml: String,
     fixture_channels: bool,
@@ -99,6 +100,12 @@ impl TestAppBuilder {
     /// Extra lines of the `[delivery]` table (see [`super::delivery_toml`]).
     pub fn delivery(mut self, lines: &str) -> Self {
         self.delivery = lines.to_owned();
+        self
+    }
+
+    /// Extra lines of the `[server]` table (`body_timeout_ms = 1000`, …).
+    pub fn server(mut self, lines: &str) -> Self {
+        self.server = lines.to_owned();
         self
     }
 
@@ -163,6 +170,7 @@ impl TestAppBuilder {
             include_raw: self.include_raw,
             delivery_timeout_ms: self.delivery_timeout_ms,
             delivery: self.delivery,
+            server: self.server,
             log_level: self.log_level,
             extra_toml: self.extra_toml,
         };
@@ -402,6 +410,7 @@ impl TestApp {
             include_raw: false,
             delivery_timeout_ms: 2000,
             delivery: String::new(),
+            server: String::new(),
             log_level: "info".into(),
             extra_toml: String::new(),
             fixture_channels: true,

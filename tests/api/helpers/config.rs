@@ -37,6 +37,8 @@ pub struct TestConfig {
     pub delivery_timeout_ms: u64,
     /// Extra lines of the `[delivery]` table.
     pub delivery: String,
+    /// Extra lines of the `[server]` table.
+    pub server: String,
     pub log_level: String,
     /// Extra TOML appended to the end (new tables).
     pub extra_toml: String,
@@ -61,6 +63,7 @@ bind = "127.0.0.1:{port}"
 public_url = "http://relay.test"
 workers = 2
 shutdown_timeout_s = 5
+{server}
 
 [store]
 {store}
@@ -113,6 +116,7 @@ api_keys = ["{OTHER_API_KEY}"]
             telegram = self.telegram,
             timeout = self.delivery_timeout_ms,
             delivery = self.delivery,
+            server = self.server,
             level = self.log_level,
             crm = self.crm,
             include_raw = self.include_raw,
