@@ -722,6 +722,16 @@ mod tests {
     }
 
     #[test]
+    fn zero_body_timeout_is_refused() {
+        let err = Settings::from_toml(&format!(
+            "[vault]\nkeys=[\"{KEY}\"]\n[server]\nbody_timeout_ms = 0\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("server.body_timeout_ms"), "{err}");
+    }
+
+    #[test]
     fn channel_with_undeclared_tenant_is_refused() {
         let err = Settings::from_toml(&format!(
             "[vault]\nkeys=[\"{KEY}\"]\n[store]\nbackend=\"memory\"\n[[channels]]\nkind=\"whatsapp\"\nid=\"1\"\ntenant=\"nobody\"\ntoken=\"gAAAA\"\n"
