@@ -10,7 +10,8 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::channels::meta::AppSecrets;
+use crate::channels::meta::{AppSecrets, SignatureError};
+use crate::channels::Verified;
 use crate::config::{ConfigError, Settings};
 use crate::signing::Signer;
 use crate::tenant::Tenant;
@@ -20,6 +21,9 @@ pub struct Live {
     pub settings: Settings,
     pub keyring: Keyring,
     pub app_secrets: AppSecrets,
+    /// `instagram.app_secrets`: the Instagram Login app signs its webhooks (object
+    /// `instagram` only) with these.
+    pub instagram_app_secrets: AppSecrets,
     pub tenants: HashMap<String, Arc<Tenant>>,
     /// `server.public_url` without a trailing slash.
     pub public_url: String,
@@ -38,12 +42,31 @@ impl std::fmt::Debug for Live {
         f.debug_struct("Live")
             .field("keyring", &self.keyring)
             .field("app_secrets", &self.app_secrets)
+            .field("instagram_app_secrets", &self.instagram_app_secrets)
             .field("tenants", &tenants)
             .field("public_url", &self.public_url)
             .field("verify_tokens", &self.verify_tokens.len())
             .field("admin_tokens", &self.admin_tokens.len())
             .field("api_keys", &self.api_keys.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// Which app's secret a Meta webhook was signed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignedBy {
+    /// `meta.app_secrets`.
+    MetaApp,
+    /// `instagram.app_secrets` (Instagram API with Instagram Login).
+    InstagramApp,
+}
+
+impl SignedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MetaApp => "meta_app",
+            Self::InstagramApp => "instagram_app",
+        }
     }
 }
 
@@ -126,6 +149,7 @@ impl Live {
         Ok(Self {
             keyring,
             app_secrets: AppSecrets::new(&settings.meta.app_secrets),
+            instagram_app_secrets: AppSecrets::new(&settings.instagram.app_secrets),
             tenants,
             public_url: settings.server.public_url.trim_end_matches('/').to_owned(),
             verify_tokens: digests(&settings.meta.verify_tokens),
@@ -133,6 +157,33 @@ impl Live {
             api_keys,
             settings,
         })
+    }
+
+    /// Checks a Meta webhook's `X-Hub-Signature-256` against `meta.app_secrets`, then
+    /// against `instagram.app_secrets` (the Instagram Login app's own webhooks), and
+    /// says which matched: a body only the Instagram app signed must be an `instagram`
+    /// webhook (the caller checks the object).
+    pub fn verify_meta_signature<'a>(
+        &self,
+        header: Option<&[u8]>,
+        body: &'a [u8],
+    ) -> Result<(Verified<'a>, SignedBy), SignatureError> {
+        let meta = self.app_secrets.verify(header, body);
+        match meta {
+            Ok(v) => Ok((v, SignedBy::MetaApp)),
+            Err(SignatureError::Mismatch | SignatureError::NoSecrets)
+                if !self.instagram_app_secrets.is_empty() =>
+            {
+                self.instagram_app_secrets
+                    .verify(header, body)
+                    .map(|v| (v, SignedBy::InstagramApp))
+                    .map_err(|e| match e {
+                        SignatureError::NoSecrets => SignatureError::Mismatch,
+                        other => other,
+                    })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Whether `candidate` is a configured Meta verify token.

@@ -33,14 +33,14 @@ pub async fn media(
         return Err(ApiError::channel_not_found("not a channel id"));
     }
     let channel = ChannelRef::new(kind, channel_id);
-    let token = replies::open_channel(&state.store, &live, &tenant, &channel).await?;
+    let open = replies::open_channel(&state.store, &live, &tenant, &channel).await?;
     let opened = replies::media::open(
         &state.providers,
         &live,
         kind,
         &channel.id,
         &media_id,
-        &token,
+        &open,
     )
     .await
     .inspect_err(|e| {

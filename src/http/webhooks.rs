@@ -11,11 +11,11 @@ use serde_json::json;
 
 use super::body::{read_limited, require_json};
 use super::problem::ApiError;
-use crate::channels::meta_webhook::{self, MetaNormalizeError};
+use crate::channels::meta_webhook::{self, MetaNormalizeError, MetaObject};
 use crate::channels::NormalizeContext;
 use crate::delivery::DispatchReport;
 use crate::event::Event;
-use crate::live::Live;
+use crate::live::{Live, SignedBy};
 use crate::state::AppState;
 
 /// `GET /webhooks/meta`: `hub.mode=subscribe` with a configured `hub.verify_token`
@@ -58,18 +58,26 @@ pub async fn meta_webhook(
         .headers()
         .get("x-hub-signature-256")
         .map(|v| v.as_bytes());
-    let verified = live.app_secrets.verify(signature, &body).map_err(|e| {
+    let refuse = |e: &dyn std::fmt::Display| {
         metrics::counter!("switchboard_signature_failures_total", "provider" => "meta")
             .increment(1);
         webhook_outcome("meta", "unauthorized");
         tracing::warn!(error = %e, stage = "receiving", "Meta webhook signature refused.");
         ApiError::unauthorized(e.to_string())
-    })?;
+    };
+    let (verified, signed_by) = live
+        .verify_meta_signature(signature, &body)
+        .map_err(|e| refuse(&e))?;
     require_json(&req).inspect_err(|_| webhook_outcome("meta", "rejected"))?;
     let ctx = NormalizeContext {
         public_url: &live.public_url,
     };
     let (object, events) = meta_webhook::normalize(&verified, &ctx).map_err(|e| {
+        if signed_by == SignedBy::InstagramApp {
+            // Nothing is echoed back for a body only the Instagram app vouched for but
+            // that is not an Instagram webhook.
+            return refuse(&"the X-Hub-Signature-256 signature matches no configured app secret");
+        }
         webhook_outcome("meta", "rejected");
         tracing::warn!(error = %e, stage = "processing", "Meta webhook could not be read.");
         match e {
@@ -79,8 +87,14 @@ pub async fn meta_webhook(
             MetaNormalizeError::Invalid(e) => ApiError::invalid(e.to_string()),
         }
     })?;
+    if signed_by == SignedBy::InstagramApp && object != MetaObject::Instagram {
+        return Err(refuse(
+            &"the X-Hub-Signature-256 signature matches no configured app secret",
+        ));
+    }
     tracing::debug!(
         object = object.as_str(),
+        signed_by = signed_by.as_str(),
         events = events.len(),
         stage = "processing",
         "Meta webhook normalized."

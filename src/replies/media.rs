@@ -9,16 +9,19 @@
 //!   the inbound adapter). It is fetched without a token, and only if it is http(s) on a
 //!   host of `media.allowed_hosts` (or a subdomain): the relay never fetches an arbitrary
 //!   URL for a caller (SSRF). Redirects are not followed.
+//! - Instagram Login channels (`graph = "instagram"`) use `instagram.graph_base`: a URL
+//!   on that host is fetched with the channel's token (the token goes nowhere else), and
+//!   a numeric id (an Instagram media object, e.g. a commented post) is looked up there
+//!   (`GET /{version}/{id}?fields=media_url,media_type`) and its `media_url` fetched.
 
 use serde_json::Value;
 
-use super::{Providers, ReplyError};
+use super::{GraphApi, OpenChannel, Providers, ReplyError};
 use crate::channels::meta::graph::GraphEndpoint;
 use crate::channels::outbound::{ProviderDetail, SendError};
 use crate::channels::telegram::outbound::TelegramEndpoint;
 use crate::channels::ChannelKind;
 use crate::live::Live;
-use crate::vault::AccessToken;
 
 /// A media response whose headers are in; the body is still to be streamed.
 pub struct MediaStream {
@@ -50,9 +53,10 @@ pub async fn open(
     kind: ChannelKind,
     channel_id: &str,
     media_id: &str,
-    token: &AccessToken,
+    channel: &OpenChannel,
 ) -> Result<MediaStream, ReplyError> {
-    let graph = GraphEndpoint::from_settings(&live.settings.meta);
+    let token = &channel.token;
+    let graph = channel.api.endpoint(live);
     let (response, fallback_type) = match kind {
         ChannelKind::Whatsapp => {
             if media_id.is_empty()
@@ -126,6 +130,9 @@ pub async fn open(
                 .await?;
             (resp, None)
         }
+        ChannelKind::Instagram if channel.api == GraphApi::Instagram => {
+            instagram_login(providers, live, &graph, media_id, channel).await?
+        }
         ChannelKind::Instagram | ChannelKind::Messenger => {
             let url = url::Url::parse(media_id).map_err(|_| bad_id("not an attachment URL"))?;
             if !matches!(url.scheme(), "http" | "https") {
@@ -161,6 +168,80 @@ pub async fn open(
         content_length,
         response,
     })
+}
+
+/// An Instagram Login channel's media: a URL on `instagram.graph_base`'s host (with the
+/// token), a CDN URL of `media.allowed_hosts` (without), or a numeric media object id
+/// looked up on `instagram.graph_base`.
+async fn instagram_login(
+    providers: &Providers,
+    live: &Live,
+    graph: &GraphEndpoint,
+    media_id: &str,
+    channel: &OpenChannel,
+) -> Result<(reqwest::Response, Option<String>), ReplyError> {
+    let token = &channel.token;
+    let is_object_id = !media_id.is_empty()
+        && media_id.len() <= 64
+        && media_id.bytes().all(|b| b.is_ascii_digit());
+    let url = if is_object_id {
+        let info = providers
+            .graph
+            .get_json(
+                graph,
+                &format!("{media_id}?fields=media_url,media_type"),
+                token,
+            )
+            .await?;
+        info.get("media_url")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                SendError::Provider(Box::new(ProviderDetail {
+                    provider: "graph",
+                    http_status: 200,
+                    message: "the media lookup gave no media_url".into(),
+                    ..ProviderDetail::default()
+                }))
+            })?
+            .to_owned()
+    } else {
+        media_id.to_owned()
+    };
+    let parsed = url::Url::parse(&url).map_err(|_| bad_id("not an attachment URL"))?;
+    let base = url::Url::parse(graph.base()).ok();
+    let on_graph_host = base.as_ref().is_some_and(|b| {
+        b.host_str().is_some()
+            && b.host_str() == parsed.host_str()
+            && (parsed.scheme() == "https" || (parsed.scheme() == "http" && b.scheme() == "http"))
+    });
+    let on_cdn = matches!(parsed.scheme(), "http" | "https")
+        && host_allowed(
+            parsed.host_str().unwrap_or_default(),
+            &live.settings.media.allowed_hosts,
+        );
+    if !on_graph_host && !on_cdn {
+        return Err(if is_object_id {
+            SendError::Provider(Box::new(ProviderDetail {
+                provider: "graph",
+                http_status: 200,
+                message: "the media lookup gave a URL outside media.allowed_hosts".into(),
+                ..ProviderDetail::default()
+            }))
+            .into()
+        } else {
+            bad_id("the attachment URL's host is neither instagram.graph_base's nor in media.allowed_hosts")
+        });
+    }
+    // The token goes only to the Instagram Graph API's own host.
+    let resp = providers
+        .graph
+        .get_stream(
+            parsed.as_str(),
+            on_graph_host.then_some(token),
+            graph.timeout(),
+        )
+        .await?;
+    Ok((resp, None))
 }
 
 #[cfg(test)]

@@ -29,12 +29,12 @@ use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
-use crate::channels::meta::graph::GraphClient;
+use crate::channels::meta::graph::{GraphClient, GraphEndpoint};
 use crate::channels::outbound::{ParseError, SendError};
 use crate::channels::telegram::outbound::TelegramClient;
-use crate::channels::ChannelRef;
+use crate::channels::{ChannelKind, ChannelRef};
 use crate::live::Live;
-use crate::store::{Store, StoreBackend, StoreError};
+use crate::store::{ChannelRecord, Store, StoreBackend, StoreError};
 use crate::tenant::Tenant;
 use crate::vault::{AccessToken, VaultError};
 
@@ -93,13 +93,51 @@ pub fn authenticate(live: &Live, api_key: Option<&str>) -> Result<Arc<Tenant>, R
         .ok_or(ReplyError::Unauthorized)
 }
 
+/// Which Graph API serves a Meta channel (the record's `graph` field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GraphApi {
+    /// `meta.graph_api_base` (graph.facebook.com).
+    #[default]
+    Facebook,
+    /// `instagram.graph_base` (graph.instagram.com): Instagram Login channels.
+    Instagram,
+}
+
+impl GraphApi {
+    /// The API of a stored channel: `graph = "instagram"` counts only on Instagram
+    /// channels (the Instagram Graph API serves nothing else).
+    pub fn of(channel: &ChannelRef, record: &ChannelRecord) -> Self {
+        if channel.kind == ChannelKind::Instagram && record.uses_instagram_graph() {
+            Self::Instagram
+        } else {
+            Self::Facebook
+        }
+    }
+
+    /// Where this API's calls go, from the live settings (version and deadline are
+    /// `meta.graph_api_version` and `meta.timeout_ms` for both).
+    pub fn endpoint(self, live: &Live) -> GraphEndpoint {
+        let facebook = GraphEndpoint::from_settings(&live.settings.meta);
+        match self {
+            Self::Facebook => facebook,
+            Self::Instagram => facebook.with_base(&live.settings.instagram.graph_base),
+        }
+    }
+}
+
+/// A channel opened for a call: its token and the Graph API that serves it.
+pub struct OpenChannel {
+    pub token: AccessToken,
+    pub api: GraphApi,
+}
+
 /// Looks the channel up, checks it is the tenant's, and opens its token.
 pub async fn open_channel(
     store: &Store,
     live: &Live,
     tenant: &Tenant,
     channel: &ChannelRef,
-) -> Result<AccessToken, ReplyError> {
+) -> Result<OpenChannel, ReplyError> {
     let record = store
         .get_channel(channel)
         .await?
@@ -107,5 +145,8 @@ pub async fn open_channel(
     if record.tenant != tenant.id {
         return Err(ReplyError::NotYourChannel(channel.clone()));
     }
-    Ok(live.keyring.decrypt_token(record.token.expose_secret())?)
+    Ok(OpenChannel {
+        token: live.keyring.decrypt_token(record.token.expose_secret())?,
+        api: GraphApi::of(channel, &record),
+    })
 }

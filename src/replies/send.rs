@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::idempotency::{self, Claim, StoredResponse};
-use super::{notify_reauth, open_channel, Providers, ReplyError};
+use super::{notify_reauth, open_channel, OpenChannel, Providers, ReplyError};
 use crate::channels::instagram::outbound::Instagram;
 use crate::channels::messenger::outbound::Messenger;
-use crate::channels::meta::graph::GraphEndpoint;
 use crate::channels::outbound::{Outbound, OutboundMessage, Receipt, SendError};
 use crate::channels::telegram::outbound::{Telegram, TelegramEndpoint};
 use crate::channels::whatsapp::outbound::WhatsApp;
@@ -21,7 +20,6 @@ use crate::delivery::Dispatcher;
 use crate::live::Live;
 use crate::store::Store;
 use crate::tenant::Tenant;
-use crate::vault::AccessToken;
 
 /// A `POST /v1/messages`, as the route parsed it.
 pub struct Reply {
@@ -63,7 +61,7 @@ pub async fn send_message(
         msg,
         idempotency_key,
     } = reply;
-    let token = open_channel(store, &live, &tenant, &msg.channel)
+    let opened = open_channel(store, &live, &tenant, &msg.channel)
         .await
         .inspect_err(|e| {
             if let ReplyError::Vault(v) = e {
@@ -118,7 +116,7 @@ pub async fn send_message(
             live,
             tenant,
             msg,
-            token,
+            opened,
             claimed,
         },
         error_answer,
@@ -131,7 +129,7 @@ struct Sending {
     live: Arc<Live>,
     tenant: Arc<Tenant>,
     msg: OutboundMessage,
-    token: AccessToken,
+    opened: OpenChannel,
     claimed: Option<(String, String)>,
 }
 
@@ -148,11 +146,11 @@ async fn send_and_record(
         live,
         tenant,
         msg,
-        token,
+        opened,
         claimed,
     } = sending;
     let started = Instant::now();
-    let result = send(&providers, &live, &msg, &token).await;
+    let result = send(&providers, &live, &msg, &opened).await;
     let outcome = match &result {
         Ok(_) => "sent",
         Err(e) => e.label(),
@@ -210,14 +208,16 @@ async fn send_and_record(
     }
 }
 
-/// One send through the channel's adapter (no retry).
+/// One send through the channel's adapter (no retry), to the Graph API that serves the
+/// channel.
 pub async fn send_once(
     providers: &Providers,
     live: &Live,
     msg: &OutboundMessage,
-    token: &AccessToken,
+    channel: &OpenChannel,
 ) -> Result<Receipt, SendError> {
-    let graph = || GraphEndpoint::from_settings(&live.settings.meta);
+    let graph = || channel.api.endpoint(live);
+    let token = &channel.token;
     match msg.channel.kind {
         ChannelKind::Whatsapp => {
             WhatsApp {
@@ -259,13 +259,13 @@ pub async fn send(
     providers: &Providers,
     live: &Live,
     msg: &OutboundMessage,
-    token: &AccessToken,
+    channel: &OpenChannel,
 ) -> Result<Receipt, SendError> {
     let deadline = Instant::now() + Duration::from_millis(live.settings.replies.retry_deadline_ms);
     let mut delay = Duration::from_millis(100);
     let mut attempt = 1u32;
     loop {
-        let result = send_once(providers, live, msg, token).await;
+        let result = send_once(providers, live, msg, channel).await;
         match result {
             Err(e) if e.is_retryable() => {
                 // ±20 % jitter, so replicas do not retry in step.

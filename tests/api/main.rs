@@ -16,6 +16,7 @@ mod inbound_instagram;
 mod inbound_messenger;
 mod inbound_telegram;
 mod inbound_whatsapp;
+mod instagram_login;
 mod media;
 mod privacy;
 mod reload;

@@ -4,7 +4,8 @@
 //!
 //! `me` is the token's owner: the Page linked to the Instagram account (Instagram
 //! messaging through Facebook Login, on graph.facebook.com) or the Instagram account
-//! itself (Instagram Login, on graph.instagram.com, set as `meta.graph_api_base`). The
+//! itself (Instagram Login, on graph.instagram.com: `instagram.graph_base`, chosen by
+//! the caller from the channel's `graph` field). The
 //! channel id (the Instagram account id) is not in the path because, with a Page token,
 //! Meta addresses the send to the Page. Private replies to comments use
 //! `recipient.comment_id` on the same endpoint.

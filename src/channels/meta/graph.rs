@@ -40,6 +40,18 @@ impl GraphEndpoint {
         }
     }
 
+    /// The same version and deadline on another host: the Instagram Graph API
+    /// (`instagram.graph_base`) for channels connected with Instagram Login.
+    pub fn with_base(mut self, base: &str) -> Self {
+        self.base = base.trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// `{base}` without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// `{base}/{version}/{path}`.
     pub fn url(&self, path: &str) -> String {
         format!(
