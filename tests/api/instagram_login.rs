@@ -27,14 +27,13 @@ struct IgApp {
 
 async fn ig_app() -> IgApp {
     let ig = MockServer::start().await;
-    let app = spawn_app_with(TestOptions {
-        extra_toml: format!(
+    let app = TestApp::builder()
+        .toml(&format!(
             "[instagram]\ngraph_base = \"{}\"\napp_secrets = [\"{IG_APP_SECRET}\"]\n",
             ig.uri()
-        ),
-        ..Default::default()
-    })
-    .await;
+        ))
+        .spawn()
+        .await;
     let record = ChannelRecord {
         tenant: "acme".into(),
         token: SecretString::from(app.keyring.encrypt(IG_LOGIN_TOKEN.as_bytes())),
