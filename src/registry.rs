@@ -392,7 +392,7 @@ fn check_input(
             ));
         }
     }
-    crate::store::fields::check_optional(
+    crate::channel::fields::check_optional(
         channel.kind,
         input.waba_id.as_deref(),
         input.graph.as_deref(),
@@ -400,7 +400,7 @@ fn check_input(
     )
     .map_err(|e| RegistryError::invalid(e.field, e.message))?;
     if let Some(pin) = &input.pin {
-        crate::store::fields::check_pin(channel.kind, pin.expose_secret())
+        crate::channel::fields::check_pin(channel.kind, pin.expose_secret())
             .map_err(|e| RegistryError::invalid(e.field, e.message))?;
     }
     if let Some(ws) = &input.webhook_secret {

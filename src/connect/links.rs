@@ -210,7 +210,7 @@ pub async fn create(
         }
     }
     let ttl_s = req.expires_in_s.unwrap_or(live.settings.connect.link_ttl_s);
-    if ttl_s == 0 || ttl_s > super::settings::MAX_LINK_TTL_S {
+    if ttl_s == 0 || ttl_s > crate::config::MAX_LINK_TTL_S {
         return Err(invalid("expires_in_s", "must be between 1 and 86400"));
     }
     let secret = SecretString::from(random_b64(32));

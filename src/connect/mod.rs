@@ -19,7 +19,6 @@ pub mod links;
 pub mod messenger;
 pub mod pages;
 pub mod provider;
-pub mod settings;
 pub mod telegram;
 pub mod web;
 pub mod whatsapp;

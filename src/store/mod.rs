@@ -7,7 +7,6 @@
 //! channel tokens arrive already Fernet-encrypted.
 
 pub mod expiring;
-pub mod fields;
 pub mod keys;
 pub mod memory;
 pub mod redis;
@@ -63,7 +62,7 @@ pub struct ChannelRecord {
 }
 
 /// The `graph` value of channels connected with Instagram Login.
-pub const GRAPH_INSTAGRAM: &str = "instagram";
+pub use crate::channel::GRAPH_INSTAGRAM;
 
 impl Default for ChannelRecord {
     /// An empty record: the base for `..Default::default()` in struct literals.

@@ -8,6 +8,11 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub mod fields;
+
+/// The `graph` value of channels connected with Instagram Login.
+pub const GRAPH_INSTAGRAM: &str = "instagram";
+
 /// The four channels Switchboard speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -1,4 +1,4 @@
-//! The settings of the connect pages (v2): `[instagram]` (Instagram API with Instagram
+//! The settings of the connect pages (v2, used by [`crate::connect`]): `[instagram]` (Instagram API with Instagram
 //! Login), `[connect]` (links) and `[tokens]` (token health). The Meta app's own keys
 //! (`meta.app_id`, `login_config_id`, `whatsapp_config_id`, `oauth_dialog_base`,
 //! `sdk_url`) live in [`crate::config::MetaSettings`].

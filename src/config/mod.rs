@@ -12,8 +12,11 @@ use serde::Deserialize;
 
 use crate::channel::ChannelKind;
 
+mod connect;
+pub use connect::{ConnectSettings, InstagramSettings, TokenSettings, MAX_LINK_TTL_S};
+
 /// The defaults, compiled in: the same text as `config/default.toml`.
-pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
 /// Keys whose environment value is a comma-separated list.
 const LIST_KEYS: &[&str] = &[
@@ -77,11 +80,11 @@ pub struct Settings {
     #[serde(default)]
     pub media: MediaSettings,
     #[serde(default)]
-    pub instagram: crate::connect::settings::InstagramSettings,
+    pub instagram: InstagramSettings,
     #[serde(default)]
-    pub connect: crate::connect::settings::ConnectSettings,
+    pub connect: ConnectSettings,
     #[serde(default)]
-    pub tokens: crate::connect::settings::TokenSettings,
+    pub tokens: TokenSettings,
     #[serde(default)]
     pub tenants: Vec<TenantSettings>,
     #[serde(default)]
@@ -494,7 +497,7 @@ impl Settings {
                 t.api_keys = read_secret_list(&format!("tenants[{i}].api_keys_file"), p)?;
             }
         }
-        crate::connect::settings::resolve_files(self)?;
+        connect::resolve_files(self)?;
         for (i, c) in self.channels.iter_mut().enumerate() {
             if let Some(p) = &c.token_file {
                 c.token = read_secret(&format!("channels[{i}].token_file"), p)?;
@@ -564,7 +567,7 @@ impl Settings {
             ));
         }
         check_url("telegram.api_base", &self.telegram.api_base)?;
-        crate::connect::settings::validate(self)?;
+        connect::validate(self)?;
         if self.delivery.timeout_ms == 0 {
             return Err(ConfigError::invalid(
                 "delivery.timeout_ms",
@@ -631,7 +634,7 @@ impl Settings {
                     "a Fernet token of the access token is required",
                 ));
             }
-            crate::store::fields::check_optional(
+            crate::channel::fields::check_optional(
                 c.kind,
                 c.waba_id.as_deref(),
                 c.graph.as_deref(),
