@@ -43,6 +43,10 @@ enum Command {
     /// Channels in the store (talks to the store named by the config, not to a relay).
     #[command(subcommand)]
     Channels(ChannelsCommand),
+    /// The retry buffer and its dead-letter list (talks to the store named by the
+    /// config): list, redrive or drop given-up events; depth per tenant.
+    #[command(subcommand)]
+    Buffer(cli::buffer::BufferCommand),
     /// Telegram bot tools.
     #[command(subcommand)]
     Telegram(TelegramCommand),
@@ -214,6 +218,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Listen(args) => cli::listen::run(cli.config.as_deref(), args)?,
         Command::Simulate(args) => cli::simulate::run(cli.config.as_deref(), args)?,
+        Command::Buffer(cmd) => cli::buffer::run(cli.config.as_deref(), cmd)?,
         Command::Telegram(TelegramCommand::SetWebhook { bot_id }) => {
             let settings = load(&cli)?;
             let store = switchboard::app::open_store(&settings)?;

@@ -1,8 +1,10 @@
 //! Developer tools of the command line: `listen` (a local CRM endpoint that verifies
-//! and prints each event) and `simulate` (realistic, correctly signed provider webhooks
-//! sent to a running relay). They print to the developer's own terminal; nothing here
+//! and prints each event), `simulate` (realistic, correctly signed provider webhooks
+//! sent to a running relay) and `buffer` (the retry buffer and its dead letters, from
+//! the store). They print to the developer's own terminal; nothing here
 //! runs inside the relay.
 
+pub mod buffer;
 pub mod listen;
 pub mod simulate;
 

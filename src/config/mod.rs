@@ -241,6 +241,10 @@ pub struct DeliverySettings {
     /// one probe is let through.
     #[serde(default = "d_breaker_cooldown_ms")]
     pub breaker_cooldown_ms: u64,
+    /// How long an event given up at `retry_buffer_ttl_s` stays, still encrypted, in
+    /// the dead-letter list (to be redriven or dropped); 0 = no list, it is deleted.
+    #[serde(default)]
+    pub dead_letter_ttl_s: u64,
 }
 
 fn d_retry_base_ms() -> u64 {

@@ -13,6 +13,7 @@
 pub mod breaker;
 pub mod buffer;
 pub mod client;
+pub mod dead_letter;
 pub mod retry;
 pub mod unsend;
 pub mod worker;
@@ -34,6 +35,7 @@ use crate::tenant::Tenant;
 pub use breaker::{Admission, Breakers};
 pub use buffer::{BufferBackend, BufferError, Entry, Pushed, RetryBuffer, Sealed};
 pub use client::{CrmClient, DeliveryError};
+pub use dead_letter::DeadLetters;
 pub use worker::{Outcome, Worker, WorkerHandle};
 
 /// What happened to the events of one webhook.
@@ -64,6 +66,8 @@ pub struct Dispatcher {
     store: Store,
     client: CrmClient,
     buffer: RetryBuffer,
+    /// Where given-up events wait when `delivery.dead_letter_ttl_s` > 0.
+    dead_letters: DeadLetters,
     breakers: Arc<Breakers>,
 }
 
@@ -125,10 +129,12 @@ impl Dispatcher {
             Duration::from_millis(delivery.breaker_cooldown_ms),
             Duration::from_millis(delivery.timeout_ms.saturating_mul(2)),
         ));
+        let dead_letters = DeadLetters::open(&store, delivery);
         Self {
             store,
             client,
             buffer,
+            dead_letters,
             breakers,
         }
     }
@@ -149,6 +155,10 @@ impl Dispatcher {
 
     pub fn buffer(&self) -> &RetryBuffer {
         &self.buffer
+    }
+
+    pub fn dead_letters(&self) -> &DeadLetters {
+        &self.dead_letters
     }
 
     pub fn breakers(&self) -> &Breakers {

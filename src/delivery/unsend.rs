@@ -2,7 +2,8 @@
 //! as `message.deleted`). If the relay still holds that message — its
 //! `message.received` waiting, encrypted, in the retry buffer because the CRM was
 //! down — the copy is dropped at once, so content the customer took back is never
-//! delivered later. The `message.deleted` event itself is delivered as usual: the CRM
+//! delivered later (a copy in the dead-letter list is dropped too, so it is never
+//! redriven). The `message.deleted` event itself is delivered as usual: the CRM
 //! deletes its copy, if it has one. [`super::Dispatcher::dispatch`] does this right
 //! after routing, before any delivery, with the tenants it routed to.
 
@@ -66,6 +67,17 @@ impl Dispatcher {
                 Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(event_id = %original, error = %e, stage = "processing", "Unsent message could not be dropped from the retry buffer.");
+                }
+            }
+            // Nor is it redriven later from the dead-letter list.
+            match self.dead_letters.purge_event(original.as_str()).await {
+                Ok(true) => {
+                    dropped += 1;
+                    tracing::info!(event_id = %original, channel = %deleted.channel, stage = "processing", "Unsent message dropped from the dead-letter list.");
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(event_id = %original, error = %e, stage = "processing", "Unsent message could not be dropped from the dead-letter list.");
                 }
             }
         }

@@ -42,7 +42,8 @@ pub enum Outcome {
     Retried,
     /// Not attempted: the tenant's circuit breaker is open; postponed.
     Deferred,
-    /// Older than `delivery.retry_buffer_ttl_s`: counted, logged, deleted.
+    /// Older than `delivery.retry_buffer_ttl_s`: counted, logged, deleted from the
+    /// buffer (and kept in the dead-letter list when `delivery.dead_letter_ttl_s` > 0).
     GivenUp,
 }
 
@@ -157,11 +158,18 @@ impl Worker {
         let opened = e.open(&live.keyring);
 
         if now >= e.first.saturating_add(ttl.as_millis() as i64) {
-            buffer.complete(&taken, ttl).await?;
             let event_type = opened
                 .as_ref()
                 .map(|s| s.event_type.clone())
                 .unwrap_or_else(|_| "unknown".into());
+            // Kept before it leaves the buffer: a failure leaves it pending, to be
+            // claimed and given up again.
+            let dead_lettered = self
+                .dispatcher
+                .dead_letters()
+                .keep_given_up(e, taken.shard, &event_type, now, delivery)
+                .await?;
+            buffer.complete(&taken, ttl).await?;
             metrics::counter!("switchboard_events_given_up_total", "tenant" => e.tenant.clone(), "type" => event_type.clone())
                 .increment(1);
             tracing::error!(
@@ -170,6 +178,7 @@ impl Worker {
                 event_type = %event_type,
                 attempts = e.attempts,
                 age_s = (now - e.first) / 1000,
+                dead_lettered,
                 stage = "sending",
                 "Event given up: not delivered within delivery.retry_buffer_ttl_s."
             );

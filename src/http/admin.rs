@@ -17,7 +17,7 @@ use crate::store::StoreError;
 use crate::vault::rotation;
 
 /// Checks the bearer token against `admin.tokens` (constant time).
-fn authorize(req: &HttpRequest, live: &Live) -> Result<(), ApiError> {
+pub(super) fn authorize(req: &HttpRequest, live: &Live) -> Result<(), ApiError> {
     match bearer(req) {
         Some(t) if live.is_admin_token(t) => Ok(()),
         Some(_) => {
@@ -35,7 +35,7 @@ fn authorize(req: &HttpRequest, live: &Live) -> Result<(), ApiError> {
     }
 }
 
-fn store_error(e: StoreError) -> ApiError {
+pub(super) fn store_error(e: StoreError) -> ApiError {
     tracing::error!(error = %e, "Admin request failed: store unavailable.");
     ApiError::unavailable("the store is unavailable; retry later")
 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod body;
 pub mod connect_links;
 pub mod connect_pages;
+pub mod dead_letters;
 pub mod deadline;
 pub mod health;
 pub mod media;
@@ -73,7 +74,25 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/v1/vault/rotate",
             web::post().to(admin::rotate_vault),
-        );
+        )
+        .route("/admin/v1/dead-letters", web::get().to(dead_letters::list))
+        .route(
+            "/admin/v1/dead-letters/redrive",
+            web::post().to(dead_letters::redrive_many),
+        )
+        .route(
+            "/admin/v1/dead-letters/{id}",
+            web::get().to(dead_letters::get),
+        )
+        .route(
+            "/admin/v1/dead-letters/{id}",
+            web::delete().to(dead_letters::drop),
+        )
+        .route(
+            "/admin/v1/dead-letters/{id}/redrive",
+            web::post().to(dead_letters::redrive),
+        )
+        .route("/admin/v1/buffer/stats", web::get().to(dead_letters::stats));
 }
 
 /// Answers unknown routes with problem+json.

@@ -137,6 +137,11 @@ pub async fn delete_user_data(
             .buffer()
             .purge_channel(&channel.to_string(), &notices)
             .await?;
+        // Given-up events of the channel too (the notices are never among them).
+        buffered_events_removed += dispatcher
+            .dead_letters()
+            .purge_channel(&channel.to_string())
+            .await?;
     }
     if report.failed > 0 {
         metrics::counter!("switchboard_privacy_notices_undelivered_total", "type" => "data_deletion.requested")

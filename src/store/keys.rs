@@ -18,10 +18,14 @@
 //! | `{prefix}retry:{sN}:head:{conv}` | string | same | the event id at the head of a conversation |
 //! | `{prefix}retry:{sN}:parked:{conv}` | list | same | a conversation's later entries, in order |
 //! | `{prefix}retry:{sN}:tenant:{tenant}` | zset | same | event id → first-seen ms, for depth and age gauges |
+//! | `{prefix}dead:{sN}:entry:{event_id}` | string (JSON) | `delivery.dead_letter_ttl_s` | a given-up event (opt-in): ids, type, attempts, times in the clear, the buffer entry's Fernet payload ([`crate::delivery::dead_letter`]) |
+//! | `{prefix}dead:{sN}:index` | zset | refreshed to `dead_letter_ttl_s` on every add | event id → expiry ms, for listing |
+//! | `{prefix}dead:{sN}:tenant:{tenant}` | zset | same | event id → expiry ms, for counts per tenant |
 //!
 //! Each key above the retry buffer stands alone (no multi-key command spans two of
 //! them), so it works on a Redis Cluster without hash tags. The retry buffer's keys of
-//! one shard share the hash tag `{sN}` (one slot, so its Lua scripts are atomic); `conv`
+//! one shard, and the dead letters of that shard, share the hash tag `{sN}` (one slot,
+//! so their Lua scripts are atomic); `conv`
 //! is a keyed hash of the conversation, never a phone number. The design is described
 //! in [`crate::delivery::buffer`].
 
@@ -136,6 +140,24 @@ impl Keys {
         format!("{}tenant:{}", self.retry(shard), tenant)
     }
 
+    /// The hash tag and prefix of dead-letter shard `shard`: `{prefix}dead:{sN}:` (the
+    /// same slot as retry shard N).
+    fn dead(&self, shard: u16) -> String {
+        format!("{}dead:{{s{}}}:", self.prefix, shard)
+    }
+
+    pub fn dead_entry(&self, shard: u16, event_id: &str) -> String {
+        format!("{}entry:{}", self.dead(shard), event_id)
+    }
+
+    pub fn dead_index(&self, shard: u16) -> String {
+        format!("{}index", self.dead(shard))
+    }
+
+    pub fn dead_tenant(&self, shard: u16, tenant: &str) -> String {
+        format!("{}tenant:{}", self.dead(shard), tenant)
+    }
+
     /// Any other relay key: `{prefix}{name}` (for modules that own their own layout).
     pub fn named(&self, name: &str) -> String {
         format!("{}{}", self.prefix, name)
@@ -167,8 +189,17 @@ mod tests {
             k.retry_head(3, "ab"),
             k.retry_parked(3, "ab"),
             k.retry_tenant(3, "acme"),
+            k.dead_entry(3, "evt_1"),
+            k.dead_index(3),
+            k.dead_tenant(3, "acme"),
         ] {
-            assert!(key.starts_with("switchboard:retry:{s3}:"), "{key}");
+            let tag = key.split_once('{').and_then(|(_, r)| r.split_once('}'));
+            assert_eq!(tag.map(|t| t.0), Some("s3"), "{key}");
+            assert!(
+                key.starts_with("switchboard:retry:{s3}:")
+                    || key.starts_with("switchboard:dead:{s3}:"),
+                "{key}"
+            );
         }
     }
 }

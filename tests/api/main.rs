@@ -5,6 +5,7 @@ mod channel_fields;
 mod cluster;
 mod connect_flows;
 mod connect_links;
+mod dead_letters;
 mod delivery_buffer;
 mod delivery_load;
 mod delivery_replicas;

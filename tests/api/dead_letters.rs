@@ -1,0 +1,550 @@
+//! The dead-letter list (`delivery.dead_letter_ttl_s`): an event the CRM keeps refusing
+//! is given up at `retry_buffer_ttl_s` and kept, encrypted, instead of deleted; the
+//! admin API (both stores) and `switchboard buffer …` (the real binary, on Redis) list
+//! it by ids only, redrive it into the retry buffer (then it arrives once, verified,
+//! with its original id; dedupe still applies) or drop it.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use switchboard::delivery::{Outcome, Worker};
+use switchboard::vault::Keyring;
+
+use crate::delivery_support::*;
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+/// The customer's number of the test conversation: never in an answer.
+const WA_ID: &str = "4915110000001";
+
+async fn relay_without_worker(redis: Option<&str>, crm: &Crm, extra: &str) -> (Relay, Worker) {
+    let key = Keyring::generate_key();
+    // No breaker: a provider redelivery goes straight to the CRM once it accepts.
+    let delivery = delivery_toml(&format!(
+        "worker = false\nretry_buffer_ttl_s = 1\nbreaker_failures = 100000\n{extra}"
+    ));
+    let relay = Relay::start(redis, &crm.uri(), &key, 300, &delivery).await;
+    let worker = Worker::new(
+        relay.state.live.clone(),
+        relay.state.dispatcher.clone(),
+        "test-worker",
+    );
+    (relay, worker)
+}
+
+/// Steps the worker until `want` (or fails after 5 s).
+async fn step_until(worker: &Worker, want: Outcome) -> Vec<Outcome> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = Vec::new();
+    loop {
+        let o = worker.deliver_next().await.unwrap();
+        if o != Outcome::Idle {
+            seen.push(o);
+        }
+        if o == want {
+            return seen;
+        }
+        assert!(Instant::now() < deadline, "never {want:?}; saw {seen:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// An admin call: the status and the JSON answer (Null when empty); every answer is
+/// checked to hold no message text and no customer number.
+async fn admin(relay: &Relay, method: reqwest::Method, path: &str) -> (u16, Value) {
+    let r = relay
+        .http
+        .request(method, format!("{}{path}", relay.address))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("secret text"), "{path}: {text}");
+    assert!(!text.contains(WA_ID), "{path}: {text}");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn get() -> reqwest::Method {
+    reqwest::Method::GET
+}
+fn post() -> reqwest::Method {
+    reqwest::Method::POST
+}
+fn delete() -> reqwest::Method {
+    reqwest::Method::DELETE
+}
+
+/// Posts message `n` of the test conversation while the CRM fails, and steps the
+/// worker until it is given up; the event id.
+async fn give_up(relay: &Relay, worker: &Worker, crm: &Crm, n: u32) -> String {
+    crm.set(Mode::Fail);
+    assert_eq!(
+        relay.post_meta(&wa_webhook(WA_ACME, &[(WA_ID, n)])).await,
+        200
+    );
+    let seen = step_until(worker, Outcome::GivenUp).await;
+    assert!(seen.contains(&Outcome::Retried), "{seen:?}");
+    let (_, list) = admin(relay, get(), "/admin/v1/dead-letters?tenant=acme").await;
+    let last = list["dead_letters"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    last["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_given_up_event_is_kept_listed_redriven_and_arrives_once_redis() {
+    let redis = RedisServer::start();
+    given_up_redriven_once(Some(&redis.url()), Some(redis.port)).await;
+}
+
+#[tokio::test]
+async fn a_given_up_event_is_kept_listed_redriven_and_arrives_once_memory() {
+    given_up_redriven_once(None, None).await;
+}
+
+async fn given_up_redriven_once(redis: Option<&str>, port: Option<u16>) {
+    let crm = Crm::start().await;
+    let (relay, worker) = relay_without_worker(redis, &crm, "dead_letter_ttl_s = 3600").await;
+    crm.set(Mode::Fail);
+    assert_eq!(
+        relay.post_meta(&wa_webhook(WA_ACME, &[(WA_ID, 1)])).await,
+        200
+    );
+
+    // While it is retried, the stats show it buffered for acme.
+    let (status, stats) = admin(&relay, get(), "/admin/v1/buffer/stats").await;
+    assert_eq!(status, 200);
+    assert_eq!(stats["buffered"], 1, "{stats}");
+    assert_eq!(stats["dead_letter_ttl_s"], 3600);
+    let acme = &stats["tenants"][0];
+    assert_eq!(
+        (acme["tenant"].as_str(), acme["buffered"].as_u64()),
+        (Some("acme"), Some(1))
+    );
+    assert_eq!(acme["dead_letters"], 0);
+    assert_eq!(stats["tenants"][1]["tenant"], "globex");
+
+    let seen = step_until(&worker, Outcome::GivenUp).await;
+    assert!(seen.contains(&Outcome::Retried), "{seen:?}");
+    let refused = crm.received().len();
+    assert!(refused >= 2, "the CRM refused it more than once: {refused}");
+    assert!(crm.accepted_at(CRM_PATH).is_empty());
+
+    // Listed, by ids only.
+    let (status, list) = admin(&relay, get(), "/admin/v1/dead-letters").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (list["enabled"].as_bool(), list["count"].as_u64()),
+        (Some(true), Some(1)),
+        "{list}"
+    );
+    let dl = &list["dead_letters"][0];
+    let id = dl["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("evt_"), "{dl}");
+    assert_eq!(dl["tenant"], "acme");
+    assert_eq!(dl["type"], "message.received");
+    assert_eq!(dl["channel"], format!("whatsapp:{WA_ACME}"));
+    assert!(dl["attempts"].as_u64().unwrap() >= 1, "{dl}");
+    assert!(dl["age_s"].is_u64() && dl["dead_for_s"].is_u64(), "{dl}");
+    let mut fields: Vec<&str> = dl.as_object().unwrap().keys().map(String::as_str).collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "age_s",
+            "attempts",
+            "channel",
+            "dead_for_s",
+            "expires_at",
+            "first_seen_at",
+            "given_up_at",
+            "id",
+            "tenant",
+            "type"
+        ]
+    );
+    let (status, one) = admin(&relay, get(), &format!("/admin/v1/dead-letters/{id}")).await;
+    assert_eq!((status, one["id"].as_str()), (200, Some(id.as_str())));
+    let (_, other) = admin(&relay, get(), "/admin/v1/dead-letters?tenant=globex").await;
+    assert_eq!(other["count"], 0);
+    let (_, stats) = admin(&relay, get(), "/admin/v1/buffer/stats").await;
+    assert_eq!(
+        (stats["buffered"].as_u64(), stats["dead_letters"].as_u64()),
+        (Some(0), Some(1)),
+        "{stats}"
+    );
+
+    if let Some(port) = port {
+        // In Redis: encrypted, with the dead-letter TTL, in the shard's hash tag.
+        let (dump, ttls) = dump_with_ttls(port);
+        assert!(!dump.contains("secret text"), "{dump}");
+        assert!(!dump.contains(WA_ID), "{dump}");
+        let entry = ttls
+            .iter()
+            .find(|(k, _)| {
+                k.starts_with("switchboard:dead:{s") && k.ends_with(&format!(":entry:{id}"))
+            })
+            .unwrap_or_else(|| panic!("no dead-letter entry key: {ttls:?}"));
+        assert!(entry.1 > 3_500_000 && entry.1 <= 3_600_000, "{entry:?}");
+        for (k, ttl) in ttls.iter().filter(|(k, _)| !k.contains(":channel:")) {
+            assert!(*ttl > 0, "{k} has no TTL");
+        }
+        assert!(
+            !dump.contains("retry:{s0}:pending") && !dump.contains(":pending:"),
+            "{dump}"
+        );
+    }
+
+    // Redrive while the CRM accepts: it arrives once, verified, with its original id.
+    crm.set(Mode::Ok);
+    let (status, r) = admin(
+        &relay,
+        post(),
+        &format!("/admin/v1/dead-letters/{id}/redrive"),
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(
+        (r["id"].as_str(), r["outcome"].as_str()),
+        (Some(id.as_str()), Some("scheduled"))
+    );
+    let (_, list) = admin(&relay, get(), "/admin/v1/dead-letters").await;
+    assert_eq!(list["count"], 0, "gone from the list once redriven");
+    step_until(&worker, Outcome::Delivered).await;
+    for _ in 0..5 {
+        assert_eq!(worker.deliver_next().await.unwrap(), Outcome::Idle);
+    }
+    let got = crm.accepted_at(CRM_PATH);
+    assert_eq!(got.len(), 1);
+    verify_received(SIGNING_SECRET, &got[0]);
+    assert_eq!(got[0].webhook_id, id);
+    assert_eq!(
+        got[0].body["data"]["message"]["text"],
+        format!("secret text {WA_ID} #1")
+    );
+
+    // Once delivered, neither a second redrive nor a provider redelivery sends it again.
+    let (status, p) = admin(
+        &relay,
+        post(),
+        &format!("/admin/v1/dead-letters/{id}/redrive"),
+    )
+    .await;
+    assert_eq!((status, p["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(
+        relay.post_meta(&wa_webhook(WA_ACME, &[(WA_ID, 1)])).await,
+        200
+    );
+    assert_eq!(crm.accepted_at(CRM_PATH).len(), 1);
+
+    // Dedupe applies to a redrive: given up, then delivered directly by a provider
+    // redelivery, then redriven → not sent again.
+    let second = give_up(&relay, &worker, &crm, 2).await;
+    crm.set(Mode::Ok);
+    assert_eq!(
+        relay.post_meta(&wa_webhook(WA_ACME, &[(WA_ID, 2)])).await,
+        200
+    );
+    assert_eq!(crm.accepted_at(CRM_PATH).len(), 2);
+    let (status, r) = admin(
+        &relay,
+        post(),
+        &format!("/admin/v1/dead-letters/{second}/redrive"),
+    )
+    .await;
+    assert_eq!(
+        (status, r["outcome"].as_str()),
+        (200, Some("already_delivered")),
+        "{r}"
+    );
+    for _ in 0..5 {
+        assert_eq!(worker.deliver_next().await.unwrap(), Outcome::Idle);
+    }
+    assert_eq!(crm.accepted_at(CRM_PATH).len(), 2);
+
+    // Drop: gone for good.
+    let third = give_up(&relay, &worker, &crm, 3).await;
+    let (status, _) = admin(&relay, delete(), &format!("/admin/v1/dead-letters/{third}")).await;
+    assert_eq!(status, 204);
+    let (status, _) = admin(&relay, delete(), &format!("/admin/v1/dead-letters/{third}")).await;
+    assert_eq!(status, 404);
+    let (_, stats) = admin(&relay, get(), "/admin/v1/buffer/stats").await;
+    assert_eq!(
+        (stats["buffered"].as_u64(), stats["dead_letters"].as_u64()),
+        (Some(0), Some(0)),
+        "{stats}"
+    );
+    if let Some(port) = port {
+        let (dump, _) = dump_with_ttls(port);
+        assert!(!dump.contains("switchboard:dead:"), "{dump}");
+    }
+
+    // Bulk redrive of a tenant's dead letters.
+    let fourth = give_up(&relay, &worker, &crm, 4).await;
+    crm.set(Mode::Ok);
+    let (status, r) = admin(&relay, post(), "/admin/v1/dead-letters/redrive?tenant=acme").await;
+    assert_eq!((status, r["count"].as_u64()), (200, Some(1)), "{r}");
+    assert_eq!(r["redriven"][0]["id"], fourth.as_str());
+    step_until(&worker, Outcome::Delivered).await;
+    let got = crm.accepted_at(CRM_PATH);
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[2].webhook_id, fourth);
+}
+
+#[tokio::test]
+async fn dead_letter_endpoints_need_the_admin_token_and_check_their_input() {
+    let crm = Crm::start().await;
+    let (relay, _worker) = relay_without_worker(None, &crm, "dead_letter_ttl_s = 60").await;
+    for (m, p) in [
+        (get(), "/admin/v1/dead-letters"),
+        (get(), "/admin/v1/dead-letters/evt_x"),
+        (post(), "/admin/v1/dead-letters/evt_x/redrive"),
+        (post(), "/admin/v1/dead-letters/redrive"),
+        (delete(), "/admin/v1/dead-letters/evt_x"),
+        (get(), "/admin/v1/buffer/stats"),
+    ] {
+        let r = relay
+            .http
+            .request(m.clone(), format!("{}{p}", relay.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{m} {p}");
+        let r = relay
+            .http
+            .request(m.clone(), format!("{}{p}", relay.address))
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{m} {p}");
+    }
+    for bad in ["0", "1001", "ten", "-1"] {
+        let (status, p) = admin(
+            &relay,
+            get(),
+            &format!("/admin/v1/dead-letters?limit={bad}"),
+        )
+        .await;
+        assert_eq!(
+            (status, p["field"].as_str()),
+            (400, Some("limit")),
+            "{bad}: {p}"
+        );
+    }
+    let (status, p) = admin(&relay, get(), "/admin/v1/dead-letters/evt_nope").await;
+    assert_eq!((status, p["code"].as_str()), (404, Some("not_found")));
+    let (status, p) = admin(&relay, post(), "/admin/v1/dead-letters/evt_nope/redrive").await;
+    assert_eq!((status, p["code"].as_str()), (404, Some("not_found")));
+}
+
+#[tokio::test]
+async fn with_the_default_ttl_of_zero_a_given_up_event_is_deleted_not_kept() {
+    let redis = RedisServer::start();
+    let crm = Crm::start().await;
+    let (relay, worker) = relay_without_worker(Some(&redis.url()), &crm, "").await;
+    crm.set(Mode::Fail);
+    assert_eq!(
+        relay.post_meta(&wa_webhook(WA_ACME, &[(WA_ID, 1)])).await,
+        200
+    );
+    step_until(&worker, Outcome::GivenUp).await;
+    let (_, list) = admin(&relay, get(), "/admin/v1/dead-letters").await;
+    assert_eq!(
+        (list["enabled"].as_bool(), list["count"].as_u64()),
+        (Some(false), Some(0)),
+        "{list}"
+    );
+    let (dump, _) = dump_with_ttls(redis.port);
+    assert!(!dump.contains("switchboard:dead:"), "{dump}");
+    assert!(!dump.contains("evt_"), "{dump}");
+}
+
+/// `switchboard --config … buffer …`: (exit success, stdout + stderr).
+fn buffer_cli(config: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(["--config", config.to_str().unwrap(), "buffer"])
+        .args(args)
+        .env_remove("SWITCHBOARD_CONFIG")
+        .output()
+        .unwrap();
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    assert!(!text.contains("secret text"), "{args:?}: {text}");
+    assert!(!text.contains(WA_ID), "{args:?}: {text}");
+    (out.status.success(), text)
+}
+
+fn cli_json(config: &Path, args: &[&str]) -> Value {
+    let (ok, text) = buffer_cli(config, args);
+    assert!(ok, "{args:?}: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"))
+}
+
+/// Polls `buffer list --json` until it lists `n` dead letters.
+async fn wait_dead_letters(config: &Path, n: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = cli_json(config, &["list", "--json"]);
+        if list["count"].as_u64() == Some(n) {
+            return list;
+        }
+        assert!(Instant::now() < deadline, "never {n} dead letters: {list}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_buffer_cli_lists_redrives_and_drops_dead_letters_of_a_running_relay() {
+    let redis = RedisServer::start();
+    let crm = Crm::start().await;
+    crm.set(Mode::Fail);
+    let key = Keyring::generate_key();
+    let port = free_port();
+    let config = relay_config(
+        Some(&redis.url()),
+        &crm.uri(),
+        &key,
+        300,
+        &delivery_toml("retry_buffer_ttl_s = 1\ndead_letter_ttl_s = 600"),
+    )
+    .replacen(
+        "bind = \"127.0.0.1:0\"",
+        &format!("bind = \"127.0.0.1:{port}\""),
+        1,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchboard.toml");
+    std::fs::write(&path, &config).unwrap();
+    put_channels_with_cli(redis.port, &Keyring::new(&[key.clone().into()]).unwrap());
+    let relay = start_binary_relay(dir.path(), &path, port).await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let hook = format!("{}/webhooks/meta", relay.url);
+    assert_eq!(
+        post_meta_to(&http, &hook, &wa_webhook(WA_ACME, &[(WA_ID, 1)])).await,
+        200
+    );
+    assert_eq!(
+        post_meta_to(&http, &hook, &wa_webhook(WA_ACME, &[(WA_ID, 2)])).await,
+        200
+    );
+
+    // The relay's own worker gives both up (the CRM refuses every attempt).
+    let list = wait_dead_letters(&path, 2).await;
+    let ids: Vec<String> = list["dead_letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect();
+    for d in list["dead_letters"].as_array().unwrap() {
+        assert_eq!(
+            (d["tenant"].as_str(), d["type"].as_str()),
+            (Some("acme"), Some("message.received")),
+            "{d}"
+        );
+    }
+    let (ok, table) = buffer_cli(&path, &["list"]);
+    assert!(ok, "{table}");
+    assert!(
+        table.contains(&ids[0]) && table.contains("message.received"),
+        "{table}"
+    );
+    assert!(table.contains("2 dead letter(s)"), "{table}");
+    let (ok, stats) = buffer_cli(&path, &["stats"]);
+    assert!(ok, "{stats}");
+    let acme = stats
+        .lines()
+        .find(|l| l.starts_with("acme"))
+        .unwrap_or_default();
+    assert_eq!(
+        acme.split_whitespace().collect::<Vec<_>>(),
+        ["acme", "0", "-", "2"],
+        "{stats}"
+    );
+    assert!(stats.contains("dead_letter_ttl_s = 600"), "{stats}");
+    let refused = crm.received().len();
+    assert!(refused >= 4, "{refused}");
+    assert!(crm.accepted_at(CRM_PATH).is_empty());
+
+    // Redrive the first to a CRM that accepts: it arrives once, verified.
+    crm.set(Mode::Ok);
+    let (ok, out) = buffer_cli(&path, &["redrive", &ids[0]]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{} (tenant acme): back in the retry buffer",
+            ids[0]
+        )),
+        "{out}"
+    );
+    let got = crm
+        .wait_accepted(CRM_PATH, 1, Duration::from_secs(10))
+        .await;
+    assert_eq!(got.len(), 1);
+    verify_received(SIGNING_SECRET, &got[0]);
+    assert_eq!(got[0].webhook_id, ids[0]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = cli_json(&path, &["stats", "--json"]);
+        if s["buffered"] == 0 {
+            assert_eq!(s["dead_letters"], 1, "{s}");
+            assert_eq!(s["tenants"][0]["tenant"], "acme");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never drained: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(crm.accepted_at(CRM_PATH).len(), 1, "once");
+
+    // Again: no such dead letter any more; drop the second; an unknown id fails.
+    let (ok, out) = buffer_cli(&path, &["redrive", &ids[0]]);
+    assert!(!ok && out.contains("no dead letter has the id"), "{out}");
+    let (ok, out) = buffer_cli(&path, &["drop", &ids[1]]);
+    assert!(ok && out.contains("dropped"), "{out}");
+    let (ok, _) = buffer_cli(&path, &["drop", &ids[1]]);
+    assert!(!ok);
+    assert_eq!(wait_dead_letters(&path, 0).await["count"], 0);
+    let (ok, out) = buffer_cli(&path, &["redrive"]);
+    assert!(!ok, "an id or --all is required: {out}");
+    assert_eq!(crm.accepted_at(CRM_PATH).len(), 1);
+
+    // The relay said it gave them up and kept them, by id; never the text.
+    let logs = relay.logs();
+    assert!(logs.contains("Event given up"), "{logs}");
+    assert!(logs.contains("\"dead_lettered\":true"), "{logs}");
+    assert!(
+        !logs.contains("secret text"),
+        "the relay logged message text"
+    );
+    assert!(
+        !logs.contains(WA_ID),
+        "the relay logged the customer's number"
+    );
+    let (dump, _) = dump_with_ttls(redis.port);
+    assert!(!dump.contains("secret text"), "{dump}");
+}
+
+#[test]
+fn the_buffer_cli_refuses_the_memory_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("memory.toml");
+    let text = relay_config(
+        None,
+        "http://127.0.0.1:9",
+        &Keyring::generate_key(),
+        300,
+        "",
+    );
+    std::fs::write(&path, text).unwrap();
+    let (ok, out) = buffer_cli(&path, &["stats"]);
+    assert!(!ok);
+    assert!(out.contains("use the admin API"), "{out}");
+}
