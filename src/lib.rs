@@ -19,7 +19,8 @@
 //!   callbacks, revocation, and what the relay keeps for how long. [`connect`]:
 //!   connect links and the pages on which a business connects a channel.
 //! - [`delivery`]: routing, unsend, dedupe, the CRM client, the encrypted retry buffer
-//!   (Redis Streams) and its worker, the retry policy, per-tenant circuit breakers.
+//!   (Redis Streams) and its worker, the retry policy, per-tenant circuit breakers,
+//!   the opt-in dead-letter list of given-up events.
 //! - [`live`]: the reloadable part of the config, parsed once; [`tenant`] and
 //!   [`signing`] (Standard Webhooks) are what it makes of `[[tenants]]`.
 //! - [`channels`]: one adapter per channel; inbound normalization is pure.

@@ -12,20 +12,26 @@ use serde_json::Value;
 use switchboard::delivery::{Outcome, Worker};
 use switchboard::vault::Keyring;
 
-use crate::delivery_support::*;
 use crate::helpers::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 /// The customer's number of the test conversation: never in an answer.
 const WA_ID: &str = "4915110000001";
 
-async fn relay_without_worker(redis: Option<&str>, crm: &Crm, extra: &str) -> (Relay, Worker) {
+async fn relay_without_worker(
+    redis: Option<&str>,
+    crm: &ScriptedCrm,
+    extra: &str,
+) -> (TestApp, Worker) {
     let key = Keyring::generate_key();
     // No breaker: a provider redelivery goes straight to the CRM once it accepts.
-    let delivery = delivery_toml(&format!(
-        "worker = false\nretry_buffer_ttl_s = 1\nbreaker_failures = 100000\n{extra}"
-    ));
-    let relay = Relay::start(redis, &crm.uri(), &key, 300, &delivery).await;
+    let delivery =
+        format!("worker = false\nretry_buffer_ttl_s = 1\nbreaker_failures = 100000\n{extra}");
+    let relay = TestApp::builder()
+        .delivering(redis, crm, 300, &delivery)
+        .vault_key(&key)
+        .spawn()
+        .await;
     let worker = Worker::new(
         relay.state.live.clone(),
         relay.state.dispatcher.clone(),
@@ -53,7 +59,7 @@ async fn step_until(worker: &Worker, want: Outcome) -> Vec<Outcome> {
 
 /// An admin call: the status and the JSON answer (Null when empty); every answer is
 /// checked to hold no message text and no customer number.
-async fn admin(relay: &Relay, method: reqwest::Method, path: &str) -> (u16, Value) {
+async fn admin(relay: &TestApp, method: reqwest::Method, path: &str) -> (u16, Value) {
     let r = relay
         .http
         .request(method, format!("{}{path}", relay.address))
@@ -80,10 +86,12 @@ fn delete() -> reqwest::Method {
 
 /// Posts message `n` of the test conversation while the CRM fails, and steps the
 /// worker until it is given up; the event id.
-async fn give_up(relay: &Relay, worker: &Worker, crm: &Crm, n: u32) -> String {
+async fn give_up(relay: &TestApp, worker: &Worker, crm: &ScriptedCrm, n: u32) -> String {
     crm.set(Mode::Fail);
     assert_eq!(
-        relay.post_meta(&wa_webhook(WA_ACME, &[(WA_ID, n)])).await,
+        relay
+            .post_meta_status(&wa_webhook(WA_ACME, &[(WA_ID, n)]))
+            .await,
         200
     );
     let seen = step_until(worker, Outcome::GivenUp).await;
@@ -98,23 +106,70 @@ async fn give_up(relay: &Relay, worker: &Worker, crm: &Crm, n: u32) -> String {
     last["id"].as_str().unwrap().to_owned()
 }
 
+/// Checks answers against the schemas of docs/openapi.yaml (`jsonschema`, a library
+/// we did not write): `(schema name, answer)`.
+fn assert_match_openapi(answers: &[(&str, &Value)]) {
+    use std::io::Write;
+    const VALIDATE: &str = r##"
+import json, sys, yaml
+from jsonschema import Draft202012Validator
+spec = yaml.safe_load(open(sys.argv[1]))
+bad = 0
+for line in sys.stdin:
+    name, body = line.split(" ", 1)
+    schema = {"$ref": "#/components/schemas/" + name, "components": spec["components"]}
+    for err in Draft202012Validator(schema).iter_errors(json.loads(body)):
+        bad += 1
+        print(f"{name}: {err.message} at {list(err.absolute_path)}")
+sys.exit(1 if bad else 0)
+"##;
+    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.yaml");
+    let mut child = Command::new("python3")
+        .args(["-c", VALIDATE, spec])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for (name, body) in answers {
+            writeln!(stdin, "{name} {body}").unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test]
 async fn a_given_up_event_is_kept_listed_redriven_and_arrives_once_redis() {
     let redis = RedisServer::start();
-    given_up_redriven_once(Some(&redis.url()), Some(redis.port)).await;
+    given_up_redriven_once(Some(&redis)).await;
 }
 
 #[tokio::test]
 async fn a_given_up_event_is_kept_listed_redriven_and_arrives_once_memory() {
-    given_up_redriven_once(None, None).await;
+    given_up_redriven_once(None).await;
 }
 
-async fn given_up_redriven_once(redis: Option<&str>, port: Option<u16>) {
-    let crm = Crm::start().await;
-    let (relay, worker) = relay_without_worker(redis, &crm, "dead_letter_ttl_s = 3600").await;
+async fn given_up_redriven_once(redis: Option<&RedisServer>) {
+    let crm = ScriptedCrm::start().await;
+    let (relay, worker) = relay_without_worker(
+        redis.map(|r| r.url()).as_deref(),
+        &crm,
+        "dead_letter_ttl_s = 3600",
+    )
+    .await;
     crm.set(Mode::Fail);
     assert_eq!(
-        relay.post_meta(&wa_webhook(WA_ACME, &[(WA_ID, 1)])).await,
+        relay
+            .post_meta_status(&wa_webhook(WA_ACME, &[(WA_ID, 1)]))
+            .await,
         200
     );
 
@@ -123,6 +178,7 @@ async fn given_up_redriven_once(redis: Option<&str>, port: Option<u16>) {
     assert_eq!(status, 200);
     assert_eq!(stats["buffered"], 1, "{stats}");
     assert_eq!(stats["dead_letter_ttl_s"], 3600);
+    let buffering = stats.clone();
     let acme = &stats["tenants"][0];
     assert_eq!(
         (acme["tenant"].as_str(), acme["buffered"].as_u64()),
@@ -181,9 +237,9 @@ async fn given_up_redriven_once(redis: Option<&str>, port: Option<u16>) {
         "{stats}"
     );
 
-    if let Some(port) = port {
+    if let Some(redis) = redis {
         // In Redis: encrypted, with the dead-letter TTL, in the shard's hash tag.
-        let (dump, ttls) = dump_with_ttls(port);
+        let (dump, ttls) = redis.dump_with_ttls();
         assert!(!dump.contains("secret text"), "{dump}");
         assert!(!dump.contains(WA_ID), "{dump}");
         let entry = ttls
@@ -211,6 +267,12 @@ async fn given_up_redriven_once(redis: Option<&str>, port: Option<u16>) {
     )
     .await;
     assert_eq!(status, 200, "{r}");
+    assert_match_openapi(&[
+        ("DeadLetter", &one),
+        ("BufferStats", &stats),
+        ("BufferStats", &buffering),
+        ("RedriveReport", &r),
+    ]);
     assert_eq!(
         (r["id"].as_str(), r["outcome"].as_str()),
         (Some(id.as_str()), Some("scheduled"))
@@ -223,7 +285,7 @@ async fn given_up_redriven_once(redis: Option<&str>, port: Option<u16>) {
     }
     let got = crm.accepted_at(CRM_PATH);
     assert_eq!(got.len(), 1);
-    verify_received(SIGNING_SECRET, &got[0]);
+    verify_standard_webhook(SIGNING_SECRET, &got[0]);
     assert_eq!(got[0].webhook_id, id);
     assert_eq!(
         got[0].body["data"]["message"]["text"],
@@ -239,7 +301,9 @@ async fn given_up_redriven_once(redis: Option<&str>, port: Option<u16>) {
     .await;
     assert_eq!((status, p["code"].as_str()), (404, Some("not_found")));
     assert_eq!(
-        relay.post_meta(&wa_webhook(WA_ACME, &[(WA_ID, 1)])).await,
+        relay
+            .post_meta_status(&wa_webhook(WA_ACME, &[(WA_ID, 1)]))
+            .await,
         200
     );
     assert_eq!(crm.accepted_at(CRM_PATH).len(), 1);
@@ -249,7 +313,9 @@ async fn given_up_redriven_once(redis: Option<&str>, port: Option<u16>) {
     let second = give_up(&relay, &worker, &crm, 2).await;
     crm.set(Mode::Ok);
     assert_eq!(
-        relay.post_meta(&wa_webhook(WA_ACME, &[(WA_ID, 2)])).await,
+        relay
+            .post_meta_status(&wa_webhook(WA_ACME, &[(WA_ID, 2)]))
+            .await,
         200
     );
     assert_eq!(crm.accepted_at(CRM_PATH).len(), 2);
@@ -281,8 +347,8 @@ async fn given_up_redriven_once(redis: Option<&str>, port: Option<u16>) {
         (Some(0), Some(0)),
         "{stats}"
     );
-    if let Some(port) = port {
-        let (dump, _) = dump_with_ttls(port);
+    if let Some(redis) = redis {
+        let (dump, _) = redis.dump_with_ttls();
         assert!(!dump.contains("switchboard:dead:"), "{dump}");
     }
 
@@ -300,7 +366,7 @@ async fn given_up_redriven_once(redis: Option<&str>, port: Option<u16>) {
 
 #[tokio::test]
 async fn dead_letter_endpoints_need_the_admin_token_and_check_their_input() {
-    let crm = Crm::start().await;
+    let crm = ScriptedCrm::start().await;
     let (relay, _worker) = relay_without_worker(None, &crm, "dead_letter_ttl_s = 60").await;
     for (m, p) in [
         (get(), "/admin/v1/dead-letters"),
@@ -348,11 +414,13 @@ async fn dead_letter_endpoints_need_the_admin_token_and_check_their_input() {
 #[tokio::test]
 async fn with_the_default_ttl_of_zero_a_given_up_event_is_deleted_not_kept() {
     let redis = RedisServer::start();
-    let crm = Crm::start().await;
+    let crm = ScriptedCrm::start().await;
     let (relay, worker) = relay_without_worker(Some(&redis.url()), &crm, "").await;
     crm.set(Mode::Fail);
     assert_eq!(
-        relay.post_meta(&wa_webhook(WA_ACME, &[(WA_ID, 1)])).await,
+        relay
+            .post_meta_status(&wa_webhook(WA_ACME, &[(WA_ID, 1)]))
+            .await,
         200
     );
     step_until(&worker, Outcome::GivenUp).await;
@@ -362,7 +430,7 @@ async fn with_the_default_ttl_of_zero_a_given_up_event_is_deleted_not_kept() {
         (Some(false), Some(0)),
         "{list}"
     );
-    let (dump, _) = dump_with_ttls(redis.port);
+    let (dump, _) = redis.dump_with_ttls();
     assert!(!dump.contains("switchboard:dead:"), "{dump}");
     assert!(!dump.contains("evt_"), "{dump}");
 }
@@ -404,37 +472,27 @@ async fn wait_dead_letters(config: &Path, n: u64) -> Value {
 #[tokio::test]
 async fn the_buffer_cli_lists_redrives_and_drops_dead_letters_of_a_running_relay() {
     let redis = RedisServer::start();
-    let crm = Crm::start().await;
+    let crm = ScriptedCrm::start().await;
     crm.set(Mode::Fail);
-    let key = Keyring::generate_key();
-    let port = free_port();
-    let config = relay_config(
-        Some(&redis.url()),
-        &crm.uri(),
-        &key,
-        300,
-        &delivery_toml("retry_buffer_ttl_s = 1\ndead_letter_ttl_s = 600"),
-    )
-    .replacen(
-        "bind = \"127.0.0.1:0\"",
-        &format!("bind = \"127.0.0.1:{port}\""),
-        1,
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("switchboard.toml");
-    std::fs::write(&path, &config).unwrap();
-    put_channels_with_cli(redis.port, &Keyring::new(&[key.clone().into()]).unwrap());
-    let relay = start_binary_relay(dir.path(), &path, port).await;
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let hook = format!("{}/webhooks/meta", relay.url);
-    assert_eq!(
-        post_meta_to(&http, &hook, &wa_webhook(WA_ACME, &[(WA_ID, 1)])).await,
-        200
-    );
-    assert_eq!(
-        post_meta_to(&http, &hook, &wa_webhook(WA_ACME, &[(WA_ID, 2)])).await,
-        200
-    );
+    let relay = TestApp::builder()
+        .delivering(
+            Some(&redis.url()),
+            &crm,
+            300,
+            "retry_buffer_ttl_s = 1\ndead_letter_ttl_s = 600",
+        )
+        .log_level("trace")
+        .spawn_process()
+        .await;
+    let path = relay.peers.config_path.clone();
+    for n in [1, 2] {
+        assert_eq!(
+            relay
+                .post_meta_status(&wa_webhook(WA_ACME, &[(WA_ID, n)]))
+                .await,
+            200
+        );
+    }
 
     // The relay's own worker gives both up (the CRM refuses every attempt).
     let list = wait_dead_letters(&path, 2).await;
@@ -489,7 +547,7 @@ async fn the_buffer_cli_lists_redrives_and_drops_dead_letters_of_a_running_relay
         .wait_accepted(CRM_PATH, 1, Duration::from_secs(10))
         .await;
     assert_eq!(got.len(), 1);
-    verify_received(SIGNING_SECRET, &got[0]);
+    verify_standard_webhook(SIGNING_SECRET, &got[0]);
     assert_eq!(got[0].webhook_id, ids[0]);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -528,22 +586,14 @@ async fn the_buffer_cli_lists_redrives_and_drops_dead_letters_of_a_running_relay
         !logs.contains(WA_ID),
         "the relay logged the customer's number"
     );
-    let (dump, _) = dump_with_ttls(redis.port);
+    let (dump, _) = redis.dump_with_ttls();
     assert!(!dump.contains("secret text"), "{dump}");
 }
 
-#[test]
-fn the_buffer_cli_refuses_the_memory_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("memory.toml");
-    let text = relay_config(
-        None,
-        "http://127.0.0.1:9",
-        &Keyring::generate_key(),
-        300,
-        "",
-    );
-    std::fs::write(&path, text).unwrap();
+#[tokio::test]
+async fn the_buffer_cli_refuses_the_memory_store() {
+    let app = TestApp::builder().memory().spawn().await;
+    let path = app.config_path.clone();
     let (ok, out) = buffer_cli(&path, &["stats"]);
     assert!(!ok);
     assert!(out.contains("use the admin API"), "{out}");
