@@ -27,6 +27,9 @@ pub struct OutboundMessage {
     pub messaging_type: Option<String>,
     /// Messenger/Instagram message tag (`HUMAN_AGENT`, …); implies `MESSAGE_TAG`.
     pub tag: Option<String>,
+    /// Telegram: the business connection the reply goes through (the
+    /// `data.business_connection_id` of a `business_message` event).
+    pub business_connection_id: Option<String>,
 }
 
 /// Who receives it.
@@ -131,7 +134,19 @@ pub enum Content {
         source: MediaSource,
         caption: Option<String>,
         filename: Option<String>,
+        /// `audio` only: a voice note (WhatsApp `audio.voice`, Telegram `sendVoice`).
+        voice: bool,
     },
+    /// A map pin (`name` and `address` where the channel shows them).
+    Location {
+        latitude: f64,
+        longitude: f64,
+        name: Option<String>,
+        address: Option<String>,
+    },
+    /// Contact cards in WhatsApp's contact shape (`name`, `phones`, `emails`, `org`,
+    /// …), passed to WhatsApp as given.
+    Contacts { contacts: Vec<Map<String, Value>> },
     /// WhatsApp templates: `components` are passed as given.
     Template {
         name: String,
@@ -166,6 +181,8 @@ impl Content {
         match self {
             Content::Text { .. } => "text",
             Content::Media { kind, .. } => kind.as_str(),
+            Content::Location { .. } => "location",
+            Content::Contacts { .. } => "contacts",
             Content::Template { .. } => "template",
             Content::Interactive { .. } => "interactive",
             Content::Reaction { .. } => "reaction",
@@ -259,6 +276,21 @@ impl<'a> Obj<'a> {
         }
     }
 
+    /// A number within `min..=max` (coordinates).
+    fn num_in(&self, name: &str, min: f64, max: f64) -> Result<f64, ParseError> {
+        match self.get(name) {
+            None => Err(err(self.field(name), "is required")),
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(x) if (min..=max).contains(&x) => Ok(x),
+                _ => Err(err(
+                    self.field(name),
+                    format!("must be between {min} and {max}"),
+                )),
+            },
+            Some(_) => Err(err(self.field(name), "must be a number")),
+        }
+    }
+
     fn opt_bool(&self, name: &str) -> Result<Option<bool>, ParseError> {
         match self.get(name) {
             None => Ok(None),
@@ -316,7 +348,15 @@ impl OutboundMessage {
         let value: Value = serde_json::from_slice(body)
             .map_err(|e| err("body", format!("not valid JSON: {e}")))?;
         let root = Obj::of(&value, "").map_err(|_| err("body", "must be a JSON object"))?;
-        root.only(&["channel", "to", "comment_id", "message", "raw", "method"])?;
+        root.only(&[
+            "channel",
+            "to",
+            "comment_id",
+            "message",
+            "raw",
+            "method",
+            "business_connection_id",
+        ])?;
 
         let ch = root.obj("channel")?;
         ch.only(&["kind", "id"])?;
@@ -387,12 +427,14 @@ impl OutboundMessage {
                 ));
             }
         }
+        let business_connection_id = root.opt_str("business_connection_id")?;
         Ok(Self {
             channel,
             to,
             reply_to,
             messaging_type,
             tag,
+            business_connection_id,
             content,
         })
     }
@@ -440,7 +482,9 @@ fn parse_content(kind: &str, m: &Obj<'_>, body: &[u8]) -> Result<Content, ParseE
             }
         }
         "image" | "audio" | "video" | "document" | "sticker" => {
-            m.only(&with_common(&["url", "media_id", "caption", "filename"]))?;
+            m.only(&with_common(&[
+                "url", "media_id", "caption", "filename", "voice",
+            ]))?;
             let kind = match kind {
                 "image" => MediaKind::Image,
                 "audio" => MediaKind::Audio,
@@ -467,12 +511,46 @@ fn parse_content(kind: &str, m: &Obj<'_>, body: &[u8]) -> Result<Content, ParseE
             if filename.is_some() && kind != MediaKind::Document {
                 return Err(err("message.filename", "only a document has a filename"));
             }
+            let voice = m.opt_bool("voice")?.unwrap_or(false);
+            if voice && kind != MediaKind::Audio {
+                return Err(err("message.voice", "only audio can be a voice note"));
+            }
             Content::Media {
                 kind,
                 source,
                 caption: m.opt_str("caption")?,
                 filename,
+                voice,
             }
+        }
+        "location" => {
+            m.only(&with_common(&["latitude", "longitude", "name", "address"]))?;
+            Content::Location {
+                latitude: m.num_in("latitude", -90.0, 90.0)?,
+                longitude: m.num_in("longitude", -180.0, 180.0)?,
+                name: m.opt_str("name")?,
+                address: m.opt_str("address")?,
+            }
+        }
+        "contacts" => {
+            m.only(&with_common(&["contacts"]))?;
+            let list = m
+                .opt_array("contacts")?
+                .ok_or_else(|| err("message.contacts", "is required"))?;
+            let mut contacts = Vec::with_capacity(list.len());
+            for (i, c) in list.iter().enumerate() {
+                let path = format!("message.contacts[{i}]");
+                let c = Obj::of(c, &path)?;
+                // Both channels name the card from `name`.
+                c.obj("name")?;
+                if let Some(phones) = c.opt_array("phones")? {
+                    for (j, p) in phones.iter().enumerate() {
+                        Obj::of(p, &format!("{path}.phones[{j}]"))?;
+                    }
+                }
+                contacts.push(c.map.clone());
+            }
+            Content::Contacts { contacts }
         }
         "template" => {
             m.only(&with_common(&["name", "language", "components"]))?;
@@ -587,7 +665,7 @@ fn parse_content(kind: &str, m: &Obj<'_>, body: &[u8]) -> Result<Content, ParseE
             return Err(err(
                 "message.kind",
                 format!(
-                    "unknown kind `{}` (text, image, audio, video, document, sticker, template, interactive, reaction, read, typing, raw)",
+                    "unknown kind `{}` (text, image, audio, video, document, sticker, location, contacts, template, interactive, reaction, read, typing, raw)",
                     other.chars().take(32).collect::<String>()
                 ),
             ))

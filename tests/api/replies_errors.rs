@@ -116,6 +116,69 @@ async fn replies_with_invalid_bodies_are_400_naming_the_field() {
             json!({"channel": {"kind": "whatsapp", "id": WA}, "to": "1", "message": {"kind": "text", "text": "a"}, "extra": 1}),
             "extra",
         ),
+        (
+            message(
+                "whatsapp",
+                WA,
+                "1",
+                json!({"kind": "location", "latitude": 91, "longitude": 0}),
+            ),
+            "message.latitude",
+        ),
+        (
+            message(
+                "whatsapp",
+                WA,
+                "1",
+                json!({"kind": "location", "latitude": "1.5", "longitude": 0}),
+            ),
+            "message.latitude",
+        ),
+        (
+            message(
+                "whatsapp",
+                WA,
+                "1",
+                json!({"kind": "location", "latitude": 1.5}),
+            ),
+            "message.longitude",
+        ),
+        (
+            message(
+                "whatsapp",
+                WA,
+                "1",
+                json!({"kind": "contacts", "contacts": []}),
+            ),
+            "message.contacts",
+        ),
+        (
+            message(
+                "whatsapp",
+                WA,
+                "1",
+                json!({"kind": "contacts", "contacts": [{"phones": [{"phone": "+1"}]}]}),
+            ),
+            "message.contacts[0].name",
+        ),
+        (
+            message(
+                "whatsapp",
+                WA,
+                "1",
+                json!({"kind": "contacts", "contacts": [{"name": {"formatted_name": "A"}, "phones": ["+1"]}]}),
+            ),
+            "message.contacts[0].phones[0]",
+        ),
+        (
+            message(
+                "whatsapp",
+                WA,
+                "1",
+                json!({"kind": "image", "url": "https://x.example/a.png", "voice": true}),
+            ),
+            "message.voice",
+        ),
     ];
     for (body, field) in cases {
         let resp = send(&app, &body).await;

@@ -203,6 +203,14 @@ async fn messenger_and_instagram_refuse_what_they_cannot_do_naming_the_field() {
             json!({"kind": "text", "text": "t", "messaging_type": "MESSAGE_TAG"}),
             "message.tag",
         ),
+        (
+            json!({"kind": "location", "latitude": 1.5, "longitude": 2.5}),
+            "message.kind",
+        ),
+        (
+            json!({"kind": "contacts", "contacts": [{"name": {"formatted_name": "A"}, "phones": [{"phone": "+1"}]}]}),
+            "message.kind",
+        ),
     ];
     for (kind, id) in [("messenger", PAGE), ("instagram", IG)] {
         for (m, field) in &cases {

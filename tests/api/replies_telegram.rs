@@ -100,6 +100,34 @@ fn cases() -> Vec<(&'static str, Value, Call)> {
             )),
         ),
         (
+            "voice note",
+            json!({"kind": "audio", "media_id": "AwACAgIAAxkBAAIC", "voice": true, "caption": "listen"}),
+            Some((
+                "sendVoice",
+                json!({"chat_id": 218485655, "voice": "AwACAgIAAxkBAAIC", "caption": "listen"}),
+            )),
+        ),
+        (
+            "location (the Bot API's has no name or address)",
+            json!({"kind": "location", "latitude": 37.44216251868683, "longitude": -122.16153582049394,
+                   "name": "Philz Coffee", "address": "101 Forest Ave"}),
+            Some((
+                "sendLocation",
+                json!({"chat_id": 218485655, "latitude": 37.44216251868683, "longitude": -122.16153582049394}),
+            )),
+        ),
+        (
+            "one contact, in WhatsApp's shape",
+            json!({"kind": "contacts", "contacts": [{
+                "name": {"formatted_name": "Barbara J. Johnson", "first_name": "Barbara", "last_name": "Johnson"},
+                "phones": [{"phone": "+16505559999", "type": "WORK"}, {"phone": "+19175559999", "type": "HOME"}],
+                "emails": [{"email": "bjohnson@luckyshrub.com", "type": "WORK"}]}]}),
+            Some((
+                "sendContact",
+                json!({"chat_id": 218485655, "phone_number": "+16505559999", "first_name": "Barbara", "last_name": "Johnson"}),
+            )),
+        ),
+        (
             "reaction",
             json!({"kind": "reaction", "message_id": "6557", "emoji": "👍"}),
             Some((
@@ -200,6 +228,16 @@ async fn telegram_refuses_what_it_cannot_do_naming_the_field() {
             json!({"kind": "interactive", "text": "t", "header": "h", "buttons": [{"id": "a", "title": "A"}]}),
             "message.header",
         ),
+        (
+            json!({"kind": "contacts", "contacts": [{"name": {"first_name": "A"}}]}),
+            "message.contacts[0].phones",
+        ),
+        (
+            json!({"kind": "contacts", "contacts": [
+                {"name": {"first_name": "A"}, "phones": [{"phone": "+1"}]},
+                {"name": {"last_name": "B"}, "phones": [{"phone": "+2"}]}]}),
+            "message.contacts[1].name.first_name",
+        ),
     ];
     for (m, field) in cases {
         let resp = send(&app, &message("telegram", BOT, CHAT, m.clone())).await;
@@ -208,4 +246,154 @@ async fn telegram_refuses_what_it_cannot_do_naming_the_field() {
         assert_eq!(p["field"], field, "{m}: {p}");
     }
     assert!(received(&app.telegram).await.is_empty());
+}
+
+#[tokio::test]
+async fn telegram_contacts_are_one_send_contact_each_and_the_first_id_is_answered() {
+    let app = replies_app().await;
+    mount_success(&app).await;
+    let m = json!({"kind": "contacts", "reply_to": "6557", "contacts": [
+        {"name": {"formatted_name": "Lucía Gómez", "first_name": "Lucía"}, "phones": [{"phone": "+5215512345678"}]},
+        {"name": {"formatted_name": "Kenji"}, "phones": [{"phone": "+81312345678", "wa_id": "81312345678"}]}]});
+    let resp = send(&app, &message("telegram", BOT, CHAT, m)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap()["id"], "6558");
+    let reqs = received(&app.telegram).await;
+    assert_eq!(reqs.len(), 2);
+    for r in &reqs {
+        assert_eq!(r.url.path(), format!("/bot{BOT_TOKEN}/sendContact"));
+    }
+    // Only the first card quotes; a card without first_name uses formatted_name.
+    assert_eq!(
+        body_json(&reqs[0]),
+        json!({"chat_id": 218485655, "reply_parameters": {"message_id": 6557},
+               "phone_number": "+5215512345678", "first_name": "Lucía"})
+    );
+    assert_eq!(
+        body_json(&reqs[1]),
+        json!({"chat_id": 218485655, "phone_number": "+81312345678", "first_name": "Kenji"})
+    );
+}
+
+/// A reply to a `business_message` names its connection: every send method carries it,
+/// and `read` becomes `readBusinessMessage`.
+#[tokio::test]
+async fn telegram_business_replies_carry_the_business_connection_id() {
+    let app = replies_app().await;
+    mount_success(&app).await;
+    let bc = "AbCdEfGh_business1";
+    let cases = [
+        (
+            json!({"kind": "text", "text": "Hello"}),
+            "sendMessage",
+            json!({"business_connection_id": bc, "chat_id": 218485655, "text": "Hello"}),
+        ),
+        (
+            json!({"kind": "image", "url": "https://crm.example.com/a.png"}),
+            "sendPhoto",
+            json!({"business_connection_id": bc, "chat_id": 218485655, "photo": "https://crm.example.com/a.png"}),
+        ),
+        (
+            json!({"kind": "audio", "url": "https://crm.example.com/v.ogg", "voice": true}),
+            "sendVoice",
+            json!({"business_connection_id": bc, "chat_id": 218485655, "voice": "https://crm.example.com/v.ogg"}),
+        ),
+        (
+            json!({"kind": "location", "latitude": 1.5, "longitude": 2.5}),
+            "sendLocation",
+            json!({"business_connection_id": bc, "chat_id": 218485655, "latitude": 1.5, "longitude": 2.5}),
+        ),
+        (
+            json!({"kind": "contacts", "contacts": [{"name": {"first_name": "A"}, "phones": [{"phone": "+1"}]}]}),
+            "sendContact",
+            json!({"business_connection_id": bc, "chat_id": 218485655, "phone_number": "+1", "first_name": "A"}),
+        ),
+        (
+            json!({"kind": "typing"}),
+            "sendChatAction",
+            json!({"business_connection_id": bc, "chat_id": 218485655, "action": "typing"}),
+        ),
+        (
+            json!({"kind": "read", "message_id": "6557"}),
+            "readBusinessMessage",
+            json!({"business_connection_id": bc, "chat_id": 218485655, "message_id": 6557}),
+        ),
+    ];
+    for (i, (m, method, expected)) in cases.into_iter().enumerate() {
+        let mut body = message("telegram", BOT, CHAT, m.clone());
+        body["business_connection_id"] = bc.into();
+        let resp = send(&app, &body).await;
+        assert_eq!(resp.status(), 200, "{m}: {}", resp.text().await.unwrap());
+        let reqs = received(&app.telegram).await;
+        assert_eq!(reqs.len(), i + 1, "{m}");
+        let r = reqs.last().unwrap();
+        assert_eq!(r.url.path(), format!("/bot{BOT_TOKEN}/{method}"), "{m}");
+        assert_eq!(body_json(r), expected, "{m}");
+    }
+    // Where it cannot go: a reaction (setMessageReaction takes none), a raw body (sent as
+    // given), another channel.
+    let refused = [
+        message(
+            "telegram",
+            BOT,
+            CHAT,
+            json!({"kind": "reaction", "message_id": "1", "emoji": "👍"}),
+        ),
+        json!({"channel": {"kind": "telegram", "id": BOT}, "method": "sendDice", "raw": {"chat_id": 1}}),
+        message(
+            "whatsapp",
+            WA,
+            "15551234567",
+            json!({"kind": "text", "text": "x"}),
+        ),
+        message("messenger", PAGE, "1", json!({"kind": "text", "text": "x"})),
+    ];
+    for mut body in refused {
+        body["business_connection_id"] = bc.into();
+        let resp = send(&app, &body).await;
+        assert_eq!(resp.status(), 400, "{body}");
+        assert_eq!(
+            problem(resp).await["field"],
+            "business_connection_id",
+            "{body}"
+        );
+    }
+    assert_eq!(received(&app.telegram).await.len(), 7);
+    assert!(received(&app.graph).await.is_empty());
+}
+
+#[tokio::test]
+async fn telegram_contacts_failing_after_the_first_are_not_retried_and_answer_504() {
+    use wiremock::matchers::{method, path_regex};
+    use wiremock::{Mock, ResponseTemplate};
+    let app = replies_app().await;
+    mount_success(&app).await;
+    // The first card goes through; the Bot API then fails with a 5xx, which alone
+    // would be retried.
+    Mock::given(method("POST"))
+        .and(path_regex(r"/sendContact$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true, "result": {"message_id": 7001, "chat": {"id": 218485655, "type": "private"}, "date": 1700000000}
+        })))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.telegram)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"/sendContact$"))
+        .respond_with(ResponseTemplate::new(502).set_body_string("<html>bad gateway</html>"))
+        .with_priority(2)
+        .mount(&app.telegram)
+        .await;
+    let m = json!({"kind": "contacts", "contacts": [
+        {"name": {"first_name": "A"}, "phones": [{"phone": "+1"}]},
+        {"name": {"first_name": "B"}, "phones": [{"phone": "+2"}]}]});
+    let resp = send(&app, &message("telegram", BOT, CHAT, m)).await;
+    assert_eq!(resp.status(), 504);
+    assert_eq!(problem(resp).await["code"], "upstream_unavailable");
+    assert_eq!(
+        received(&app.telegram).await.len(),
+        2,
+        "the first card is never sent twice"
+    );
 }

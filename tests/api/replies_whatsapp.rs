@@ -129,6 +129,36 @@ fn cases() -> Vec<(&'static str, Value, Value, bool)> {
             true,
         ),
         (
+            "location",
+            wa(
+                json!({"kind": "location", "latitude": 37.44216251868683, "longitude": -122.16153582049394,
+                      "name": "Philz Coffee", "address": "101 Forest Ave, Palo Alto, CA 94301"}),
+            ),
+            fixture_json("whatsapp/outbound/send_location_request.json"),
+            true,
+        ),
+        (
+            "location without labels",
+            wa(json!({"kind": "location", "latitude": -33.8568, "longitude": 151.2153})),
+            json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": TO, "type": "location",
+                   "location": {"latitude": -33.8568, "longitude": 151.2153}}),
+            true,
+        ),
+        (
+            "contacts, passed as given",
+            wa(json!({"kind": "contacts",
+                      "contacts": fixture_json("whatsapp/outbound/send_contacts_request.json")["contacts"]})),
+            fixture_json("whatsapp/outbound/send_contacts_request.json"),
+            true,
+        ),
+        (
+            "voice note",
+            wa(json!({"kind": "audio", "media_id": "1013859600285441", "voice": true})),
+            json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": TO, "type": "audio",
+                   "audio": {"id": "1013859600285441", "voice": true}}),
+            true,
+        ),
+        (
             "reaction",
             wa(json!({"kind": "reaction", "message_id": "wamid.HBgLM...", "emoji": "😀"})),
             fixture_json("whatsapp/outbound/send_reaction_request.json"),

@@ -13,8 +13,10 @@
 //!
 //! Refused with a 400 naming the field: captions (attachments have none: send the text
 //! as its own message), stickers, templates, lists, header/footer, `reply_to` (the Send
-//! API has no quoting; `raw` reaches anything the API offers). A document's `filename`
-//! is not sent: the name comes from the URL.
+//! API has no quoting; `raw` reaches anything the API offers), location and contacts,
+//! `business_connection_id` (Telegram's). A document's `filename` is not sent: the name
+//! comes from the URL; an audio's `voice` is accepted and sent as the audio attachment it
+//! is (the Send API has no separate voice type).
 
 use serde_json::{json, Map, Value};
 
@@ -43,6 +45,12 @@ pub struct SendBody {
 pub fn body_for(msg: &OutboundMessage, channel: &str) -> Result<SendBody, SendError> {
     let unsupported =
         |field: &str, detail: &str| SendError::unsupported(field, format!("{channel}: {detail}"));
+    if msg.business_connection_id.is_some() {
+        return Err(unsupported(
+            "business_connection_id",
+            "business connections are Telegram's",
+        ));
+    }
     if let Content::Raw { body, method } = &msg.content {
         if method.is_some() {
             return Err(unsupported(
@@ -152,6 +160,18 @@ pub fn body_for(msg: &OutboundMessage, channel: &str) -> Result<SendBody, SendEr
                 MediaSource::Id(id) => json!({ "attachment_id": id }),
             };
             json!({"attachment": {"type": ty, "payload": payload}})
+        }
+        Content::Location { .. } => {
+            return Err(unsupported(
+                "message.kind",
+                "the Send API cannot send a location (send a link to a map as text)",
+            ))
+        }
+        Content::Contacts { .. } => {
+            return Err(unsupported(
+                "message.kind",
+                "the Send API cannot send contact cards",
+            ))
         }
         Content::Template { .. } => return Err(unsupported(
             "message.kind",

@@ -1,252 +1,25 @@
-//! Telegram Bot API sends and file downloads.
-//!
-//! Calls go to `{api_base}/bot<token>/METHOD`: the token is in the path, so that URL is
-//! never logged, shown or put in an error (reqwest errors are stripped with
-//! `without_url`, and nothing here formats the URL). Answers are
-//! `{"ok": true, "result": …}` or `{"ok": false, "error_code", "description",
-//! "parameters": {"retry_after", "migrate_to_chat_id"}}`:
-//! 429 → `rate_limited` (`retry_after`), 403 about the person or chat ("bot was blocked
-//! by the user", "user is deactivated", "bot was kicked", "bot can't initiate
-//! conversation", "bot is not a member": [`RECIPIENT_GONE`]) → `recipient_unavailable`,
-//! 401 → `token_invalid` (the token was revoked), 5xx → retried, others (another 403
-//! too) → `provider_error`.
+//! Telegram Bot API sends: [`request`] turns a reply into Bot API calls (pure, so
+//! every kind is unit-tested); [`Telegram::send`] makes them through the
+//! [`TelegramClient`].
 //!
 //! Kinds: text (`link_preview_options` when `preview_url` is false), sendPhoto /
-//! sendAudio / sendVideo / sendDocument / sendSticker by URL or `file_id`, inline
-//! keyboards for buttons, lists and quick replies, `setMessageReaction`,
-//! `sendChatAction` for typing; `read` is a no-op (bots cannot mark as read); `raw`
-//! needs `method`.
+//! sendAudio / sendVoice (`voice: true`) / sendVideo / sendDocument / sendSticker by URL
+//! or `file_id`, `sendLocation`, one `sendContact` per contact, inline keyboards for
+//! buttons, lists and quick replies, `setMessageReaction`, `sendChatAction` for typing;
+//! `read` is a no-op (bots cannot mark as read) except through a business connection
+//! (`readBusinessMessage`); `raw` needs `method`.
+//!
+//! A top-level `business_connection_id` (from a `business_message` event) is put in every
+//! call, so the reply goes out as the business account.
 
-use std::time::Duration;
-
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::channels::meta::graph::{build_http, read_capped, retry_after};
+pub use super::client::{TelegramClient, TelegramEndpoint};
 use crate::channels::outbound::{
-    Choices, Content, MediaKind, MediaSource, Outbound, OutboundMessage, ProviderDetail, Receipt,
-    Recipient, SendError,
+    Choices, Content, MediaKind, MediaSource, Outbound, OutboundMessage, Receipt, Recipient,
+    SendError,
 };
-use crate::config::TelegramSettings;
 use crate::vault::AccessToken;
-
-/// Largest Bot API JSON answer read.
-const MAX_RESPONSE_BYTES: usize = 256 * 1024;
-
-/// Where Bot API calls go, from the live settings.
-#[derive(Debug, Clone)]
-pub struct TelegramEndpoint {
-    base: String,
-    timeout: Duration,
-}
-
-impl TelegramEndpoint {
-    pub fn from_settings(t: &TelegramSettings) -> Self {
-        Self {
-            base: t.api_base.trim_end_matches('/').to_owned(),
-            timeout: Duration::from_millis(t.timeout_ms),
-        }
-    }
-
-    /// `{base}/bot<token>/{method}`: secret, never log it.
-    fn method_url(&self, token: &AccessToken, method: &str) -> String {
-        format!("{}/bot{}/{}", self.base, token.expose(), method)
-    }
-
-    /// `{base}/file/bot<token>/{file_path}`: secret, never log it.
-    fn file_url(&self, token: &AccessToken, file_path: &str) -> String {
-        format!("{}/file/bot{}/{}", self.base, token.expose(), file_path)
-    }
-
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-}
-
-/// The pooled Bot API client.
-#[derive(Clone)]
-pub struct TelegramClient {
-    http: reqwest::Client,
-}
-
-#[derive(Deserialize)]
-struct Answer {
-    ok: bool,
-    #[serde(default)]
-    result: Option<Value>,
-    #[serde(default)]
-    error_code: Option<i64>,
-    #[serde(default)]
-    description: Option<String>,
-    #[serde(default)]
-    parameters: Option<Parameters>,
-}
-
-#[derive(Deserialize)]
-struct Parameters {
-    #[serde(default)]
-    retry_after: Option<u64>,
-    #[serde(default)]
-    migrate_to_chat_id: Option<i64>,
-}
-
-impl TelegramClient {
-    pub fn new() -> Result<Self, reqwest::Error> {
-        Ok(Self {
-            http: build_http(Duration::from_secs(30))?,
-        })
-    }
-
-    /// Calls `method` with a JSON body; the `result` on success.
-    pub async fn call(
-        &self,
-        endpoint: &TelegramEndpoint,
-        token: &AccessToken,
-        method: &str,
-        body: Vec<u8>,
-    ) -> Result<Value, SendError> {
-        let resp = self
-            .http
-            .post(endpoint.method_url(token, method))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .timeout(endpoint.timeout)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| crate::channels::outbound::transport_error(&e.without_url()))?;
-        let status = resp.status().as_u16();
-        let header_wait = retry_after(resp.headers());
-        let bytes = read_capped(resp, MAX_RESPONSE_BYTES).await?;
-        let answer: Option<Answer> = serde_json::from_slice(&bytes).ok();
-        match answer {
-            Some(a) if a.ok && (200..300).contains(&status) => {
-                Ok(a.result.unwrap_or(Value::Bool(true)))
-            }
-            Some(a) => Err(classify(status, a, header_wait, token)),
-            None if status >= 500 => Err(SendError::Transient(format!(
-                "the Bot API answered HTTP {status}"
-            ))),
-            None if (200..300).contains(&status) => Err(SendError::Indeterminate(
-                "the Bot API answered 2xx with an unreadable body".into(),
-            )),
-            None => Err(SendError::Provider(Box::new(ProviderDetail {
-                provider: "telegram",
-                http_status: status,
-                message: format!("HTTP {status} without a Bot API answer"),
-                ..ProviderDetail::default()
-            }))),
-        }
-    }
-
-    /// `getFile`, then the download response (headers in, body not yet read).
-    pub async fn download(
-        &self,
-        endpoint: &TelegramEndpoint,
-        token: &AccessToken,
-        file_id: &str,
-    ) -> Result<reqwest::Response, SendError> {
-        let body = serde_json::to_vec(&json!({ "file_id": file_id })).unwrap_or_default();
-        let file = match self.call(endpoint, token, "getFile", body).await {
-            Err(SendError::Indeterminate(m)) => return Err(SendError::Transient(m)),
-            other => other?,
-        };
-        let file_path = file
-            .get("file_path")
-            .and_then(Value::as_str)
-            .filter(|p| !p.is_empty() && !p.contains("..") && !p.starts_with('/'))
-            .ok_or_else(|| {
-                SendError::Provider(Box::new(ProviderDetail {
-                    provider: "telegram",
-                    http_status: 200,
-                    message: "getFile gave no file_path (the file may be larger than 20 MB)".into(),
-                    ..ProviderDetail::default()
-                }))
-            })?;
-        let url = endpoint.file_url(token, file_path);
-        let resp = tokio::time::timeout(endpoint.timeout, self.http.get(url).send())
-            .await
-            .map_err(|_| SendError::Transient("the Bot API file server did not answer".into()))?
-            .map_err(|e| SendError::Transient(e.without_url().to_string()))?;
-        let status = resp.status();
-        if status.is_success() {
-            return Ok(resp);
-        }
-        let bytes = read_capped(resp, MAX_RESPONSE_BYTES)
-            .await
-            .unwrap_or_default();
-        Err(match serde_json::from_slice::<Answer>(&bytes) {
-            Ok(a) => classify(status.as_u16(), a, None, token),
-            Err(_) if status.is_server_error() => {
-                SendError::Transient(format!("the Bot API file server answered HTTP {status}"))
-            }
-            Err(_) => SendError::Provider(Box::new(ProviderDetail {
-                provider: "telegram",
-                http_status: status.as_u16(),
-                message: format!("the file download answered HTTP {}", status.as_u16()),
-                ..ProviderDetail::default()
-            })),
-        })
-    }
-}
-
-/// What a Bot API 403 says when the person (or the chat) cannot be reached: the bot was
-/// blocked, the account deleted, the bot removed from the group or channel, or the user
-/// never started the bot. Descriptions are not contractual, so they are matched as
-/// lower-case fragments.
-pub const RECIPIENT_GONE: &[&str] = &[
-    "bot was blocked by the user",
-    "user is deactivated",
-    "bot was kicked",
-    "bot can't initiate conversation",
-    "bot is not a member",
-];
-
-fn recipient_gone(description: &str) -> bool {
-    let d = description.to_ascii_lowercase();
-    RECIPIENT_GONE.iter().any(|f| d.contains(f))
-}
-
-/// A Bot API refusal as a [`SendError`]; the description is redacted of the bot token
-/// (it can quote it) before it is cut to length.
-fn classify(
-    status: u16,
-    a: Answer,
-    header_wait: Option<Duration>,
-    token: &AccessToken,
-) -> SendError {
-    let code = a.error_code.unwrap_or(i64::from(status));
-    let params = a.parameters;
-    let detail = Box::new(ProviderDetail {
-        provider: "telegram",
-        http_status: status,
-        code: Some(code),
-        subcode: None,
-        message: crate::redact::redact_then_truncate(
-            a.description.as_deref().unwrap_or_default(),
-            token.expose(),
-            512,
-        ),
-        fbtrace_id: None,
-        migrate_to_chat_id: params.as_ref().and_then(|p| p.migrate_to_chat_id),
-        reason: None,
-    });
-    match code {
-        429 => SendError::RateLimited {
-            retry_after: params
-                .and_then(|p| p.retry_after)
-                .map(Duration::from_secs)
-                .or(header_wait)
-                .unwrap_or(Duration::from_secs(5)),
-            detail,
-        },
-        403 if recipient_gone(a.description.as_deref().unwrap_or_default()) => {
-            SendError::RecipientUnavailable(detail)
-        }
-        401 => SendError::TokenInvalid(detail),
-        c if c >= 500 => SendError::Transient(format!("the Bot API answered error {c}")),
-        _ => SendError::Provider(detail),
-    }
-}
 
 /// Bot API methods a tenant may call with `raw`, besides every `send…` and `edit…`:
 /// those that act on messages. Bot management (`setWebhook`, `deleteWebhook`, `logOut`,
@@ -273,7 +46,7 @@ pub fn raw_method_allowed(method: &str) -> bool {
     m.starts_with("send") || m.starts_with("edit") || RAW_METHODS.contains(&m.as_str())
 }
 
-/// One Bot API call: the method, its JSON body, and whether it makes a message.
+/// One Bot API call: the method and its JSON body.
 #[derive(Debug)]
 pub struct Request {
     pub method: String,
@@ -297,9 +70,9 @@ fn chat_id(to: &str) -> Value {
         .unwrap_or_else(|_| Value::from(to))
 }
 
-/// Builds the call for `msg`; `None` when there is nothing to call (`read`, `typing`
-/// off: the Bot API has no such action).
-pub fn request(msg: &OutboundMessage) -> Result<Option<Request>, SendError> {
+/// Builds the calls for `msg`, in order; none when there is nothing to call (`read`
+/// outside a business connection, `typing` off: the Bot API has no such action).
+pub fn request(msg: &OutboundMessage) -> Result<Vec<Request>, SendError> {
     if msg.tag.is_some() {
         return Err(unsupported(
             "message.tag",
@@ -325,10 +98,16 @@ pub fn request(msg: &OutboundMessage) -> Result<Option<Request>, SendError> {
                 "only sending, editing, deleting, reaction and chat-action methods may be called with `raw`",
             ));
         }
-        return Ok(Some(Request {
+        if msg.business_connection_id.is_some() {
+            return Err(unsupported(
+                "business_connection_id",
+                "a `raw` body is sent as given: put business_connection_id in it",
+            ));
+        }
+        return Ok(vec![Request {
             method: method.clone(),
             body: body.get().as_bytes().to_vec(),
-        }));
+        }]);
     }
     let to = match &msg.to {
         Recipient::User(to) => to,
@@ -341,6 +120,9 @@ pub fn request(msg: &OutboundMessage) -> Result<Option<Request>, SendError> {
         Recipient::InBody => return Err(unsupported("to", "`to` is required")),
     };
     let mut body = Map::new();
+    if let Some(bc) = &msg.business_connection_id {
+        body.insert("business_connection_id".into(), bc.clone().into());
+    }
     body.insert("chat_id".into(), chat_id(to));
     if let Some(r) = &msg.reply_to {
         if matches!(
@@ -369,10 +151,12 @@ pub fn request(msg: &OutboundMessage) -> Result<Option<Request>, SendError> {
             kind,
             source,
             caption,
+            voice,
             ..
         } => {
             let (method, field) = match kind {
                 MediaKind::Image => ("sendPhoto", "photo"),
+                MediaKind::Audio if *voice => ("sendVoice", "voice"),
                 MediaKind::Audio => ("sendAudio", "audio"),
                 MediaKind::Video => ("sendVideo", "video"),
                 MediaKind::Document => ("sendDocument", "document"),
@@ -391,6 +175,18 @@ pub fn request(msg: &OutboundMessage) -> Result<Option<Request>, SendError> {
             }
             method
         }
+        // The Bot API's location has no name or address (a venue needs both and is
+        // another kind of message): the pin is sent, the labels are not.
+        Content::Location {
+            latitude,
+            longitude,
+            ..
+        } => {
+            body.insert("latitude".into(), json!(latitude));
+            body.insert("longitude".into(), json!(longitude));
+            "sendLocation"
+        }
+        Content::Contacts { contacts } => return contact_calls(body, contacts),
         Content::Template { .. } => {
             return Err(unsupported("message.kind", "templates are WhatsApp's"))
         }
@@ -429,6 +225,12 @@ pub fn request(msg: &OutboundMessage) -> Result<Option<Request>, SendError> {
             message_id: id,
             emoji,
         } => {
+            if msg.business_connection_id.is_some() {
+                return Err(unsupported(
+                    "business_connection_id",
+                    "setMessageReaction cannot act through a business connection",
+                ));
+            }
             body.insert(
                 "message_id".into(),
                 message_id("message.message_id", id)?.into(),
@@ -442,20 +244,78 @@ pub fn request(msg: &OutboundMessage) -> Result<Option<Request>, SendError> {
             "setMessageReaction"
         }
         Content::Read { message_id: id } => {
-            message_id("message.message_id", id)?;
-            return Ok(None);
+            let id = message_id("message.message_id", id)?;
+            if msg.business_connection_id.is_none() {
+                return Ok(Vec::new());
+            }
+            body.insert("message_id".into(), id.into());
+            "readBusinessMessage"
         }
-        Content::Typing { on: false, .. } => return Ok(None),
+        Content::Typing { on: false, .. } => return Ok(Vec::new()),
         Content::Typing { on: true, .. } => {
             body.insert("action".into(), "typing".into());
             "sendChatAction"
         }
         Content::Raw { .. } => return Err(unsupported("message.kind", "unreachable")),
     };
-    Ok(Some(Request {
+    Ok(vec![Request {
         method: method.to_owned(),
         body: serde_json::to_vec(&Value::Object(body)).unwrap_or_default(),
-    }))
+    }])
+}
+
+/// One `sendContact` per contact (the Bot API sends one card a message), from its first
+/// `phones[].phone` and `name.first_name` (else `name.formatted_name`), with
+/// `name.last_name`. `base` holds `chat_id`, `business_connection_id`, and the quote,
+/// which only the first card carries.
+fn contact_calls(
+    base: Map<String, Value>,
+    contacts: &[Map<String, Value>],
+) -> Result<Vec<Request>, SendError> {
+    let mut calls = Vec::with_capacity(contacts.len());
+    for (i, c) in contacts.iter().enumerate() {
+        let path = format!("message.contacts[{i}]");
+        let phone = text(
+            c.get("phones")
+                .and_then(Value::as_array)
+                .and_then(|p| p.first())
+                .and_then(|p| p.get("phone")),
+        )
+        .ok_or_else(|| {
+            unsupported(
+                &format!("{path}.phones"),
+                "a contact needs a phone number (`phones[0].phone`)",
+            )
+        })?;
+        let name = c.get("name");
+        let first_name = text(name.and_then(|n| n.get("first_name")))
+            .or_else(|| text(name.and_then(|n| n.get("formatted_name"))))
+            .ok_or_else(|| {
+                unsupported(
+                    &format!("{path}.name.first_name"),
+                    "a contact needs `name.first_name` (or `name.formatted_name`)",
+                )
+            })?;
+        let mut body = base.clone();
+        if i > 0 {
+            body.remove("reply_parameters");
+        }
+        body.insert("phone_number".into(), phone.into());
+        body.insert("first_name".into(), first_name.into());
+        if let Some(last) = text(name.and_then(|n| n.get("last_name"))) {
+            body.insert("last_name".into(), last.into());
+        }
+        calls.push(Request {
+            method: "sendContact".into(),
+            body: serde_json::to_vec(&Value::Object(body)).unwrap_or_default(),
+        });
+    }
+    Ok(calls)
+}
+
+/// A non-empty string.
+fn text(v: Option<&Value>) -> Option<&str> {
+    v.and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
 /// The Telegram sender for one request.
@@ -465,19 +325,35 @@ pub struct Telegram<'a> {
 }
 
 impl Outbound for Telegram<'_> {
+    /// Makes the calls in order; the receipt carries the first message's id. Once one
+    /// call went through, a later failure is never retried by the relay (that would send
+    /// the earlier ones again): a failure that would be is answered as indeterminate.
     async fn send(&self, msg: &OutboundMessage, token: &AccessToken) -> Result<Receipt, SendError> {
-        let Some(req) = request(msg)? else {
-            return Ok(Receipt { id: None });
-        };
-        let result = self
-            .client
-            .call(&self.endpoint, token, &req.method, req.body)
-            .await?;
-        let id = result.get("message_id").and_then(|v| match v {
-            Value::Number(n) => Some(n.to_string()),
-            Value::String(s) => Some(s.clone()),
-            _ => None,
-        });
-        Ok(Receipt { id })
+        let calls = request(msg)?;
+        let total = calls.len();
+        let mut first_id = None;
+        for (n, req) in calls.into_iter().enumerate() {
+            let result = match self
+                .client
+                .call(&self.endpoint, token, &req.method, req.body)
+                .await
+            {
+                Ok(r) => r,
+                Err(SendError::Transient(m)) if n > 0 => {
+                    return Err(SendError::Indeterminate(format!(
+                        "{n} of {total} messages were sent, then: {m}"
+                    )))
+                }
+                Err(e) => return Err(e),
+            };
+            if n == 0 {
+                first_id = result.get("message_id").and_then(|v| match v {
+                    Value::Number(n) => Some(n.to_string()),
+                    Value::String(s) => Some(s.clone()),
+                    _ => None,
+                });
+            }
+        }
+        Ok(Receipt { id: first_id })
     }
 }

@@ -5,6 +5,9 @@
 //! - text (`preview_url`, default false), image/audio/video/document/sticker by `link` or
 //!   `id` (caption on image, video and document; filename on document), template,
 //!   interactive reply buttons and lists, reaction, `context.message_id` for `reply_to`;
+//! - `audio` with `voice: true` is a voice note (`audio.voice`: an OGG/OPUS file);
+//! - location (`latitude`, `longitude`, `name`, `address`); contacts as given (WhatsApp's
+//!   own contact shape);
 //! - `read` is the mark-as-read call; `typing` is mark-as-read with `typing_indicator`
 //!   (WhatsApp shows typing only in answer to a message, so `message_id` is required);
 //! - `raw` is posted unchanged to the same endpoint.
@@ -54,6 +57,12 @@ pub fn request(msg: &OutboundMessage) -> Result<Request, SendError> {
         return Err(unsupported(
             "message.messaging_type",
             "messaging_type is Messenger's and Instagram's",
+        ));
+    }
+    if msg.business_connection_id.is_some() {
+        return Err(unsupported(
+            "business_connection_id",
+            "business connections are Telegram's",
         ));
     }
     if let Content::Raw { body, method } = &msg.content {
@@ -143,6 +152,7 @@ fn message_object(content: &Content) -> Result<(&'static str, Value), SendError>
             source,
             caption,
             filename,
+            voice,
         } => {
             let mut o = Map::new();
             match source {
@@ -161,8 +171,30 @@ fn message_object(content: &Content) -> Result<(&'static str, Value), SendError>
             if let Some(f) = filename {
                 o.insert("filename".into(), f.clone().into());
             }
+            if *voice {
+                o.insert("voice".into(), true.into());
+            }
             (kind.as_str(), Value::Object(o))
         }
+        Content::Location {
+            latitude,
+            longitude,
+            name,
+            address,
+        } => {
+            let mut o = json!({"latitude": latitude, "longitude": longitude});
+            if let Some(n) = name {
+                o["name"] = n.clone().into();
+            }
+            if let Some(a) = address {
+                o["address"] = a.clone().into();
+            }
+            ("location", o)
+        }
+        Content::Contacts { contacts } => (
+            "contacts",
+            Value::Array(contacts.iter().cloned().map(Value::Object).collect()),
+        ),
         Content::Template {
             name,
             language,
