@@ -245,6 +245,10 @@ pub struct DeliverySettings {
     /// the dead-letter list (to be redriven or dropped); 0 = no list, it is deleted.
     #[serde(default)]
     pub dead_letter_ttl_s: u64,
+    /// Events one tenant may have in the retry buffer, all replicas together (0 = no
+    /// limit); beyond it its webhooks with an event that does not fit get 503.
+    #[serde(default = "d_max_buffered_per_tenant")]
+    pub max_buffered_per_tenant: u64,
 }
 
 fn d_retry_base_ms() -> u64 {
@@ -273,6 +277,9 @@ fn d_breaker_failures() -> u32 {
 }
 fn d_breaker_cooldown_ms() -> u64 {
     10_000
+}
+fn d_max_buffered_per_tenant() -> u64 {
+    100_000
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -391,7 +391,23 @@ impl Dispatcher {
         };
         entry.payload = Entry::seal(&live.keyring, &sealed);
         let ttl = Duration::from_secs(delivery.retry_buffer_ttl_s);
-        match self.buffer.push(&entry, ordered, ttl).await {
+        let limit = delivery.max_buffered_per_tenant;
+        match self.buffer.push(&entry, ordered, ttl, limit).await {
+            Ok(Pushed::Full) => {
+                metrics::gauge!("switchboard_retry_buffer_full", "tenant" => tenant.id.clone())
+                    .set(1.0);
+                metrics::counter!("switchboard_events_refused_total", "tenant" => tenant.id.clone(), "reason" => "buffer_full").increment(1);
+                tracing::warn!(
+                    event_id = ids.id,
+                    tenant = %tenant.id,
+                    channel = ids.channel,
+                    event_type = ids.event_type,
+                    limit,
+                    stage = "sending",
+                    "Tenant's retry buffer is full (delivery.max_buffered_per_tenant); the webhook is refused so the provider retries."
+                );
+                Step::Failed
+            }
             Ok(pushed) => {
                 metrics::counter!("switchboard_events_buffered_total", "tenant" => tenant.id.clone(), "reason" => reason).increment(1);
                 tracing::info!(

@@ -426,6 +426,10 @@ async fn report_depths(worker: Arc<Worker>, mut stop: watch::Receiver<bool>) {
                 .map_or(0.0, |o| (now - o).max(0) as f64 / 1000.0);
             metrics::gauge!("switchboard_retry_buffer_depth", "tenant" => d.tenant.clone())
                 .set(d.depth as f64);
+            let limit = live.settings.delivery.max_buffered_per_tenant;
+            let full = limit > 0 && d.depth >= limit;
+            metrics::gauge!("switchboard_retry_buffer_full", "tenant" => d.tenant.clone())
+                .set(if full { 1.0 } else { 0.0 });
             metrics::gauge!("switchboard_retry_buffer_oldest_age_seconds", "tenant" => d.tenant.clone())
                 .set(age);
             if log && d.depth > 0 {

@@ -1,6 +1,7 @@
 //! Integration tests: the real application, a real redis-server, real HTTP peers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+mod buffer_limit;
 mod channel_fields;
 mod cluster;
 mod connect_flows;

@@ -82,12 +82,17 @@ impl MemoryBuffer {
         }
     }
 
-    fn push(&self, e: Entry, ordered: bool) -> Pushed {
+    fn push(&self, e: Entry, ordered: bool, limit: u64) -> Pushed {
         let pushed = {
             let mut s = self.state();
-            if !s.pending.insert(e.id.clone()) {
+            if s.pending.contains(&e.id) {
                 return Pushed::AlreadyBuffered;
             }
+            let held = s.tenants.get(&e.tenant).map_or(0, |t| t.len() as u64);
+            if limit > 0 && held >= limit {
+                return Pushed::Full;
+            }
+            s.pending.insert(e.id.clone());
             s.tenants
                 .entry(e.tenant.clone())
                 .or_default()
@@ -283,8 +288,9 @@ impl BufferBackend for MemoryBuffer {
         entry: &Entry,
         ordered: bool,
         _ttl: Duration,
+        limit: u64,
     ) -> Result<Pushed, BufferError> {
-        Ok(MemoryBuffer::push(self, entry.clone(), ordered))
+        Ok(MemoryBuffer::push(self, entry.clone(), ordered, limit))
     }
 
     async fn take(
@@ -348,9 +354,9 @@ mod tests {
     #[tokio::test]
     async fn memory_buffer_parks_a_conversation_behind_its_head_and_dedupes() {
         let m = MemoryBuffer::new(Duration::from_secs(30));
-        assert_eq!(m.push(entry("a", "c", 0), true), Pushed::Scheduled);
-        assert_eq!(m.push(entry("b", "c", 0), true), Pushed::Parked);
-        assert_eq!(m.push(entry("a", "c", 0), true), Pushed::AlreadyBuffered);
+        assert_eq!(m.push(entry("a", "c", 0), true, 0), Pushed::Scheduled);
+        assert_eq!(m.push(entry("b", "c", 0), true, 0), Pushed::Parked);
+        assert_eq!(m.push(entry("a", "c", 0), true, 0), Pushed::AlreadyBuffered);
         assert_eq!(
             m.presence("z", Some("c")),
             Presence {
@@ -372,7 +378,7 @@ mod tests {
     #[tokio::test]
     async fn memory_buffer_reclaims_an_entry_after_the_visibility_timeout() {
         let m = MemoryBuffer::new(Duration::from_millis(0));
-        m.push(entry("a", "", 0), true);
+        m.push(entry("a", "", 0), true, 0);
         let first = m.take(Duration::ZERO).await.unwrap();
         let again = m.take(Duration::ZERO).await.unwrap();
         assert_eq!(again.entry.id, "a");
@@ -386,9 +392,9 @@ mod tests {
     #[tokio::test]
     async fn memory_buffer_purges_an_event_or_a_channel_and_keeps_the_order() {
         let m = MemoryBuffer::new(Duration::from_secs(30));
-        m.push(entry("a", "c", 0), true);
-        m.push(entry("b", "c", 0), true);
-        m.push(entry("x", "", i64::MAX / 2), true);
+        m.push(entry("a", "c", 0), true, 0);
+        m.push(entry("b", "c", 0), true, 0);
+        m.push(entry("x", "", i64::MAX / 2), true, 0);
         // Purging the head hands the conversation to the next event.
         assert!(m.purge_event("a"));
         assert!(!m.purge_event("a"));
@@ -405,7 +411,7 @@ mod tests {
         // A channel purge takes what is in flight too; the worker's late answer is moot.
         let mut other = entry("y", "", 0);
         other.channel = "whatsapp:2".into();
-        m.push(other, true);
+        m.push(other, true, 0);
         assert_eq!(m.purge_channel("whatsapp:1", &["x".to_owned()]), 1);
         m.complete(&t);
         assert_eq!(m.depths(&["acme".into()])[0].depth, 2, "x (kept) and y");

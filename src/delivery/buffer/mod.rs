@@ -61,6 +61,8 @@ pub enum Pushed {
     Parked,
     /// It was in the buffer already.
     AlreadyBuffered,
+    /// Not buffered: its tenant holds `delivery.max_buffered_per_tenant` events already.
+    Full,
 }
 
 /// An entry a worker holds while attempting it.
@@ -113,12 +115,15 @@ pub trait BufferBackend: Send + Sync {
         conv: Option<&str>,
     ) -> impl Future<Output = Result<Presence, BufferError>> + Send;
 
-    /// Adds an entry; `ordered` parks it behind its conversation's head.
+    /// Adds an entry; `ordered` parks it behind its conversation's head. `limit` (0 =
+    /// none) is how many events its tenant may have buffered, on every replica
+    /// together: at the limit the entry is refused ([`Pushed::Full`]).
     fn push(
         &self,
         entry: &Entry,
         ordered: bool,
         ttl: Duration,
+        limit: u64,
     ) -> impl Future<Output = Result<Pushed, BufferError>> + Send;
 
     /// Takes one due entry of `shard`, waiting up to `block` (zero: not at all).
@@ -227,8 +232,9 @@ impl BufferBackend for RetryBuffer {
         entry: &Entry,
         ordered: bool,
         ttl: Duration,
+        limit: u64,
     ) -> Result<Pushed, BufferError> {
-        delegate!(self, b => BufferBackend::push(b, entry, ordered, ttl).await)
+        delegate!(self, b => BufferBackend::push(b, entry, ordered, ttl, limit).await)
     }
     async fn take(
         &self,

@@ -227,6 +227,26 @@ impl RedisBuffer {
         }
     }
 
+    /// How many events of `tenant` the shards other than `except` hold (one ZCARD per
+    /// shard, sent together on the multiplexed connection).
+    async fn tenant_depth_except(
+        &self,
+        conn: &RedisConn,
+        tenant: &str,
+        except: u16,
+    ) -> Result<u64, BufferError> {
+        let counts = (0..self.shards).filter(|s| *s != except).map(|s| {
+            let mut conn = conn.clone();
+            let key = self.keys().retry_tenant(s, tenant);
+            async move { conn.query::<u64>(redis::cmd("ZCARD").arg(key)).await }
+        });
+        let mut total = 0;
+        for n in futures_util::future::join_all(counts).await {
+            total += n?;
+        }
+        Ok(total)
+    }
+
     fn stream_id<'a>(&self, taken: &'a Taken) -> &'a str {
         match &taken.handle {
             Handle::Stream(id) => id,
@@ -261,12 +281,26 @@ impl BufferBackend for RedisBuffer {
         })
     }
 
-    async fn push(&self, e: &Entry, ordered: bool, ttl: Duration) -> Result<Pushed, BufferError> {
+    async fn push(
+        &self,
+        e: &Entry,
+        ordered: bool,
+        ttl: Duration,
+        limit: u64,
+    ) -> Result<Pushed, BufferError> {
         let shard = shard_of(if e.conv.is_empty() { &e.id } else { &e.conv }, self.shards);
         let k = self.keys();
         let conv = if e.conv.is_empty() { NO_CONV } else { &e.conv };
         let ordered = ordered && !e.conv.is_empty();
         let mut conn = self.store.conn().await?;
+        // The tenant's entries on the other shards (other slots: read before, all at
+        // once); the script checks its own shard atomically against what is left.
+        let allowance = if limit == 0 {
+            String::new()
+        } else {
+            let elsewhere = self.tenant_depth_except(&conn, &e.tenant, shard).await?;
+            limit.saturating_sub(elsewhere).to_string()
+        };
         let n: i64 = conn
             .eval(
                 &self.scripts.push,
@@ -284,12 +318,14 @@ impl BufferBackend for RedisBuffer {
                     &e.first.to_string(),
                     &ttl_ms(ttl),
                     if ordered { "1" } else { "0" },
+                    &allowance,
                 ],
             )
             .await?;
         Ok(match n {
             0 => Pushed::AlreadyBuffered,
             2 => Pushed::Parked,
+            3 => Pushed::Full,
             _ => Pushed::Scheduled,
         })
     }

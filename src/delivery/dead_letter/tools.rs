@@ -178,14 +178,16 @@ pub async fn redrive(
     } else {
         let ordered = delivery.ordered_per_conversation && !dl.conv.is_empty();
         let ttl = Duration::from_secs(delivery.retry_buffer_ttl_s);
+        // An operator's redrive is not held to delivery.max_buffered_per_tenant (0).
         match dispatcher
             .buffer()
-            .push(&dl.to_entry(now_ms()), ordered, ttl)
+            .push(&dl.to_entry(now_ms()), ordered, ttl, 0)
             .await?
         {
             Pushed::Scheduled => Redriven::Scheduled,
             Pushed::Parked => Redriven::Parked,
             Pushed::AlreadyBuffered => Redriven::AlreadyBuffered,
+            Pushed::Full => Redriven::AlreadyBuffered,
         }
     };
     // Only once it is safely in the buffer (a crash before this leaves both, and a

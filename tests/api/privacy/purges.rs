@@ -135,10 +135,10 @@ async fn buffer_purge_removes_scheduled_parked_and_in_flight_entries_of_one_chan
         entry("evt_b1", "whatsapp:B", "convB"),
     ];
     for e in &pushes {
-        buffer.push(e, true, ttl).await.unwrap();
+        buffer.push(e, true, ttl, 0).await.unwrap();
     }
     assert_eq!(
-        buffer.push(&pushes[1], true, ttl).await.unwrap(),
+        buffer.push(&pushes[1], true, ttl, 0).await.unwrap(),
         Pushed::AlreadyBuffered
     );
     // A worker holds one of A's entries in flight (the others it took go back, due
@@ -182,7 +182,7 @@ async fn buffer_purge_removes_scheduled_parked_and_in_flight_entries_of_one_chan
     assert_eq!(depth[0].depth, 2, "{depth:?}");
     // A redelivered webhook of a purged event may be buffered again (no stale marker).
     assert_eq!(
-        buffer.push(&pushes[0], true, ttl).await.unwrap(),
+        buffer.push(&pushes[0], true, ttl, 0).await.unwrap(),
         Pushed::Scheduled
     );
 }
