@@ -598,3 +598,136 @@ async fn the_buffer_cli_refuses_the_memory_store() {
     assert!(!ok);
     assert!(out.contains("use the admin API"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_on_a_redis_cluster_are_kept_listed_and_redriven_across_shards() {
+    let cluster = RedisCluster::start(3);
+    let crm = ScriptedCrm::start().await;
+    let key = Keyring::generate_key();
+    let relay = TestApp::builder()
+        .delivering(
+            None,
+            &crm,
+            300,
+            "worker = false\nretry_buffer_ttl_s = 1\nbreaker_failures = 100000\ndead_letter_ttl_s = 600",
+        )
+        .cluster(cluster.urls())
+        .vault_key(&key)
+        .spawn()
+        .await;
+    let worker = Worker::new(
+        relay.state.live.clone(),
+        relay.state.dispatcher.clone(),
+        "test-worker",
+    );
+    crm.set(Mode::Fail);
+    // Eight conversations: their entries spread over the shards (and nodes).
+    let convs: Vec<String> = (0..8).map(|i| format!("49151200000{i:02}")).collect();
+    for c in &convs {
+        assert_eq!(
+            relay
+                .post_meta_status(&wa_webhook(WA_ACME, &[(c, 1)]))
+                .await,
+            200
+        );
+    }
+    let mut given_up = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while given_up < convs.len() {
+        if worker.deliver_next().await.unwrap() == Outcome::GivenUp {
+            given_up += 1;
+        }
+        assert!(Instant::now() < deadline, "only {given_up} given up");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (_, list) = admin(&relay, get(), "/admin/v1/dead-letters").await;
+    assert_eq!(list["count"], 8, "{list}");
+    let (_, stats) = admin(&relay, get(), "/admin/v1/buffer/stats").await;
+    assert_eq!(stats["tenants"][0]["dead_letters"], 8, "{stats}");
+
+    crm.set(Mode::Ok);
+    let (status, r) = admin(&relay, post(), "/admin/v1/dead-letters/redrive").await;
+    assert_eq!((status, r["count"].as_u64()), (200, Some(8)), "{r}");
+    // (Stepped at once: the redriven entries get a fresh 1 s window.)
+    assert!(crm.accepted_at(CRM_PATH).is_empty(), "the worker sends them");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while crm.accepted_at(CRM_PATH).len() < 8 {
+        worker.deliver_next().await.unwrap();
+        assert!(Instant::now() < deadline, "not all redelivered");
+    }
+    for _ in 0..10 {
+        assert_eq!(worker.deliver_next().await.unwrap(), Outcome::Idle);
+    }
+    let got = crm.accepted_at(CRM_PATH);
+    assert_eq!(got.len(), 8, "each once");
+    let mut seen: Vec<String> = got.iter().map(|r| conv_and_n(&r.body).0).collect();
+    seen.sort();
+    assert_eq!(seen, convs);
+    let (_, stats) = admin(&relay, get(), "/admin/v1/buffer/stats").await;
+    assert_eq!(
+        (stats["buffered"].as_u64(), stats["dead_letters"].as_u64()),
+        (Some(0), Some(0)),
+        "{stats}"
+    );
+}
+
+#[tokio::test]
+async fn data_deletion_and_unsend_purge_the_dead_letter_list() {
+    use crate::privacy::{form, post_form, put_user_channel, signed, user_payload, USER};
+    use switchboard::channels::ChannelKind;
+    let redis = RedisServer::start();
+    let crm = ScriptedCrm::start().await;
+    let (relay, worker) =
+        relay_without_worker(Some(&redis.url()), &crm, "dead_letter_ttl_s = 600").await;
+
+    // Unsend: a message given up, then taken back by the customer → never redriven.
+    let ig = "17841405822304914";
+    relay
+        .put_channel(ChannelKind::Instagram, ig, "acme", "t")
+        .await;
+    let instagram = |deleted: bool| {
+        let mut v: Value = serde_json::from_slice(&fixture("instagram/text.json")).unwrap();
+        let message = &mut v["entry"][0]["messaging"][0]["message"];
+        message["mid"] = "mid.taken.back".into();
+        if deleted {
+            message.as_object_mut().unwrap().remove("text");
+            message["is_deleted"] = true.into();
+        }
+        serde_json::to_vec(&v).unwrap()
+    };
+    crm.set(Mode::Fail);
+    assert_eq!(relay.post_meta_status(&instagram(false)).await, 200);
+    step_until(&worker, Outcome::GivenUp).await;
+    let (_, list) = admin(&relay, get(), "/admin/v1/dead-letters").await;
+    assert_eq!(
+        list["dead_letters"][0]["channel"],
+        format!("instagram:{ig}"),
+        "{list}"
+    );
+    crm.set(Mode::Ok);
+    assert_eq!(relay.post_meta_status(&instagram(true)).await, 200);
+    let (_, list) = admin(&relay, get(), "/admin/v1/dead-letters").await;
+    assert_eq!(list["count"], 0, "the unsent message left the list: {list}");
+    let got = crm.accepted_at(CRM_PATH);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body["type"], "message.deleted");
+
+    // Data deletion: the user's channel's dead letters go with it.
+    put_user_channel(&relay, ChannelKind::Whatsapp, WA_ACME, "acme", Some(USER)).await;
+    give_up(&relay, &worker, &crm, 1).await;
+    crm.set(Mode::Ok);
+    let resp = post_form(
+        &relay,
+        "/meta/data-deletion",
+        form(&signed(user_payload(USER, 1_763_800_000))),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let (_, list) = admin(&relay, get(), "/admin/v1/dead-letters").await;
+    assert_eq!(list["count"], 0, "{list}");
+    let dump = redis.dump_all();
+    assert!(!dump.contains("switchboard:dead:"), "{dump}");
+    for id in [USER, WA_ACME] {
+        assert!(!dump.contains(id), "{id} is still in Redis:\n{dump}");
+    }
+}
