@@ -649,7 +649,10 @@ async fn dead_letters_on_a_redis_cluster_are_kept_listed_and_redriven_across_sha
     let (status, r) = admin(&relay, post(), "/admin/v1/dead-letters/redrive").await;
     assert_eq!((status, r["count"].as_u64()), (200, Some(8)), "{r}");
     // (Stepped at once: the redriven entries get a fresh 1 s window.)
-    assert!(crm.accepted_at(CRM_PATH).is_empty(), "the worker sends them");
+    assert!(
+        crm.accepted_at(CRM_PATH).is_empty(),
+        "the worker sends them"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while crm.accepted_at(CRM_PATH).len() < 8 {
         worker.deliver_next().await.unwrap();
