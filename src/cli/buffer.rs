@@ -148,11 +148,16 @@ async fn execute(dispatcher: &Dispatcher, live: &Live, cmd: &BufferCommand) -> a
             );
             for t in &stats.tenants {
                 println!(
-                    "{:<16} {:>10} {:>12} {:>13}",
+                    "{:<16} {:>10} {:>12} {:>13}{}",
                     t.tenant,
                     t.buffered,
                     t.oldest_age_s.map_or_else(|| "-".to_owned(), age),
-                    t.dead_letters
+                    t.dead_letters,
+                    if t.full {
+                        "  FULL (max_buffered_per_tenant)"
+                    } else {
+                        ""
+                    }
                 );
             }
             println!(
@@ -160,14 +165,15 @@ async fn execute(dispatcher: &Dispatcher, live: &Live, cmd: &BufferCommand) -> a
                 "total", stats.buffered, "", stats.dead_letters
             );
             println!(
-                "retry_buffer_ttl_s = {}, dead_letter_ttl_s = {}{}",
+                "retry_buffer_ttl_s = {}, dead_letter_ttl_s = {}{}, max_buffered_per_tenant = {}",
                 stats.retry_buffer_ttl_s,
                 stats.dead_letter_ttl_s,
                 if stats.dead_letter_ttl_s == 0 {
                     " (off)"
                 } else {
                     ""
-                }
+                },
+                stats.max_buffered_per_tenant
             );
         }
     }

@@ -22,6 +22,9 @@ fn tool_error(e: ToolError) -> ApiError {
             ApiError::new(StatusCode::CONFLICT, ErrorCode::InvalidRequest, "Conflict")
                 .with_detail(format!("{e}; configure it to redrive, or drop the event"))
         }
+        e @ ToolError::BufferFull { .. } => {
+            ApiError::unavailable(format!("{e}; retry once the buffer drains"))
+        }
         ToolError::Store(e) => store_error(e),
         ToolError::Buffer(e) => {
             tracing::error!(error = %e, "Admin request failed: retry buffer unavailable.");

@@ -734,3 +734,72 @@ async fn data_deletion_and_unsend_purge_the_dead_letter_list() {
         assert!(!dump.contains(id), "{id} is still in Redis:\n{dump}");
     }
 }
+
+#[tokio::test]
+async fn a_redrive_into_a_full_buffer_is_refused_and_the_dead_letter_kept() {
+    let crm = ScriptedCrm::start().await;
+    let (relay, worker) = relay_without_worker(
+        None,
+        &crm,
+        "dead_letter_ttl_s = 600\nmax_buffered_per_tenant = 1",
+    )
+    .await;
+    let id = give_up(&relay, &worker, &crm, 1).await;
+    // Another conversation's event fills acme's buffer (limit 1).
+    assert_eq!(
+        relay
+            .post_meta_status(&wa_webhook(WA_ACME, &[("4915110000009", 1)]))
+            .await,
+        200
+    );
+    let (_, stats) = admin(&relay, get(), "/admin/v1/buffer/stats").await;
+    assert_eq!(stats["max_buffered_per_tenant"], 1, "{stats}");
+    assert_eq!(
+        (
+            stats["tenants"][0]["buffered"].as_u64(),
+            stats["tenants"][0]["full"].as_bool()
+        ),
+        (Some(1), Some(true)),
+        "{stats}"
+    );
+    assert_match_openapi(&[("BufferStats", &stats)]);
+    let (status, p) = admin(
+        &relay,
+        post(),
+        &format!("/admin/v1/dead-letters/{id}/redrive"),
+    )
+    .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (503, Some("upstream_unavailable")),
+        "{p}"
+    );
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("max_buffered_per_tenant"),
+        "{p}"
+    );
+    let (_, list) = admin(&relay, get(), "/admin/v1/dead-letters").await;
+    assert_eq!(list["count"], 1, "kept: {list}");
+
+    // Once the buffer drains, the redrive goes through and the event arrives once.
+    crm.set(Mode::Ok);
+    step_until(&worker, Outcome::Delivered).await;
+    let (status, r) = admin(
+        &relay,
+        post(),
+        &format!("/admin/v1/dead-letters/{id}/redrive"),
+    )
+    .await;
+    assert_eq!(
+        (status, r["outcome"].as_str()),
+        (200, Some("scheduled")),
+        "{r}"
+    );
+    step_until(&worker, Outcome::Delivered).await;
+    let got = crm.accepted_at(CRM_PATH);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got.iter().filter(|r| r.webhook_id == id).count(), 1);
+}

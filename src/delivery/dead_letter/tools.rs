@@ -7,7 +7,9 @@
 //! new `retry_buffer_ttl_s` window, behind its conversation's buffered events when
 //! ordering), then forgets the dead letter. The worker delivers it with its original
 //! id; dedupe still applies (an event the CRM accepted in the meantime is not sent
-//! again), and a redrive repeated after a crash finds it already buffered.
+//! again), and a redrive repeated after a crash finds it already buffered. A redriven
+//! event counts toward `delivery.max_buffered_per_tenant` like any other: when its
+//! tenant's buffer is full, the dead letter stays where it is.
 
 use std::time::Duration;
 
@@ -31,6 +33,8 @@ pub enum ToolError {
     NotFound(String),
     #[error("dead letter {id} belongs to tenant {tenant}, which is not configured")]
     TenantNotConfigured { id: String, tenant: String },
+    #[error("the retry buffer of tenant {tenant} is full (delivery.max_buffered_per_tenant); dead letter {id} is kept")]
+    BufferFull { id: String, tenant: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -108,6 +112,8 @@ pub struct RedriveReport {
 pub struct TenantStats {
     pub tenant: String,
     pub buffered: u64,
+    /// At `delivery.max_buffered_per_tenant`: its new events are refused (503).
+    pub full: bool,
     /// Age of its oldest buffered event (none when empty).
     pub oldest_age_s: Option<u64>,
     pub dead_letters: u64,
@@ -118,6 +124,8 @@ pub struct TenantStats {
 pub struct BufferStats {
     pub retry_buffer_ttl_s: u64,
     pub dead_letter_ttl_s: u64,
+    /// `delivery.max_buffered_per_tenant` (0: no limit).
+    pub max_buffered_per_tenant: u64,
     pub buffered: u64,
     pub dead_letters: u64,
     /// Every configured tenant, by id.
@@ -178,16 +186,27 @@ pub async fn redrive(
     } else {
         let ordered = delivery.ordered_per_conversation && !dl.conv.is_empty();
         let ttl = Duration::from_secs(delivery.retry_buffer_ttl_s);
-        // An operator's redrive is not held to delivery.max_buffered_per_tenant (0).
+        // Held to delivery.max_buffered_per_tenant like any event: a full buffer
+        // keeps the dead letter where it is.
         match dispatcher
             .buffer()
-            .push(&dl.to_entry(now_ms()), ordered, ttl, 0)
+            .push(
+                &dl.to_entry(now_ms()),
+                ordered,
+                ttl,
+                delivery.max_buffered_per_tenant,
+            )
             .await?
         {
             Pushed::Scheduled => Redriven::Scheduled,
             Pushed::Parked => Redriven::Parked,
             Pushed::AlreadyBuffered => Redriven::AlreadyBuffered,
-            Pushed::Full => Redriven::AlreadyBuffered,
+            Pushed::Full => {
+                return Err(ToolError::BufferFull {
+                    id: dl.id,
+                    tenant: dl.tenant,
+                })
+            }
         }
     };
     // Only once it is safely in the buffer (a crash before this leaves both, and a
@@ -252,20 +271,23 @@ pub async fn stats(dispatcher: &Dispatcher, live: &Live) -> Result<BufferStats, 
     ids.sort();
     let depths = dispatcher.buffer().depths(&ids).await?;
     let now = now_ms();
+    let delivery = &live.settings.delivery;
+    let limit = delivery.max_buffered_per_tenant;
     let mut tenants = Vec::with_capacity(depths.len());
     for d in depths {
         let dead_letters = dispatcher.dead_letters().count(&d.tenant).await?;
         tenants.push(TenantStats {
             oldest_age_s: d.oldest_ms.map(|o| ((now - o).max(0) / 1000) as u64),
             buffered: d.depth,
+            full: limit > 0 && d.depth >= limit,
             dead_letters,
             tenant: d.tenant,
         });
     }
-    let delivery = &live.settings.delivery;
     Ok(BufferStats {
         retry_buffer_ttl_s: delivery.retry_buffer_ttl_s,
         dead_letter_ttl_s: delivery.dead_letter_ttl_s,
+        max_buffered_per_tenant: limit,
         buffered: tenants.iter().map(|t| t.buffered).sum(),
         dead_letters: tenants.iter().map(|t| t.dead_letters).sum(),
         tenants,
