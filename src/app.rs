@@ -39,12 +39,15 @@ pub fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     let keys = Keys::new(settings.store.key_prefix.clone());
     Ok(match settings.store.backend {
         StoreKind::Memory => Store::Memory(Arc::new(MemoryStore::new(keys))),
-        StoreKind::Redis => Store::Redis(Box::new(RedisStore::new(
-            keys,
-            &settings.store.redis_url,
-            &settings.store.cluster_nodes,
-            Duration::from_millis(settings.store.timeout_ms),
-        )?)),
+        StoreKind::Redis => Store::Redis(Box::new(
+            RedisStore::new(
+                keys,
+                &settings.store.redis_url,
+                &settings.store.cluster_nodes,
+                Duration::from_millis(settings.store.timeout_ms),
+            )?
+            .with_channel_cache(Duration::from_millis(settings.store.channel_cache_ms)),
+        )),
     })
 }
 

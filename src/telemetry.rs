@@ -32,7 +32,10 @@ pub fn init_tracing(log: &LogSettings) {
     };
 }
 
-/// The process-wide Prometheus recorder (installed on first use).
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The process-wide Prometheus recorder (installed on first use), with its upkeep.
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
@@ -44,10 +47,26 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .map(|b| b.build_recorder())
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
             let handle = recorder.handle();
+            spawn_upkeep(handle.clone());
             // Another recorder may already be installed (several apps in one test
             // process): then this handle renders nothing new, which is acceptable.
             let _ = metrics::set_global_recorder(recorder);
             handle
         })
         .clone()
+}
+
+/// A recorder made with `build_recorder` keeps every histogram sample until upkeep folds
+/// it into the buckets (a scrape does too): without this, a relay nobody scrapes grows by
+/// the samples of every request. One thread for the process, asleep between runs.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_INTERVAL);
+            handle.run_upkeep();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "Metrics upkeep could not start; histograms are folded on scrape only.");
+    }
 }

@@ -147,6 +147,8 @@ pub struct StoreSettings {
     pub cluster_nodes: Vec<SecretString>,
     pub key_prefix: String,
     pub timeout_ms: u64,
+    /// How long a channel's tenant is trusted from the routing cache (0: no cache).
+    pub channel_cache_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

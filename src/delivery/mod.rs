@@ -79,6 +79,30 @@ struct Slot {
     shard: u16,
 }
 
+/// The dedupe keys of the events of one webhook the CRM accepted, marked seen together
+/// once the webhook's deliveries are done. (The groups of a webhook run concurrently on
+/// one task; the lock is never held across an await.)
+#[derive(Default)]
+struct Accepted(std::sync::Mutex<Vec<String>>);
+
+impl Accepted {
+    fn keys(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        self.keys().iter().any(|k| k == key)
+    }
+
+    fn push(&self, key: String) {
+        self.keys().push(key);
+    }
+
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.keys())
+    }
+}
+
 enum Step {
     Delivered,
     Duplicate,
@@ -197,8 +221,9 @@ impl Dispatcher {
         }
 
         let concurrency = live.settings.delivery.max_concurrency;
+        let accepted = Accepted::default();
         let mut results = stream::iter(groups)
-            .map(|group| self.deliver_group(live, group))
+            .map(|group| self.deliver_group(live, group, &accepted))
             .buffer_unordered(concurrency);
         while let Some(steps) = results.next().await {
             for step in steps {
@@ -210,6 +235,11 @@ impl Dispatcher {
                 }
             }
         }
+        drop(results);
+        // Every event the CRM accepted is marked seen in one pipeline, before the webhook
+        // is answered.
+        self.mark_all_seen(&accepted.take(), &live.settings.delivery)
+            .await;
         Ok(report)
     }
 
@@ -232,13 +262,13 @@ impl Dispatcher {
             let tenant = match tenants.get(&event.channel) {
                 Some(t) => t.clone(),
                 None => {
-                    let t = match self.store.get_channel(&event.channel).await {
-                        Ok(Some(record)) => {
-                            let t = live.tenants.get(&record.tenant).cloned();
+                    let t = match self.store.channel_tenant(&event.channel).await {
+                        Ok(Some(tenant)) => {
+                            let t = live.tenants.get(&tenant).cloned();
                             if t.is_none() {
                                 tracing::error!(
                                     channel = %event.channel,
-                                    tenant = %record.tenant,
+                                    tenant = %tenant,
                                     stage = "processing",
                                     "Channel names a tenant that is not configured."
                                 );
@@ -282,7 +312,12 @@ impl Dispatcher {
     /// ones queue behind it (with ordering on); once one could be neither delivered nor
     /// buffered, the rest are not attempted (a later event never overtakes an earlier
     /// one, and the provider retries the webhook).
-    async fn deliver_group(&self, live: &Live, group: Vec<(Arc<Tenant>, Event)>) -> Vec<Step> {
+    async fn deliver_group(
+        &self,
+        live: &Live,
+        group: Vec<(Arc<Tenant>, Event)>,
+        accepted: &Accepted,
+    ) -> Vec<Step> {
         let mut steps = Vec::with_capacity(group.len());
         let mut blocked = false;
         for (tenant, event) in group {
@@ -290,14 +325,20 @@ impl Dispatcher {
                 steps.push(Step::Failed);
                 continue;
             }
-            let step = self.deliver_event(live, &tenant, &event).await;
+            let step = self.deliver_event(live, &tenant, &event, accepted).await;
             blocked = matches!(step, Step::Failed);
             steps.push(step);
         }
         steps
     }
 
-    async fn deliver_event(&self, live: &Live, tenant: &Tenant, event: &Event) -> Step {
+    async fn deliver_event(
+        &self,
+        live: &Live,
+        tenant: &Tenant,
+        event: &Event,
+        accepted: &Accepted,
+    ) -> Step {
         let delivery = &live.settings.delivery;
         let channel = event.channel.to_string();
         let ids = EventIds {
@@ -308,16 +349,13 @@ impl Dispatcher {
         let dedupe_key = self.store.keys().dedupe(&event.id);
         let Slot { conv, shard } = self.slot(tenant, event, ids.id);
         let ordered = delivery.ordered_per_conversation && !conv.is_empty();
-        // The buffer first, then dedupe, one after the other: the worker marks an event
-        // seen before it releases its pending marker, so this order never misses both.
-        let presence = match self
-            .buffer
-            .presence(shard, ids.id, ordered.then_some(conv.as_str()))
+        let (presence, seen) = match self
+            .check(shard, ids.id, ordered.then_some(conv.as_str()), &dedupe_key)
             .await
         {
-            Ok(p) => p,
+            Ok(checked) => checked,
             Err(e) => {
-                tracing::warn!(event_id = %event.id, error = %e, stage = "processing", "Retry buffer check failed.");
+                tracing::warn!(event_id = %event.id, error = %e, stage = "processing", "Retry buffer or dedupe check failed.");
                 return Step::Failed;
             }
         };
@@ -326,38 +364,26 @@ impl Dispatcher {
             tracing::info!(event_id = %event.id, tenant = %tenant.id, stage = "processing", "Redelivered event is already in the retry buffer.");
             return Step::Buffered;
         }
-        match self.store.exists(&dedupe_key).await {
-            Ok(true) => {
-                metrics::counter!("switchboard_events_duplicate_total", "channel" => event.channel.kind.as_str()).increment(1);
-                tracing::debug!(event_id = %event.id, tenant = %tenant.id, stage = "processing", "Duplicate event skipped.");
-                return Step::Duplicate;
-            }
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(event_id = %event.id, error = %e, stage = "processing", "Dedupe check failed.");
-                return Step::Failed;
-            }
+        if seen {
+            metrics::counter!("switchboard_events_duplicate_total", "channel" => event.channel.kind.as_str()).increment(1);
+            tracing::debug!(event_id = %event.id, tenant = %tenant.id, stage = "processing", "Duplicate event skipped.");
+            return Step::Duplicate;
+        }
+        if accepted.contains(&dedupe_key) {
+            // The same event twice in one webhook, and the first was accepted just now.
+            metrics::counter!("switchboard_events_duplicate_total", "channel" => event.channel.kind.as_str()).increment(1);
+            return Step::Duplicate;
         }
         let body = Bytes::from(event.to_body(&tenant.id, tenant.include_raw));
         let now = crate::time::now_ms();
-        let mut entry = Entry {
-            id: ids.id.to_owned(),
-            tenant: tenant.id.clone(),
-            channel: ids.channel.to_owned(),
-            conv,
-            attempts: 0,
-            due: now,
-            first: now,
-            payload: String::new(),
-        };
-        let reason = if presence.behind {
-            "ordered"
+        // Only an event that goes to the buffer needs an entry.
+        let (reason, attempts, due) = if presence.behind {
+            ("ordered", 0, now)
         } else {
             match self.breakers.admit(&tenant.id) {
                 Admission::Open { until } => {
-                    entry.due =
-                        now + until.saturating_duration_since(Instant::now()).as_millis() as i64;
-                    "breaker_open"
+                    let wait = until.saturating_duration_since(Instant::now()).as_millis() as i64;
+                    ("breaker_open", 0, now + wait)
                 }
                 _ => {
                     let started = Instant::now();
@@ -369,17 +395,27 @@ impl Dispatcher {
                         Ok(()) => {
                             metrics::histogram!("switchboard_delivery_latency_seconds", "tenant" => tenant.id.clone(), "source" => "direct")
                                 .record(started.elapsed().as_secs_f64());
-                            self.mark_seen(&dedupe_key, ids.id, delivery).await;
+                            accepted.push(dedupe_key);
                             return Step::Delivered;
                         }
-                        Err(e) => {
-                            entry.attempts = 1;
-                            entry.due = retry::next_due(now, now, 1, e.retry_after(), delivery);
-                            "failed"
-                        }
+                        Err(e) => (
+                            "failed",
+                            1,
+                            retry::next_due(now, now, 1, e.retry_after(), delivery),
+                        ),
                     }
                 }
             }
+        };
+        let mut entry = Entry {
+            id: ids.id.to_owned(),
+            tenant: tenant.id.clone(),
+            channel: ids.channel.to_owned(),
+            conv,
+            attempts,
+            due,
+            first: now,
+            payload: String::new(),
         };
         let sealed = Sealed {
             id: entry.id.clone(),
@@ -436,6 +472,33 @@ impl Dispatcher {
         }
     }
 
+    /// Whether the event is in the buffer (or behind its conversation there), and
+    /// whether the CRM accepted it already. The buffer is read first, then dedupe: the
+    /// worker marks an event seen before it releases its pending marker, so this order
+    /// never misses both. On one Redis server both are one MGET (one round trip).
+    async fn check(
+        &self,
+        shard: u16,
+        event_id: &str,
+        conv: Option<&str>,
+        dedupe_key: &str,
+    ) -> Result<(buffer::Presence, bool), BufferError> {
+        if let RetryBuffer::Redis(b) = &self.buffer {
+            if let Some(checked) = b
+                .presence_and_seen(shard, event_id, conv, dedupe_key)
+                .await?
+            {
+                return Ok(checked);
+            }
+        }
+        let presence = self.buffer.presence(shard, event_id, conv).await?;
+        if presence.pending {
+            return Ok((presence, false));
+        }
+        let seen = self.store.exists(dedupe_key).await?;
+        Ok((presence, seen))
+    }
+
     /// Where an event of this tenant sits in the buffer.
     fn slot(&self, tenant: &Tenant, event: &Event, event_id: &str) -> Slot {
         let conv = event
@@ -446,6 +509,19 @@ impl Dispatcher {
             .buffer
             .shard_for(if conv.is_empty() { event_id } else { &conv });
         Slot { conv, shard }
+    }
+
+    /// Remembers that the CRM accepted these events (dedupe keys), in one pipeline.
+    async fn mark_all_seen(&self, dedupe_keys: &[String], delivery: &DeliverySettings) {
+        if dedupe_keys.is_empty() {
+            return;
+        }
+        let window = Duration::from_secs(delivery.dedupe_window_s);
+        if let Err(e) = self.store.set_ex_all(dedupe_keys, "1", window).await {
+            // Delivered but not remembered: a redelivery may reach the CRM twice
+            // (at-least-once), which webhook-id lets it detect.
+            tracing::warn!(events = dedupe_keys.len(), error = %e, stage = "sending", "Delivered events could not be marked as seen.");
+        }
     }
 
     /// Remembers that the CRM accepted an event (for the dedupe window).

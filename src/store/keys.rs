@@ -54,6 +54,12 @@ impl Keys {
         format!("{}channel:{}:{}", self.prefix, channel.kind, channel.id)
     }
 
+    /// Bumped by every channel write of the relay, so each replica's routing cache
+    /// notices ([`super::routes`]); a counter with a TTL.
+    pub fn channels_version(&self) -> String {
+        format!("{}channels:version", self.prefix)
+    }
+
     /// The SCAN pattern of every channel hash.
     pub fn channel_pattern(&self) -> String {
         format!("{}channel:*", self.prefix)

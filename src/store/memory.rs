@@ -77,6 +77,10 @@ impl StoreBackend for MemoryStore {
         Ok(self.channels().get(c).cloned())
     }
 
+    async fn channel_tenant(&self, c: &ChannelRef) -> Result<Option<String>, StoreError> {
+        Ok(self.channels().get(c).map(|r| r.tenant.clone()))
+    }
+
     async fn put_channel(&self, c: &ChannelRef, r: &ChannelRecord) -> Result<(), StoreError> {
         self.channels().insert(c.clone(), r.clone());
         Ok(())
@@ -130,6 +134,20 @@ impl StoreBackend for MemoryStore {
         let now = Instant::now();
         self.values()
             .insert(key.to_owned(), value.to_owned(), now + ttl, now);
+        Ok(())
+    }
+
+    async fn set_ex_all(
+        &self,
+        keys: &[String],
+        value: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let mut values = self.values();
+        for key in keys {
+            values.insert(key.clone(), value.to_owned(), now + ttl, now);
+        }
         Ok(())
     }
 

@@ -10,6 +10,7 @@ pub mod expiring;
 pub mod keys;
 pub mod memory;
 pub mod redis;
+pub mod routes;
 
 use std::future::Future;
 use std::time::Duration;
@@ -113,6 +114,12 @@ pub trait StoreBackend: Send + Sync {
     fn list_channels(
         &self,
     ) -> impl Future<Output = Result<Vec<(ChannelRef, ChannelRecord)>, StoreError>> + Send;
+    /// The tenant a channel belongs to, for routing events: may be served from the
+    /// routing cache ([`routes`]: bounded staleness), unlike [`Self::get_channel`].
+    fn channel_tenant(
+        &self,
+        channel: &ChannelRef,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
     /// Replaces a channel's `token`/`webhook_secret`/`pin` only if they still equal
     /// `expected` (compare-and-set: a rotation never overwrites a newer write by someone
     /// else).
@@ -129,6 +136,14 @@ pub trait StoreBackend: Send + Sync {
     fn set_ex(
         &self,
         key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Sets every key of `keys` to `value` with a TTL (one pipeline where the backend
+    /// has them).
+    fn set_ex_all(
+        &self,
+        keys: &[String],
         value: &str,
         ttl: Duration,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -186,6 +201,9 @@ impl StoreBackend for Store {
     async fn list_channels(&self) -> Result<Vec<(ChannelRef, ChannelRecord)>, StoreError> {
         delegate!(self, s => s.list_channels().await)
     }
+    async fn channel_tenant(&self, c: &ChannelRef) -> Result<Option<String>, StoreError> {
+        delegate!(self, s => s.channel_tenant(c).await)
+    }
     async fn replace_channel_secrets(
         &self,
         c: &ChannelRef,
@@ -199,6 +217,14 @@ impl StoreBackend for Store {
     }
     async fn set_ex(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
         delegate!(self, s => s.set_ex(key, value, ttl).await)
+    }
+    async fn set_ex_all(
+        &self,
+        keys: &[String],
+        value: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        delegate!(self, s => s.set_ex_all(keys, value, ttl).await)
     }
     async fn set_nx_ex(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
         delegate!(self, s => s.set_nx_ex(key, value, ttl).await)

@@ -12,7 +12,7 @@
 //! time is reported unavailable, and webhooks are answered 503 rather than lost.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
@@ -23,6 +23,7 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
+use super::routes::{Freshness, RouteCache};
 use super::{ChannelRecord, Keys, StoreBackend, StoreError};
 use crate::channel::ChannelRef;
 
@@ -80,9 +81,14 @@ pub struct RedisStore {
     target: Target,
     timeout: Duration,
     id: u64,
+    /// Channel → tenant for routing (off unless [`RedisStore::with_channel_cache`]).
+    routes: Arc<RouteCache>,
 }
 
 static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(0);
+
+/// The life of the channels version key (renewed by every channel write).
+const CHANNELS_VERSION_TTL_MS: u64 = 86_400_000;
 
 /// A thread's connection and a token that lives as long as the runtime it was made on
 /// (held by a task parked on that runtime).
@@ -116,11 +122,54 @@ impl RedisStore {
             target,
             timeout,
             id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
+            routes: Arc::new(RouteCache::new(Duration::ZERO)),
         })
+    }
+
+    /// Serves [`StoreBackend::channel_tenant`] from a cache whose entries live `ttl`
+    /// ([`super::routes`]; zero: no cache).
+    pub fn with_channel_cache(mut self, ttl: Duration) -> Self {
+        self.routes = Arc::new(RouteCache::new(ttl));
+        self
+    }
+
+    /// After a channel write: this process forgets its routes at once, and the version
+    /// key tells the other replicas. The write itself is done; a failure here only
+    /// leaves the others on their cache TTL, so it is logged, not returned.
+    async fn channels_changed(&self) {
+        self.routes.clear();
+        let key = self.keys.channels_version();
+        let mut pipe = redis::pipe();
+        pipe.cmd("INCR")
+            .arg(&key)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(CHANNELS_VERSION_TTL_MS)
+            .ignore();
+        let done: Result<(), StoreError> = async {
+            let mut conn = self.conn().await?;
+            match &mut conn {
+                RedisConn::Single(m) => pipe.query_async::<()>(m).await?,
+                RedisConn::Cluster(m) => pipe.query_async::<()>(m).await?,
+                RedisConn::Plain(m) => pipe.query_async::<()>(m).await?,
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = done {
+            tracing::warn!(error = %e, stage = "processing", "Channel change could not be announced to other replicas; they see it within store.channel_cache_ms.");
+        }
     }
 
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+
+    /// Whether this is a Redis Cluster (commands over keys of several slots are not
+    /// possible there).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster(_))
     }
 
     /// This thread's connection, connecting first if needed (on the current runtime, so
@@ -379,6 +428,7 @@ impl StoreBackend for RedisStore {
             RedisConn::Cluster(m) => pipe.query_async::<()>(m).await?,
             RedisConn::Plain(m) => pipe.query_async::<()>(m).await?,
         }
+        self.channels_changed().await;
         Ok(())
     }
 
@@ -386,7 +436,31 @@ impl StoreBackend for RedisStore {
         let n: i64 = self
             .run(redis::cmd("DEL").arg(self.keys.channel(c)))
             .await?;
+        self.channels_changed().await;
         Ok(n > 0)
+    }
+
+    async fn channel_tenant(&self, c: &ChannelRef) -> Result<Option<String>, StoreError> {
+        if !self.routes.enabled() {
+            return Ok(self.get_channel(c).await?.map(|r| r.tenant));
+        }
+        let now = Instant::now();
+        if self.routes.freshness(now) == Freshness::CheckVersion {
+            let key = self.keys.channels_version();
+            match self.run::<Option<i64>>(redis::cmd("GET").arg(&key)).await {
+                Ok(v) => self.routes.observe_version(v),
+                Err(_) => self.routes.version_unknown(),
+            }
+        }
+        if let Some(tenant) = self.routes.get(c, now) {
+            return Ok(Some(tenant));
+        }
+        let record = self.get_channel(c).await?;
+        if let Some(r) = &record {
+            // Aged from before the read, so a write during it is never trusted longer.
+            self.routes.insert(c, &r.tenant, now);
+        }
+        Ok(record.map(|r| r.tenant))
     }
 
     async fn list_channels(&self) -> Result<Vec<(ChannelRef, ChannelRecord)>, StoreError> {
@@ -437,6 +511,9 @@ impl StoreBackend for RedisStore {
                 ],
             )
             .await?;
+        if n == 1 {
+            self.channels_changed().await;
+        }
         Ok(n == 1)
     }
 
@@ -452,6 +529,33 @@ impl StoreBackend for RedisStore {
             RedisConn::Single(c) => c.pset_ex::<_, _, ()>(key, value, ms).await?,
             RedisConn::Cluster(c) => c.pset_ex::<_, _, ()>(key, value, ms).await?,
             RedisConn::Plain(c) => c.pset_ex::<_, _, ()>(key, value, ms).await?,
+        }
+        Ok(())
+    }
+
+    async fn set_ex_all(
+        &self,
+        keys: &[String],
+        value: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let ms = ttl.as_millis().max(1) as u64;
+        if self.is_cluster() {
+            // The keys live in different slots: one command each.
+            for key in keys {
+                self.set_ex(key, value, ttl).await?;
+            }
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.cmd("PSETEX").arg(key).arg(ms).arg(value).ignore();
+        }
+        let mut conn = self.conn().await?;
+        match &mut conn {
+            RedisConn::Single(m) => pipe.query_async::<()>(m).await?,
+            RedisConn::Cluster(m) => pipe.query_async::<()>(m).await?,
+            RedisConn::Plain(m) => pipe.query_async::<()>(m).await?,
         }
         Ok(())
     }
@@ -476,6 +580,9 @@ impl StoreBackend for RedisStore {
 
     async fn del(&self, key: &str) -> Result<bool, StoreError> {
         let n: i64 = self.run(redis::cmd("DEL").arg(key)).await?;
+        if self.keys.parse_channel(key).is_some() {
+            self.channels_changed().await;
+        }
         Ok(n > 0)
     }
 

@@ -255,6 +255,39 @@ impl RedisBuffer {
     }
 }
 
+impl RedisBuffer {
+    /// [`BufferBackend::presence`] and whether `dedupe_key` is set, read in one MGET (so
+    /// at one instant: the worker marks an event seen before it drops its pending
+    /// marker, and one read never misses both). None on a Redis Cluster, where these
+    /// keys live in different slots.
+    pub async fn presence_and_seen(
+        &self,
+        shard: u16,
+        event_id: &str,
+        conv: Option<&str>,
+        dedupe_key: &str,
+    ) -> Result<Option<(Presence, bool)>, BufferError> {
+        if self.store.is_cluster() {
+            return Ok(None);
+        }
+        let k = self.keys();
+        let mut conn = self.store.conn().await?;
+        let (pending, head, seen): (Option<String>, Option<String>, Option<String>) = conn
+            .query(
+                redis::cmd("MGET")
+                    .arg(k.retry_pending(shard, event_id))
+                    .arg(k.retry_head(shard, conv.unwrap_or(NO_CONV)))
+                    .arg(dedupe_key),
+            )
+            .await?;
+        let presence = Presence {
+            pending: pending.is_some(),
+            behind: conv.is_some() && head.is_some_and(|h| h != event_id),
+        };
+        Ok(Some((presence, seen.is_some())))
+    }
+}
+
 impl BufferBackend for RedisBuffer {
     fn shards(&self) -> u16 {
         self.shards
