@@ -80,7 +80,7 @@ async fn get_page(app: &TestApp, b: Option<&Browser>, p: &str) -> (u16, String) 
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
-async fn link_status(app: &TestApp, id: &str) -> Value {
+pub(crate) async fn link_status(app: &TestApp, id: &str) -> Value {
     app.http
         .get(app.url(&format!("/v1/connect-links/{id}")))
         .bearer_auth(API_KEY)
@@ -92,11 +92,11 @@ async fn link_status(app: &TestApp, id: &str) -> Value {
         .unwrap()
 }
 
-fn hget(app: &TestApp, key: &str, field: &str) -> String {
+pub(crate) fn hget(app: &TestApp, key: &str, field: &str) -> String {
     app.redis().cli(&["HGET", key, field]).trim().to_owned()
 }
 
-async fn connected_event(app: &TestApp) -> Value {
+pub(crate) async fn connected_event(app: &TestApp) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         for r in app.crm_requests_at(CRM_PATH).await {
@@ -113,7 +113,7 @@ async fn connected_event(app: &TestApp) -> Value {
     }
 }
 
-async fn mock_telegram(app: &TestApp, webhook_url: &str) {
+pub(crate) async fn mock_telegram(app: &TestApp, webhook_url: &str) {
     Mock::given(method("POST"))
         .and(path(format!("/bot{BOT_TOKEN}/getMe")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": {"id": 7001234567i64, "is_bot": true, "first_name": "Acme Support", "username": "acme_support_bot"}})))
@@ -131,7 +131,7 @@ async fn mock_telegram(app: &TestApp, webhook_url: &str) {
         .await;
 }
 
-fn assert_clean(text: &str, secrets: &[&str]) {
+pub(crate) fn assert_clean(text: &str, secrets: &[&str]) {
     for s in secrets {
         assert!(!text.contains(s), "{s} appears in {text}");
     }
@@ -454,7 +454,7 @@ async fn unknown_revoked_and_expired_links_are_4xx_pages() {
     }
 }
 
-async fn mock_messenger(app: &TestApp, pages: Value) {
+pub(crate) async fn mock_messenger(app: &TestApp, pages: Value) {
     Mock::given(method("GET"))
         .and(path("/v23.0/oauth/access_token"))
         .and(query_param("code", "fb-code-123"))
@@ -611,7 +611,7 @@ async fn messenger_login_with_several_pages_connects_the_picked_one() {
     assert_eq!(event["data"]["display"]["name"], "Acme Hats");
 }
 
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
@@ -727,21 +727,15 @@ async fn graph_error_during_messenger_login_is_a_clear_page_and_stores_nothing()
         .is_empty());
 }
 
-#[tokio::test]
-async fn instagram_login_connects_with_the_instagram_graph_and_expiry() {
-    let ig = MockServer::start().await;
-    let extra = format!(
-        "[instagram]\napp_id = \"ig-app-1\"\napp_secrets = [\"ig-secret-1\"]\noauth_base = \"{0}\"\napi_base = \"{0}\"\ngraph_base = \"{0}\"\n",
-        ig.uri()
-    );
-    let app = TestApp::builder().toml(&extra).spawn().await;
+/// Instagram Login's code exchange, long-lived token, `/me` and subscription.
+pub(crate) async fn mock_instagram(ig: &MockServer) {
     Mock::given(method("POST"))
         .and(path("/oauth/access_token"))
         .and(body_string_contains("grant_type=authorization_code"))
         .and(body_string_contains("code=ig-code-9"))
         .and(body_string_contains("client_secret=ig-secret-1"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [{"access_token": "IGshort-token", "user_id": "17841400000000001", "permissions": "instagram_business_basic"}]})))
-        .mount(&ig)
+        .mount(ig)
         .await;
     Mock::given(method("GET"))
         .and(path("/access_token"))
@@ -750,7 +744,7 @@ async fn instagram_login_connects_with_the_instagram_graph_and_expiry() {
         .respond_with(ResponseTemplate::new(200).set_body_json(
             json!({"access_token": "IGlong-token", "token_type": "bearer", "expires_in": 5183944}),
         ))
-        .mount(&ig)
+        .mount(ig)
         .await;
     Mock::given(method("GET"))
         .and(path("/v23.0/me"))
@@ -758,13 +752,24 @@ async fn instagram_login_connects_with_the_instagram_graph_and_expiry() {
             ResponseTemplate::new(200)
                 .set_body_json(json!({"user_id": "17841400000000099", "username": "acme.shop"})),
         )
-        .mount(&ig)
+        .mount(ig)
         .await;
     Mock::given(method("POST"))
         .and(path("/v23.0/me/subscribed_apps"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
-        .mount(&ig)
+        .mount(ig)
         .await;
+}
+
+#[tokio::test]
+async fn instagram_login_connects_with_the_instagram_graph_and_expiry() {
+    let ig = MockServer::start().await;
+    let extra = format!(
+        "[instagram]\napp_id = \"ig-app-1\"\napp_secrets = [\"ig-secret-1\"]\noauth_base = \"{0}\"\napi_base = \"{0}\"\ngraph_base = \"{0}\"\n",
+        ig.uri()
+    );
+    let app = TestApp::builder().toml(&extra).spawn().await;
+    mock_instagram(&ig).await;
     let link: Value = create_link(&app, API_KEY, json!({"kind": "instagram"}))
         .await
         .json()
@@ -818,9 +823,8 @@ async fn instagram_login_connects_with_the_instagram_graph_and_expiry() {
     assert_clean(&event.to_string(), &["IGlong", "IGshort"]);
 }
 
-#[tokio::test]
-async fn whatsapp_signup_subscribes_before_registering_and_stores_the_pin_encrypted() {
-    let app = spawn_app().await;
+/// Embedded Signup's code exchange, subscription, registration and phone number.
+pub(crate) async fn mock_whatsapp_signup(app: &TestApp, hiccup: bool) {
     Mock::given(method("GET"))
         .and(path("/v23.0/oauth/access_token"))
         .and(query_param("code", "wa-code-1"))
@@ -836,16 +840,18 @@ async fn whatsapp_signup_subscribes_before_registering_and_stores_the_pin_encryp
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
         .mount(&app.graph)
         .await;
-    // The first registration fails (Meta hiccup); the retry needs no new code.
-    Mock::given(method("POST"))
-        .and(path("/v23.0/106540352249999/register"))
-        .respond_with(
-            ResponseTemplate::new(500)
-                .set_body_json(json!({"error": {"message": "temporary", "code": 2}})),
-        )
-        .up_to_n_times(1)
-        .mount(&app.graph)
-        .await;
+    // With `hiccup`, the first registration fails (Meta hiccup); the retry needs no new code.
+    if hiccup {
+        Mock::given(method("POST"))
+            .and(path("/v23.0/106540352249999/register"))
+            .respond_with(
+                ResponseTemplate::new(500)
+                    .set_body_json(json!({"error": {"message": "temporary", "code": 2}})),
+            )
+            .up_to_n_times(1)
+            .mount(&app.graph)
+            .await;
+    }
     Mock::given(method("POST"))
         .and(path("/v23.0/106540352249999/register"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
@@ -858,6 +864,12 @@ async fn whatsapp_signup_subscribes_before_registering_and_stores_the_pin_encryp
         ))
         .mount(&app.graph)
         .await;
+}
+
+#[tokio::test]
+async fn whatsapp_signup_subscribes_before_registering_and_stores_the_pin_encrypted() {
+    let app = spawn_app().await;
+    mock_whatsapp_signup(&app, true).await;
     let link: Value = create_link(&app, API_KEY, json!({"kind": "whatsapp"}))
         .await
         .json()

@@ -1,7 +1,7 @@
 //! Fernet interop: the spec's vectors (fernet/spec), and tokens crossing between this
 //! relay and Python's `cryptography` (the library other services write channels with).
 
-use std::process::Command;
+use crate::helpers::python;
 
 use secrecy::SecretString;
 use serde_json::Value;
@@ -37,21 +37,6 @@ fn unix(rfc3339: &str) -> u64 {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146097 + doe - 719468;
     (days * 86400 + hh * 3600 + mm * 60 + ss - offset) as u64
-}
-
-fn python(script: &str, args: &[&str]) -> String {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python3 must be installed");
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 #[test]

@@ -48,9 +48,12 @@ pub struct TestAppBuilder {
     delivery_timeout_ms: u64,
     delivery: String,
     server: String,
+    meta: String,
     log_level: String,
     extra_toml: String,
     fixture_channels: bool,
+    /// A port chosen up front, so that `server.public_url` names it (see [`Self::reachable`]).
+    port: Option<u16>,
     channels: Vec<Preset>,
 }
 
@@ -103,6 +106,13 @@ impl TestAppBuilder {
         self
     }
 
+    /// Extra lines of the `[meta]` table.
+    pub fn meta(mut self, lines: &str) -> Self {
+        self.meta.push_str(lines);
+        self.meta.push('\n');
+        self
+    }
+
     /// Extra lines of the `[server]` table (`body_timeout_ms = 1000`, …).
     pub fn server(mut self, lines: &str) -> Self {
         self.server = lines.to_owned();
@@ -118,6 +128,13 @@ impl TestAppBuilder {
     /// Extra TOML tables appended to the config.
     pub fn toml(mut self, extra: &str) -> Self {
         self.extra_toml.push_str(extra);
+        self
+    }
+
+    /// `server.public_url` is the relay's real address (a free port chosen now), so a
+    /// browser can follow the URLs the relay builds (connect links, OAuth redirects).
+    pub fn reachable(mut self) -> Self {
+        self.port = Some(super::free_port());
         self
     }
 
@@ -160,9 +177,14 @@ impl TestAppBuilder {
                 .await;
         }
         let vault_key = self.vault_key.unwrap_or_else(Keyring::generate_key);
+        let public_url = match self.port {
+            Some(p) => format!("http://127.0.0.1:{p}"),
+            None => "http://relay.test".to_owned(),
+        };
         let config = TestConfig {
             store,
             port,
+            public_url,
             vault_keys: vec![vault_key.clone()],
             crm: self.crm_url.unwrap_or_else(|| crm.uri()),
             graph: graph.uri(),
@@ -171,6 +193,7 @@ impl TestAppBuilder {
             delivery_timeout_ms: self.delivery_timeout_ms,
             delivery: self.delivery,
             server: self.server,
+            meta: self.meta,
             log_level: self.log_level,
             extra_toml: self.extra_toml,
         };
@@ -212,7 +235,8 @@ impl TestAppBuilder {
 
     /// The application in this process (its timers run on the test's runtime).
     pub async fn spawn(self) -> TestApp {
-        let Prepared { peers, channels } = self.prepare(0).await;
+        let port = self.port.unwrap_or(0);
+        let Prepared { peers, channels } = self.prepare(port).await;
         let running = InProcess::start(&peers.config_path).await;
         let app = TestApp {
             address: running.address(),
@@ -237,7 +261,8 @@ impl TestAppBuilder {
         self,
         config: impl FnOnce(&TestConfig) -> String,
     ) -> super::process::RelayProcess {
-        let Prepared { peers, channels } = self.prepare(super::free_port()).await;
+        let port = self.port.unwrap_or_else(super::free_port);
+        let Prepared { peers, channels } = self.prepare(port).await;
         let text = config(&peers.config);
         std::fs::write(&peers.config_path, &text).unwrap();
         let settings = Settings::from_toml(&text).unwrap();
@@ -411,9 +436,11 @@ impl TestApp {
             delivery_timeout_ms: 2000,
             delivery: String::new(),
             server: String::new(),
+            meta: String::new(),
             log_level: "info".into(),
             extra_toml: String::new(),
             fixture_channels: true,
+            port: None,
             channels: Vec::new(),
         }
     }

@@ -28,6 +28,8 @@ pub struct TestConfig {
     pub store: StoreConfig,
     /// `0`: any free port (in-process apps); a fixed port for the binary.
     pub port: u16,
+    /// `server.public_url`: where a browser reaches the relay.
+    pub public_url: String,
     pub vault_keys: Vec<String>,
     pub crm: String,
     pub graph: String,
@@ -39,6 +41,8 @@ pub struct TestConfig {
     pub delivery: String,
     /// Extra lines of the `[server]` table.
     pub server: String,
+    /// Extra lines of the `[meta]` table.
+    pub meta: String,
     pub log_level: String,
     /// Extra TOML appended to the end (new tables).
     pub extra_toml: String,
@@ -60,7 +64,7 @@ impl TestConfig {
             r#"
 [server]
 bind = "127.0.0.1:{port}"
-public_url = "http://relay.test"
+public_url = "{public_url}"
 workers = 2
 shutdown_timeout_s = 5
 {server}
@@ -76,6 +80,7 @@ app_secrets = ["{APP_SECRET}"]
 verify_tokens = ["{VERIFY_TOKEN}"]
 graph_api_base = "{graph}"
 timeout_ms = 3000
+{meta}
 
 [telegram]
 api_base = "{telegram}"
@@ -111,12 +116,14 @@ api_keys = ["{OTHER_API_KEY}"]
 {extra}
 "#,
             port = self.port,
+            public_url = self.public_url,
             keys = quoted(&self.vault_keys),
             graph = self.graph,
             telegram = self.telegram,
             timeout = self.delivery_timeout_ms,
             delivery = self.delivery,
             server = self.server,
+            meta = self.meta,
             level = self.log_level,
             crm = self.crm,
             include_raw = self.include_raw,

@@ -7,6 +7,7 @@
 //! `traffic` (webhooks made to order for the delivery tests).
 
 mod app;
+mod browser;
 mod config;
 mod crm;
 mod process;
@@ -18,6 +19,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 
 pub use app::*;
+pub use browser::*;
 pub use config::*;
 pub use crm::*;
 pub use process::*;
@@ -55,4 +57,21 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Runs a Python snippet (the project venv's `python3`, with the libraries we check
+/// against); its trimmed stdout.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 must be installed");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
