@@ -36,8 +36,10 @@ pub enum BufferCommand {
         /// Every dead letter (of --tenant), up to --limit.
         #[arg(long)]
         all: bool,
+        /// With --all: only this tenant's.
         #[arg(long, requires = "all")]
         tenant: Option<String>,
+        /// With --all: at most this many.
         #[arg(long, default_value_t = DEFAULT_LIMIT as u64, value_parser = clap::value_parser!(u64).range(1..=MAX_LIMIT as u64))]
         limit: u64,
     },

@@ -280,6 +280,10 @@ fn d_breaker_failures() -> u32 {
 fn d_breaker_cooldown_ms() -> u64 {
     10_000
 }
+/// The longest a given-up event may be kept (a year): beyond, a Redis TTL would be
+/// out of range and the list a second store.
+pub const MAX_DEAD_LETTER_TTL_S: u64 = 31_536_000;
+
 fn d_max_buffered_per_tenant() -> u64 {
     100_000
 }
@@ -600,6 +604,12 @@ impl Settings {
                 "retry_shards, worker_concurrency and retry_base_ms must be greater than 0",
             ));
         }
+        if retry.dead_letter_ttl_s > MAX_DEAD_LETTER_TTL_S {
+            return Err(ConfigError::invalid(
+                "delivery.dead_letter_ttl_s",
+                format!("must be at most {MAX_DEAD_LETTER_TTL_S} (a year); 0 turns the list off"),
+            ));
+        }
         if self.delivery.max_concurrency == 0 {
             return Err(ConfigError::invalid(
                 "delivery.max_concurrency",
@@ -735,6 +745,26 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("delivery.timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn a_dead_letter_ttl_over_a_year_is_refused() {
+        let toml = |ttl: u64| {
+            format!("[vault]\nkeys=[\"{KEY}\"]\n[delivery]\ndead_letter_ttl_s = {ttl}\n")
+        };
+        let err = Settings::from_toml(&toml(MAX_DEAD_LETTER_TTL_S + 1))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("delivery.dead_letter_ttl_s"), "{err}");
+        let ok = Settings::from_toml(&toml(MAX_DEAD_LETTER_TTL_S)).unwrap();
+        assert_eq!(ok.delivery.dead_letter_ttl_s, MAX_DEAD_LETTER_TTL_S);
+        assert_eq!(
+            Settings::from_toml(&toml(0))
+                .unwrap()
+                .delivery
+                .dead_letter_ttl_s,
+            0
+        );
     }
 
     #[test]

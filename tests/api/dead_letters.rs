@@ -574,7 +574,68 @@ async fn the_buffer_cli_lists_redrives_and_drops_dead_letters_of_a_running_relay
     assert!(!ok, "an id or --all is required: {out}");
     assert_eq!(crm.accepted_at(CRM_PATH).len(), 1);
 
-    // The relay said it gave them up and kept them, by id; never the text.
+    // The admin API of the same relay: a third event, given up, listed, redriven.
+    crm.set(Mode::Fail);
+    assert_eq!(
+        relay
+            .post_meta_status(&wa_webhook(WA_ACME, &[(WA_ID, 3)]))
+            .await,
+        200
+    );
+    let third = wait_dead_letters(&path, 1).await["dead_letters"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let call = |method: reqwest::Method, p: String| {
+        let req = relay
+            .peers
+            .http
+            .request(method, relay.url(&p))
+            .bearer_auth(ADMIN_TOKEN);
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap();
+            assert!(
+                !text.contains("secret text") && !text.contains(WA_ID),
+                "{p}: {text}"
+            );
+            (
+                status,
+                serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, list) = call(get(), "/admin/v1/dead-letters".into()).await;
+    assert_eq!(
+        (status, list["dead_letters"][0]["id"].as_str()),
+        (200, Some(third.as_str()))
+    );
+    let (status, stats) = call(get(), "/admin/v1/buffer/stats".into()).await;
+    assert_eq!(
+        (status, stats["dead_letters"].as_u64()),
+        (200, Some(1)),
+        "{stats}"
+    );
+    crm.set(Mode::Ok);
+    let (status, r) = call(post(), format!("/admin/v1/dead-letters/{third}/redrive")).await;
+    assert_eq!(
+        (status, r["outcome"].as_str()),
+        (200, Some("scheduled")),
+        "{r}"
+    );
+    let got = crm
+        .wait_accepted(CRM_PATH, 2, Duration::from_secs(10))
+        .await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].webhook_id, third);
+    verify_standard_webhook(SIGNING_SECRET, &got[1]);
+
+    // The relay said it gave them up and kept them, and what it redrove, by id; never
+    // the text.
+    relay
+        .wait_for_log("Dead letter redriven into the retry buffer.", 1)
+        .await;
     let logs = relay.logs();
     assert!(logs.contains("Event given up"), "{logs}");
     assert!(logs.contains("\"dead_lettered\":true"), "{logs}");
