@@ -3,7 +3,8 @@
 //!
 //! Background tasks: the config reloader (SIGHUP, or the config file changing), the
 //! writer of `[[channels]]` from the config into the store (retried until the store
-//! answers), and the retry worker ([`crate::delivery::worker`]). Shutdown on
+//! answers), the retry worker ([`crate::delivery::worker`]) and the token health check
+//! ([`crate::tokens::worker`]). Shutdown on
 //! SIGTERM/SIGINT is graceful: the listener closes, requests in flight finish (up to
 //! `server.shutdown_timeout_s`), then the worker stops taking entries and waits for its
 //! attempts in flight, each of which ends delivered or back in the buffer.
@@ -32,6 +33,8 @@ pub struct Application {
     state: web::Data<AppState>,
     /// The retry worker (`None` with `delivery.worker = false`); stopped after the server.
     worker: Option<crate::delivery::WorkerHandle>,
+    /// The periodic token health check ([`crate::tokens::worker`]); aborted after the server.
+    tokens: tokio::task::JoinHandle<()>,
 }
 
 /// Opens the configured store (lazily connected).
@@ -119,11 +122,14 @@ impl Application {
             )))
         });
 
+        let tokens = crate::tokens::worker::spawn(state.token_health(), live.clone());
+
         Ok(Self {
             port,
             server,
             state,
             worker,
+            tokens,
         })
     }
 
@@ -144,6 +150,7 @@ impl Application {
     /// retry worker: attempts in flight end delivered or back in the buffer.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
+        self.tokens.abort();
         if let Some(worker) = self.worker {
             worker.shutdown().await;
         }

@@ -17,7 +17,8 @@
 //! - [`replies`]: `POST /v1/messages` and the media proxy: auth, channel, token,
 //!   idempotency, send with retries. [`privacy`]: Meta's deauthorize and data-deletion
 //!   callbacks, revocation, and what the relay keeps for how long. [`connect`]:
-//!   connect links and the pages on which a business connects a channel.
+//!   connect links and the pages on which a business connects a channel. [`tokens`]:
+//!   token health (refresh, `debug_token`, `getWebhookInfo`; periodic, paged, locked).
 //! - [`delivery`]: routing, unsend, dedupe, the CRM client, the encrypted retry buffer
 //!   (Redis Streams) and its worker, the retry policy, per-tenant circuit breakers,
 //!   the opt-in dead-letter list of given-up events.
@@ -54,4 +55,5 @@ pub mod store;
 pub mod telemetry;
 pub mod tenant;
 pub mod time;
+pub mod tokens;
 pub mod vault;

@@ -53,6 +53,21 @@ enum Command {
     /// Meta (Graph API) tools.
     #[command(subcommand)]
     Meta(MetaCommand),
+    /// Token health (talks to the store and the providers, not to a relay).
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+}
+
+#[derive(Subcommand)]
+enum TokensCommand {
+    /// Check every stored token now, as the relay does every tokens.check_interval_s:
+    /// refresh Instagram Login tokens, debug_token for Meta tokens, getWebhookInfo for
+    /// Telegram bots; invalid ones get channel.reauth_required (at most once an hour).
+    Check {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -370,6 +385,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             anyhow::ensure!(report.failed.is_empty(), "some channels were not rotated");
         }
         Command::Channels(cmd) => channels_command(&cli, cmd)?,
+        Command::Tokens(TokensCommand::Check { json }) => {
+            let (live, store, runtime) = open_store_cli(&cli)?;
+            let report = runtime.block_on(async {
+                let settings = &live.settings;
+                let client = switchboard::delivery::CrmClient::new(
+                    std::time::Duration::from_millis(settings.delivery.timeout_ms),
+                    settings.delivery.max_response_bytes,
+                )?;
+                let dispatcher = switchboard::delivery::Dispatcher::new(
+                    store.clone(),
+                    client,
+                    &settings.delivery,
+                );
+                let health = switchboard::tokens::TokenHealth {
+                    store,
+                    dispatcher,
+                    clients: switchboard::tokens::Clients {
+                        oauth: switchboard::connect::provider::OAuthClient::new()?,
+                        telegram: switchboard::channels::telegram::outbound::TelegramClient::new()?,
+                    },
+                };
+                anyhow::Ok(health.check_all(&std::sync::Arc::new(live)).await?)
+            })?;
+            if *json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "checked {}, refreshed {}, invalid {} ({} skipped: another replica was checking them; {} could not be checked)",
+                    report.checked, report.refreshed, report.invalid, report.skipped, report.unchecked
+                );
+            }
+        }
         Command::Vault(VaultCommand::Encrypt { file }) => {
             let settings = load(&cli)?;
             let keyring = switchboard::vault::Keyring::new(&settings.vault.keys)?;

@@ -28,3 +28,17 @@ pub struct AppState {
     /// The connect pages' OAuth and Graph calls.
     pub connect: crate::connect::provider::OAuthClient,
 }
+
+impl AppState {
+    /// The token health check over this state's store, dispatcher and clients.
+    pub fn token_health(&self) -> crate::tokens::TokenHealth {
+        crate::tokens::TokenHealth {
+            store: self.store.clone(),
+            dispatcher: self.dispatcher.clone(),
+            clients: crate::tokens::Clients {
+                oauth: self.connect.clone(),
+                telegram: self.providers.telegram.clone(),
+            },
+        }
+    }
+}

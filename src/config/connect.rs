@@ -69,8 +69,16 @@ impl Default for ConnectSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TokenSettings {
+    /// How often a round runs (once per interval across all replicas).
     pub check_interval_s: u64,
+    /// Instagram Login tokens expiring within this are refreshed.
     pub refresh_before_s: u64,
+    /// Channel keys read per SCAN page (the most held in memory at once).
+    pub page_size: usize,
+    /// Channels of a page checked at once.
+    pub concurrency: usize,
+    /// How long a replica's lock on one channel's check lives at most.
+    pub lock_ttl_s: u64,
 }
 
 impl Default for TokenSettings {
@@ -78,6 +86,9 @@ impl Default for TokenSettings {
         Self {
             check_interval_s: 86400,
             refresh_before_s: 864_000,
+            page_size: 100,
+            concurrency: 8,
+            lock_ttl_s: 120,
         }
     }
 }
@@ -144,10 +155,21 @@ pub fn validate(settings: &Settings) -> Result<(), ConfigError> {
             ));
         }
     }
-    if settings.tokens.check_interval_s == 0 {
+    let t = &settings.tokens;
+    for (key, v) in [
+        ("tokens.check_interval_s", t.check_interval_s),
+        ("tokens.page_size", t.page_size as u64),
+        ("tokens.concurrency", t.concurrency as u64),
+        ("tokens.lock_ttl_s", t.lock_ttl_s),
+    ] {
+        if v == 0 {
+            return Err(ConfigError::invalid(key, "must be greater than 0"));
+        }
+    }
+    if t.page_size > 10_000 {
         return Err(ConfigError::invalid(
-            "tokens.check_interval_s",
-            "must be greater than 0",
+            "tokens.page_size",
+            "must be at most 10000 (a page is held in memory)",
         ));
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! The admin API (`/admin/v1/…`, `Authorization: Bearer <admin token>`): channels in the
-//! store and vault rotation. Handlers only parse and answer; the work is in
-//! [`crate::registry`] and [`crate::vault::rotation`], shared with the CLI.
+//! store, vault rotation and the token health check. Handlers only parse and answer; the
+//! work is in [`crate::registry`], [`crate::vault::rotation`] and [`crate::tokens`],
+//! shared with the CLI.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::SecretString;
@@ -205,6 +206,22 @@ pub async fn rotate_vault(
     let live = state.live.load_full();
     authorize(&req, &live)?;
     let report = rotation::rotate_all(&state.store, &live.keyring, &live.settings)
+        .await
+        .map_err(store_error)?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// `POST /admin/v1/tokens/check`: runs the token health check now (every channel, paged,
+/// each under its lock) and answers `{"checked", "refreshed", "invalid", …}`.
+pub async fn check_tokens(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let live = state.live.load_full();
+    authorize(&req, &live)?;
+    let report = state
+        .token_health()
+        .check_all(&live)
         .await
         .map_err(store_error)?;
     Ok(HttpResponse::Ok().json(report))

@@ -92,7 +92,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/admin/v1/dead-letters/{id}/redrive",
             web::post().to(dead_letters::redrive),
         )
-        .route("/admin/v1/buffer/stats", web::get().to(dead_letters::stats));
+        .route("/admin/v1/buffer/stats", web::get().to(dead_letters::stats))
+        .route(
+            "/admin/v1/tokens/check",
+            web::post().to(admin::check_tokens),
+        );
 }
 
 /// Answers unknown routes with problem+json.

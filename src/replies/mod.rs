@@ -38,7 +38,7 @@ use crate::store::{ChannelRecord, Store, StoreBackend, StoreError};
 use crate::tenant::Tenant;
 use crate::vault::{AccessToken, VaultError};
 
-pub use reauth::notify_reauth;
+pub use reauth::{notify_reauth, send_reauth, ReauthNotice};
 pub use send::{send, send_message, send_once, Answer, Reply};
 
 /// The provider clients, built once (pooled), shared by every request.

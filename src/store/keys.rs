@@ -6,6 +6,8 @@
 //! | `{prefix}dedupe:{event_id}` | string | `delivery.dedupe_window_s` | an event the CRM accepted |
 //! | `{prefix}idem:{tenant}:{sha256(key)}` | string | `replies.idempotency_ttl_s` | the first response to an `Idempotency-Key` (without the recipient) |
 //! | `{prefix}reauth:{kind}:{id}` | string | 1 h | `channel.reauth_required` was sent |
+//! | `{prefix}tokens:lock:{kind}:{id}` | string | `tokens.lock_ttl_s` | a replica is checking this channel's token now ([`crate::tokens`]) |
+//! | `{prefix}tokens:checked:{kind}:{id}` | string | most of `tokens.check_interval_s` | the channel's token was checked this round: other replicas' periodic checks skip it |
 //! | `{prefix}telegram:previous_secret:{bot_id}` | string | 15 min | the Fernet token of a bot's previous webhook secret, still accepted while `set-webhook` switches to a new one |
 //! | `{prefix}deletion:{code}` | string | `privacy.deletion_status_ttl_s` | a data-deletion request's status: counts and times, no ids ([`crate::privacy`]) |
 //! | `{prefix}connect:link:{id}` | string (JSON) | the link's life + 7 days | a connect link: tenant, kind, status, return_url, external_ref, the SHA-256 of its secret, the channel or error ([`crate::connect::links`]) |
@@ -85,6 +87,19 @@ impl Keys {
 
     pub fn reauth_notice(&self, channel: &ChannelRef) -> String {
         format!("{}reauth:{}:{}", self.prefix, channel.kind, channel.id)
+    }
+
+    /// Held by the replica checking a channel's token (`SET NX PX`).
+    pub fn tokens_lock(&self, channel: &ChannelRef) -> String {
+        format!("{}tokens:lock:{}:{}", self.prefix, channel.kind, channel.id)
+    }
+
+    /// The channel's token was checked in this round (periodic checks skip it).
+    pub fn tokens_checked(&self, channel: &ChannelRef) -> String {
+        format!(
+            "{}tokens:checked:{}:{}",
+            self.prefix, channel.kind, channel.id
+        )
     }
 
     /// A bot's previous Telegram webhook secret, kept briefly during `set-webhook`.

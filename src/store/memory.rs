@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::expiring::ExpiringMap;
 pub use super::expiring::MAX_VALUES;
-use super::{ChannelRecord, Keys, StoreBackend, StoreError};
+use super::{ChannelRecord, Keys, ScanCursor, StoreBackend, StoreError};
 use crate::channel::ChannelRef;
 
 #[derive(Debug)]
@@ -126,6 +126,56 @@ impl StoreBackend for MemoryStore {
         }
     }
 
+    async fn scan_channels(
+        &self,
+        cursor: &ScanCursor,
+        count: usize,
+    ) -> Result<(Vec<ChannelRef>, Option<ScanCursor>), StoreError> {
+        // In key order after the last one returned: a page at a time, as on Redis.
+        // The `count + 1` smallest keys after the cursor (one more tells whether there is
+        // a next page), never a copy of every channel.
+        let (after, count) = (&cursor.0, count.max(1));
+        let mut page: std::collections::BTreeMap<String, ChannelRef> = Default::default();
+        for c in self.channels().keys() {
+            let k = c.to_string();
+            if !after.is_empty() && k <= *after {
+                continue;
+            }
+            page.insert(k, c.clone());
+            if page.len() > count + 1 {
+                page.pop_last();
+            }
+        }
+        let more = page.len() > count;
+        if more {
+            page.pop_last();
+        }
+        let next = match (more, page.keys().next_back()) {
+            (true, Some(k)) => Some(ScanCursor(k.clone())),
+            _ => None,
+        };
+        Ok((page.into_values().collect(), next))
+    }
+
+    async fn replace_channel_token(
+        &self,
+        c: &ChannelRef,
+        expected_token: &SecretString,
+        token: &SecretString,
+        expires_at: &str,
+    ) -> Result<bool, StoreError> {
+        let mut channels = self.channels();
+        match channels.get_mut(c) {
+            Some(cur) if cur.token.expose_secret() == expected_token.expose_secret() => {
+                cur.token = token.clone();
+                cur.expires_at = Some(expires_at.to_owned());
+                cur.updated_at = Some(crate::time::now_rfc3339());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
         Ok(self.values().get(key, Instant::now()).is_some())
     }
@@ -199,6 +249,40 @@ impl StoreBackend for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn channels_come_a_page_at_a_time_each_once() {
+        let store = MemoryStore::new(Keys::new("t:"));
+        for i in 0..250 {
+            let c = ChannelRef::new(
+                crate::channel::ChannelKind::Telegram,
+                format!("{}", 1000 + i),
+            );
+            store
+                .put_channel(
+                    &c,
+                    &ChannelRecord::new("acme", SecretString::from("x".to_owned())),
+                )
+                .await
+                .unwrap();
+        }
+        let (mut cursor, mut seen, mut pages) = (ScanCursor::default(), Vec::new(), 0);
+        loop {
+            let (page, next) = store.scan_channels(&cursor, 100).await.unwrap();
+            assert!(page.len() <= 100);
+            pages += 1;
+            seen.extend(page);
+            match next {
+                Some(n) => cursor = n,
+                None => break,
+            }
+        }
+        assert_eq!(pages, 3);
+        let n = seen.len();
+        seen.sort_by_key(|c| c.to_string());
+        seen.dedup();
+        assert_eq!((n, seen.len()), (250, 250));
+    }
 
     #[test]
     fn glob() {

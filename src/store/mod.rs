@@ -62,6 +62,12 @@ pub struct ChannelRecord {
     pub pin: Option<SecretString>,
 }
 
+/// Where a paged channel scan is ([`StoreBackend::scan_channels`]); opaque to callers.
+/// Redis: the SCAN cursor (on a Cluster, the node's index and its cursor); memory: the
+/// last channel returned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanCursor(pub(crate) String);
+
 /// The `graph` value of channels connected with Instagram Login.
 pub use crate::channel::GRAPH_INSTAGRAM;
 
@@ -128,6 +134,26 @@ pub trait StoreBackend: Send + Sync {
         channel: &ChannelRef,
         expected: &ChannelRecord,
         updated: &ChannelRecord,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// One page of channels, in SCAN order (`COUNT` `count`, per node on a Cluster):
+    /// the channels and the cursor of the next page (`None` after the last). Start with
+    /// [`ScanCursor::default`]. A channel may appear twice across pages (SCAN's
+    /// guarantee); one written during the scan may be missed.
+    fn scan_channels(
+        &self,
+        cursor: &ScanCursor,
+        count: usize,
+    ) -> impl Future<Output = Result<(Vec<ChannelRef>, Option<ScanCursor>), StoreError>> + Send;
+    /// Replaces a channel's `token` and `expires_at` (and sets `updated_at` to now) only
+    /// if its token is still `expected_token` (compare-and-set: a token refresh never
+    /// overwrites an operator's newer write). Whether it was replaced.
+    fn replace_channel_token(
+        &self,
+        channel: &ChannelRef,
+        expected_token: &SecretString,
+        token: &SecretString,
+        expires_at: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Whether `key` exists.
@@ -211,6 +237,22 @@ impl StoreBackend for Store {
         updated: &ChannelRecord,
     ) -> Result<bool, StoreError> {
         delegate!(self, s => s.replace_channel_secrets(c, expected, updated).await)
+    }
+    async fn scan_channels(
+        &self,
+        cursor: &ScanCursor,
+        count: usize,
+    ) -> Result<(Vec<ChannelRef>, Option<ScanCursor>), StoreError> {
+        delegate!(self, s => s.scan_channels(cursor, count).await)
+    }
+    async fn replace_channel_token(
+        &self,
+        c: &ChannelRef,
+        expected_token: &SecretString,
+        token: &SecretString,
+        expires_at: &str,
+    ) -> Result<bool, StoreError> {
+        delegate!(self, s => s.replace_channel_token(c, expected_token, token, expires_at).await)
     }
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
         delegate!(self, s => s.exists(key).await)

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use super::routes::{Freshness, RouteCache};
-use super::{ChannelRecord, Keys, StoreBackend, StoreError};
+use super::{ChannelRecord, Keys, ScanCursor, StoreBackend, StoreError};
 use crate::channel::ChannelRef;
 
 /// A connected handle, cheap to clone (both kinds multiplex one connection per node).
@@ -308,6 +308,31 @@ if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'pin', ARGV[6]) end
 return 1
 "#;
 
+const CAS_TOKEN: &str = r#"
+local cur = redis.call('HGET', KEYS[1], 'token')
+if cur ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'token', ARGV[2], 'expires_at', ARGV[3], 'updated_at', ARGV[4])
+return 1
+"#;
+
+/// One SCAN step on one connection: the keys and the next cursor (0 = done).
+async fn scan_step(
+    conn: &mut RedisConn,
+    cursor: u64,
+    pattern: &str,
+    count: usize,
+) -> Result<(u64, Vec<String>), StoreError> {
+    conn.query(
+        redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(count.max(1)),
+    )
+    .await
+}
+
 fn record_from_hash(
     key: &str,
     mut h: HashMap<String, String>,
@@ -514,6 +539,92 @@ impl StoreBackend for RedisStore {
         if n == 1 {
             self.channels_changed().await;
         }
+        Ok(n == 1)
+    }
+
+    async fn scan_channels(
+        &self,
+        cursor: &ScanCursor,
+        count: usize,
+    ) -> Result<(Vec<ChannelRef>, Option<ScanCursor>), StoreError> {
+        let pattern = self.keys.channel_pattern();
+        let bad = || StoreError::Malformed {
+            key: "(scan cursor)".into(),
+            reason: "not a cursor this store made".into(),
+        };
+        let to_channels = |keys: Vec<String>| -> Vec<ChannelRef> {
+            keys.iter()
+                .filter_map(|k| self.keys.parse_channel(k))
+                .collect()
+        };
+        match &self.target {
+            Target::Single(_) => {
+                let at: u64 = match cursor.0.as_str() {
+                    "" => 0,
+                    c => c.parse().map_err(|_| bad())?,
+                };
+                let mut conn = self.conn().await?;
+                let (next, keys) = scan_step(&mut conn, at, &pattern, count).await?;
+                Ok((
+                    to_channels(keys),
+                    (next != 0).then(|| ScanCursor(next.to_string())),
+                ))
+            }
+            Target::Cluster(_) => {
+                // `{node index}:{cursor}` over the masters in CLUSTER NODES order.
+                let (node, at) = match cursor.0.split_once(':') {
+                    None if cursor.0.is_empty() => (0usize, 0u64),
+                    Some((n, c)) => (n.parse().map_err(|_| bad())?, c.parse().map_err(|_| bad())?),
+                    None => return Err(bad()),
+                };
+                let mut masters = self.master_urls().await?;
+                masters.sort();
+                let Some(url) = masters.get(node) else {
+                    return Ok((Vec::new(), None));
+                };
+                let client = redis::Client::open(url.as_str())?;
+                let cfg = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout));
+                let mut conn = RedisConn::Plain(
+                    client
+                        .get_multiplexed_async_connection_with_config(&cfg)
+                        .await?,
+                );
+                let (next, keys) = scan_step(&mut conn, at, &pattern, count).await?;
+                let next = match next {
+                    0 if node + 1 < masters.len() => Some(ScanCursor(format!("{}:0", node + 1))),
+                    0 => None,
+                    n => Some(ScanCursor(format!("{node}:{n}"))),
+                };
+                Ok((to_channels(keys), next))
+            }
+        }
+    }
+
+    async fn replace_channel_token(
+        &self,
+        c: &ChannelRef,
+        expected_token: &SecretString,
+        token: &SecretString,
+        expires_at: &str,
+    ) -> Result<bool, StoreError> {
+        let key = self.keys.channel(c);
+        let script = Script::new(CAS_TOKEN);
+        let mut conn = self.conn().await?;
+        let now = crate::time::now_rfc3339();
+        let n: i64 = conn
+            .eval(
+                &script,
+                &[&key],
+                &[
+                    expected_token.expose_secret(),
+                    token.expose_secret(),
+                    expires_at,
+                    &now,
+                ],
+            )
+            .await?;
         Ok(n == 1)
     }
 

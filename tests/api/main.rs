@@ -32,6 +32,7 @@ mod replies_telegram;
 mod replies_whatsapp;
 mod routing_cache;
 mod server_limits;
+mod token_health;
 mod vault_admin;
 mod vault_interop;
 mod webhook_input;
