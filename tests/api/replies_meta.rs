@@ -208,6 +208,10 @@ async fn messenger_and_instagram_refuse_what_they_cannot_do_naming_the_field() {
             "message.kind",
         ),
         (
+            json!({"kind": "callback_answer", "callback_query_id": "q"}),
+            "message.kind",
+        ),
+        (
             json!({"kind": "contacts", "contacts": [{"name": {"formatted_name": "A"}, "phones": [{"phone": "+1"}]}]}),
             "message.kind",
         ),

@@ -152,6 +152,14 @@ fn cases() -> Vec<(&'static str, Value, Call)> {
             )),
         ),
         (
+            "a postback's callback answered",
+            json!({"kind": "callback_answer", "callback_query_id": "4382bfdwdsb323b2d9", "text": "Saved", "show_alert": true}),
+            Some((
+                "answerCallbackQuery",
+                json!({"callback_query_id": "4382bfdwdsb323b2d9", "text": "Saved", "show_alert": true}),
+            )),
+        ),
+        (
             "read is a no-op",
             json!({"kind": "read", "message_id": "6557"}),
             None,
@@ -231,6 +239,14 @@ async fn telegram_refuses_what_it_cannot_do_naming_the_field() {
         (
             json!({"kind": "contacts", "contacts": [{"name": {"first_name": "A"}}]}),
             "message.contacts[0].phones",
+        ),
+        (
+            json!({"kind": "interactive", "text": "t", "header": {"kind": "image", "media_id": "x"}, "buttons": [{"id": "a", "title": "A"}]}),
+            "message.header",
+        ),
+        (
+            json!({"kind": "callback_answer", "callback_query_id": "q", "text": "x".repeat(201)}),
+            "message.text",
         ),
         (
             json!({"kind": "contacts", "contacts": [

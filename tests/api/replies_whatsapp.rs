@@ -159,6 +159,35 @@ fn cases() -> Vec<(&'static str, Value, Value, bool)> {
             true,
         ),
         (
+            "one link button: a call-to-action URL message, with an image header",
+            wa(
+                json!({"kind": "interactive", "text": "Tap the button below to see available dates.",
+                      "header": {"kind": "image", "url": "https://www.luckyshrub.com/assets/lucky-shrub-banner-logo-v1.png"},
+                      "footer": "Dates subject to change.",
+                      "buttons": [{"url": "https://www.luckyshrub.com?clickID=kqDGWd24Q5TRwoEQTICY7W1JKoXvaZOXWAS7h1P76s0R7Paec4", "title": "See Dates"}]}),
+            ),
+            json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": TO, "type": "interactive",
+                   "interactive": {"type": "cta_url",
+                                   "header": {"type": "image", "image": {"link": "https://www.luckyshrub.com/assets/lucky-shrub-banner-logo-v1.png"}},
+                                   "body": {"text": "Tap the button below to see available dates."},
+                                   "footer": {"text": "Dates subject to change."},
+                                   "action": {"name": "cta_url", "parameters": {"display_text": "See Dates",
+                                              "url": "https://www.luckyshrub.com?clickID=kqDGWd24Q5TRwoEQTICY7W1JKoXvaZOXWAS7h1P76s0R7Paec4"}}}}),
+            true,
+        ),
+        (
+            "reply buttons with a document header",
+            wa(json!({"kind": "interactive", "text": "Your invoice",
+                      "header": {"kind": "document", "media_id": "1013859600285441", "filename": "invoice.pdf"},
+                      "buttons": [{"id": "pay", "title": "Pay"}]})),
+            json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": TO, "type": "interactive",
+                   "interactive": {"type": "button",
+                                   "header": {"type": "document", "document": {"id": "1013859600285441", "filename": "invoice.pdf"}},
+                                   "body": {"text": "Your invoice"},
+                                   "action": {"buttons": [{"type": "reply", "reply": {"id": "pay", "title": "Pay"}}]}}}),
+            true,
+        ),
+        (
             "reaction",
             wa(json!({"kind": "reaction", "message_id": "wamid.HBgLM...", "emoji": "😀"})),
             fixture_json("whatsapp/outbound/send_reaction_request.json"),
@@ -273,9 +302,26 @@ async fn whatsapp_what_it_cannot_do_is_a_400_naming_the_field_and_nothing_is_sen
         (wa(json!({"kind": "typing"})), "message.message_id"),
         (
             wa(
-                json!({"kind": "interactive", "text": "t", "buttons": [{"url": "https://x.example", "title": "Go"}]}),
+                json!({"kind": "interactive", "text": "t", "buttons": [{"id": "a", "title": "A"}, {"url": "https://x.example", "title": "Go"}]}),
             ),
-            "message.buttons[0].url",
+            "message.buttons[1].url",
+        ),
+        (
+            wa(
+                json!({"kind": "interactive", "text": "t", "buttons": [{"url": "https://x.example", "title": "Go"}, {"url": "https://y.example", "title": "Or"}]}),
+            ),
+            "message.buttons[1]",
+        ),
+        (
+            wa(
+                json!({"kind": "interactive", "text": "t", "header": {"kind": "image", "url": "https://x.example/a.png"},
+                      "list": {"button": "b", "sections": [{"rows": [{"id": "1", "title": "x"}]}]}}),
+            ),
+            "message.header",
+        ),
+        (
+            wa(json!({"kind": "callback_answer", "callback_query_id": "4382bfdwdsb323b2d9"})),
+            "message.kind",
         ),
     ];
     for (body, field) in cases {

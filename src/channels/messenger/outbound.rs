@@ -161,6 +161,12 @@ pub fn body_for(msg: &OutboundMessage, channel: &str) -> Result<SendBody, SendEr
             };
             json!({"attachment": {"type": ty, "payload": payload}})
         }
+        Content::CallbackAnswer { .. } => {
+            return Err(unsupported(
+                "message.kind",
+                "callback answers are Telegram's",
+            ))
+        }
         Content::Location { .. } => {
             return Err(unsupported(
                 "message.kind",

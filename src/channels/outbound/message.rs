@@ -111,6 +111,18 @@ pub enum Choices {
     QuickReplies(Vec<Button>),
 }
 
+/// An interactive message's header: a line of text, or (WhatsApp) an image, a video or a
+/// document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Header {
+    Text(String),
+    Media {
+        kind: MediaKind,
+        source: MediaSource,
+        filename: Option<String>,
+    },
+}
+
 /// What is sent.
 #[derive(Debug, Clone)]
 pub enum Content {
@@ -146,9 +158,17 @@ pub enum Content {
     },
     Interactive {
         text: String,
-        header: Option<String>,
+        header: Option<Header>,
         footer: Option<String>,
         choices: Choices,
+    },
+    /// Telegram: the answer to a button press (`answerCallbackQuery`), which ends the
+    /// client's progress indicator; `text` is shown as a notification (`show_alert`: as
+    /// an alert).
+    CallbackAnswer {
+        callback_query_id: String,
+        text: Option<String>,
+        show_alert: bool,
     },
     /// `emoji` empty: remove the reaction.
     Reaction { message_id: String, emoji: String },
@@ -176,6 +196,7 @@ impl Content {
             Content::Contacts { .. } => "contacts",
             Content::Template { .. } => "template",
             Content::Interactive { .. } => "interactive",
+            Content::CallbackAnswer { .. } => "callback_answer",
             Content::Reaction { .. } => "reaction",
             Content::Read { .. } => "read",
             Content::Typing { .. } => "typing",

@@ -18,8 +18,8 @@ use std::future::Future;
 use crate::vault::AccessToken;
 
 pub use message::{
-    Button, Choices, Content, ListRow, ListSection, MediaKind, MediaSource, OutboundMessage,
-    Recipient,
+    Button, Choices, Content, Header, ListRow, ListSection, MediaKind, MediaSource,
+    OutboundMessage, Recipient,
 };
 pub use parse::ParseError;
 pub use result::{transport_error, ProviderDetail, Receipt, SendError};

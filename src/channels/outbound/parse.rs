@@ -17,12 +17,13 @@ use serde_json::Value;
 
 use super::fields::{Id, Number, Obj, Str, Unknown};
 use super::message::{
-    Button, Choices, Content, ListRow, ListSection, MediaKind, MediaSource, OutboundMessage,
-    Recipient,
+    Button, Choices, Content, Header, ListRow, ListSection, MediaKind, MediaSource,
+    OutboundMessage, Recipient,
 };
 use super::wire::{
-    ActionWire, ButtonWire, Common, ContactCheck, ContactsWire, Envelope, InteractiveWire, Kind,
-    KindProbe, ListWire, LocationWire, MediaWire, RawKindWire, RawProbe, TemplateWire, TextWire,
+    ActionWire, ButtonWire, CallbackAnswerWire, Common, ContactCheck, ContactsWire, Envelope,
+    InteractiveWire, Kind, KindProbe, ListWire, LocationWire, MediaHeaderWire, MediaWire,
+    RawKindWire, RawProbe, TemplateWire, TextWire,
 };
 use crate::channels::{ChannelKind, ChannelRef, UnknownChannelKind};
 
@@ -184,7 +185,7 @@ fn message_content(m: Value, body: &[u8]) -> Result<(Content, Option<Common>), P
                 err(
                     "message.kind",
                     format!(
-                        "unknown kind `{}` (text, image, audio, video, document, sticker, location, contacts, template, interactive, reaction, read, typing, raw)",
+                        "unknown kind `{}` (text, image, audio, video, document, sticker, location, contacts, template, interactive, reaction, read, typing, callback_answer, raw)",
                         k.chars().take(32).collect::<String>()
                     ),
                 )
@@ -319,9 +320,18 @@ fn kind_content(kind: Kind, m: Value) -> Result<Content, ParseError> {
             };
             Content::Interactive {
                 text: required(w.text, AT, "text")?.0,
-                header: w.header.map(|v| v.0),
+                header: w.header.map(header).transpose()?,
                 footer: w.footer.map(|v| v.0),
                 choices,
+            }
+        }
+        Kind::CallbackAnswer => {
+            let w: CallbackAnswerWire = typed(m, AT)?;
+            known_only(&w.unknown, AT, COMMON)?;
+            Content::CallbackAnswer {
+                callback_query_id: required(w.callback_query_id, AT, "callback_query_id")?.0,
+                text: w.text.map(|v| v.0),
+                show_alert: w.show_alert.is_some_and(|f| f.0),
             }
         }
         Kind::Reaction | Kind::Read | Kind::Typing => {
@@ -355,6 +365,66 @@ fn kind_content(kind: Kind, m: Value) -> Result<Content, ParseError> {
     })
 }
 
+/// `message.header`: a string (text), or `{kind: image|video|document, url|media_id,
+/// filename}`.
+fn header(v: Value) -> Result<Header, ParseError> {
+    const AT: &str = "message.header";
+    if v.is_string() {
+        return Ok(Header::Text(typed::<Str>(v, AT)?.0));
+    }
+    if !v.is_object() {
+        return Err(err(AT, "must be a string or an object"));
+    }
+    let w: MediaHeaderWire = typed(v, AT)?;
+    known_only(&w.unknown, AT, &[])?;
+    let kind = match required(w.kind, AT, "kind")?.0.as_str() {
+        "image" => MediaKind::Image,
+        "video" => MediaKind::Video,
+        "document" => MediaKind::Document,
+        _ => {
+            return Err(err(
+                "message.header.kind",
+                "must be image, video or document",
+            ))
+        }
+    };
+    let source = media_source(w.url, w.media_id, AT)?;
+    let filename = w.filename.map(|v| v.0);
+    if filename.is_some() && kind != MediaKind::Document {
+        return Err(err(
+            "message.header.filename",
+            "only a document has a filename",
+        ));
+    }
+    Ok(Header::Media {
+        kind,
+        source,
+        filename,
+    })
+}
+
+/// `url` (http or https) or `media_id`, under `at`.
+fn media_source(
+    url: Option<Str>,
+    media_id: Option<Str>,
+    at: &str,
+) -> Result<MediaSource, ParseError> {
+    let url_field = path(at, "url");
+    match (url, media_id) {
+        (Some(_), Some(_)) => Err(err(path(at, "media_id"), "give either `url` or `media_id`")),
+        (Some(Str(u)), None) => {
+            let parsed = url::Url::parse(&u)
+                .map_err(|e| err(url_field.clone(), format!("not a URL ({e})")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(err(url_field, "must be an http(s) URL"));
+            }
+            Ok(MediaSource::Url(u))
+        }
+        (None, Some(Str(id))) => Ok(MediaSource::Id(id)),
+        (None, None) => Err(err(url_field, "`url` or `media_id` is required")),
+    }
+}
+
 fn media(kind: Kind, w: MediaWire) -> Result<Content, ParseError> {
     let kind = match kind {
         Kind::Image => MediaKind::Image,
@@ -363,21 +433,7 @@ fn media(kind: Kind, w: MediaWire) -> Result<Content, ParseError> {
         Kind::Document => MediaKind::Document,
         _ => MediaKind::Sticker,
     };
-    let source = match (w.url, w.media_id) {
-        (Some(_), Some(_)) => {
-            return Err(err("message.media_id", "give either `url` or `media_id`"))
-        }
-        (Some(Str(u)), None) => {
-            let parsed =
-                url::Url::parse(&u).map_err(|e| err("message.url", format!("not a URL ({e})")))?;
-            if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(err("message.url", "must be an http(s) URL"));
-            }
-            MediaSource::Url(u)
-        }
-        (None, Some(Str(id))) => MediaSource::Id(id),
-        (None, None) => return Err(err("message.url", "`url` or `media_id` is required")),
-    };
+    let source = media_source(w.url, w.media_id, "message")?;
     let filename = w.filename.map(|v| v.0);
     if filename.is_some() && kind != MediaKind::Document {
         return Err(err("message.filename", "only a document has a filename"));

@@ -129,7 +129,7 @@ fn every_refusal_names_the_field_and_says_why() {
         (r#"{"channel":{"id":"1","kind":"telegram"},"message":{},"to":"2"}"#, Some(("message.kind", "is required"))),
         (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"kind":3},"to":"2"}"#, Some(("message.kind", "must be a string"))),
         (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"kind":""},"to":"2"}"#, Some(("message.kind", "must not be empty"))),
-        (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"kind":"fax"},"to":"2"}"#, Some(("message.kind", "unknown kind `fax` (text, image, audio, video, document, sticker, location, contacts, template, interactive, reaction, read, typing, raw)"))),
+        (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"kind":"fax"},"to":"2"}"#, Some(("message.kind", "unknown kind `fax` (text, image, audio, video, document, sticker, location, contacts, template, interactive, reaction, read, typing, callback_answer, raw)"))),
         (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"raw":{"x":1}},"to":"2"}"#, None),
         (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"kind":"raw","method":"sendDice","raw":{"x":1}},"to":"2"}"#, None),
         (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"kind":"raw","raw":{"x":1},"reply_to":"1"},"to":"2"}"#, Some(("message.reply_to", "is not a known field here"))),
@@ -198,6 +198,14 @@ fn every_refusal_names_the_field_and_says_why() {
         (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"kind":"typing"},"to":"2"}"#, None),
         (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"kind":"typing","message_id":9,"on":false},"to":"2"}"#, None),
         (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"kind":"typing","on":"no"},"to":"2"}"#, Some(("message.on", "must be true or false"))),
+        (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"buttons":[{"id":"a","title":"A"}],"header":3,"kind":"interactive","text":"t"},"to":"2"}"#, Some(("message.header", "must be a string or an object"))),
+        (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"buttons":[{"id":"a","title":"A"}],"header":{"kind":"audio","media_id":"m"},"kind":"interactive","text":"t"},"to":"2"}"#, Some(("message.header.kind", "must be image, video or document"))),
+        (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"buttons":[{"id":"a","title":"A"}],"header":{"kind":"image"},"kind":"interactive","text":"t"},"to":"2"}"#, Some(("message.header.url", "`url` or `media_id` is required"))),
+        (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"buttons":[{"id":"a","title":"A"}],"header":{"kind":"image","media_id":"m","filename":"f"},"kind":"interactive","text":"t"},"to":"2"}"#, Some(("message.header.filename", "only a document has a filename"))),
+        (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"buttons":[{"id":"a","title":"A"}],"header":{"kind":"video","url":"https://x.example/v.mp4","size":1},"kind":"interactive","text":"t"},"to":"2"}"#, Some(("message.header.size", "is not a known field here"))),
+        (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"kind":"callback_answer"},"to":"2"}"#, Some(("message.callback_query_id", "is required"))),
+        (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"kind":"callback_answer","callback_query_id":"q","show_alert":"yes"},"to":"2"}"#, Some(("message.show_alert", "must be true or false"))),
+        (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"kind":"callback_answer","callback_query_id":"q","text":"ok"},"to":"2"}"#, None),
     ];
     for (body, expected) in cases {
         let got = OutboundMessage::parse(body.as_bytes());

@@ -55,6 +55,8 @@ pub(super) enum Kind {
     Read,
     Typing,
     Raw,
+    #[serde(rename = "callback_answer")]
+    CallbackAnswer,
 }
 
 #[derive(Deserialize)]
@@ -120,7 +122,7 @@ pub(super) struct TemplateWire {
 #[derive(Deserialize)]
 pub(super) struct InteractiveWire {
     pub(super) text: Option<Str>,
-    pub(super) header: Option<Str>,
+    pub(super) header: Option<Value>,
     pub(super) footer: Option<Str>,
     pub(super) buttons: Option<List<Obj<ButtonWire>>>,
     pub(super) list: Option<Obj<ListWire>>,
@@ -159,6 +161,26 @@ pub(super) struct RowWire {
     pub(super) id: Option<Str>,
     pub(super) title: Option<Str>,
     pub(super) description: Option<Str>,
+    #[serde(flatten)]
+    pub(super) unknown: Unknown,
+}
+
+/// An interactive message's media header.
+#[derive(Deserialize)]
+pub(super) struct MediaHeaderWire {
+    pub(super) kind: Option<Str>,
+    pub(super) url: Option<Str>,
+    pub(super) media_id: Option<Str>,
+    pub(super) filename: Option<Str>,
+    #[serde(flatten)]
+    pub(super) unknown: Unknown,
+}
+
+#[derive(Deserialize)]
+pub(super) struct CallbackAnswerWire {
+    pub(super) callback_query_id: Option<Str>,
+    pub(super) text: Option<Str>,
+    pub(super) show_alert: Option<Flag>,
     #[serde(flatten)]
     pub(super) unknown: Unknown,
 }

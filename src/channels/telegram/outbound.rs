@@ -7,7 +7,8 @@
 //! or `file_id`, `sendLocation`, one `sendContact` per contact, inline keyboards for
 //! buttons, lists and quick replies, `setMessageReaction`, `sendChatAction` for typing;
 //! `read` is a no-op (bots cannot mark as read) except through a business connection
-//! (`readBusinessMessage`); `raw` needs `method`.
+//! (`readBusinessMessage`); `callback_answer` is `answerCallbackQuery` (the
+//! `callback_query_id` of a `postback` event); `raw` needs `method`.
 //!
 //! A top-level `business_connection_id` (from a `business_message` event) is put in every
 //! call, so the reply goes out as the business account.
@@ -108,6 +109,14 @@ pub fn request(msg: &OutboundMessage) -> Result<Vec<Request>, SendError> {
             method: method.clone(),
             body: body.get().as_bytes().to_vec(),
         }]);
+    }
+    if let Content::CallbackAnswer {
+        callback_query_id,
+        text,
+        show_alert,
+    } = &msg.content
+    {
+        return callback_answer(msg, callback_query_id, text.as_deref(), *show_alert);
     }
     let to = match &msg.to {
         Recipient::User(to) => to,
@@ -256,10 +265,51 @@ pub fn request(msg: &OutboundMessage) -> Result<Vec<Request>, SendError> {
             body.insert("action".into(), "typing".into());
             "sendChatAction"
         }
-        Content::Raw { .. } => return Err(unsupported("message.kind", "unreachable")),
+        Content::Raw { .. } | Content::CallbackAnswer { .. } => {
+            return Err(unsupported("message.kind", "unreachable"))
+        }
     };
     Ok(vec![Request {
         method: method.to_owned(),
+        body: serde_json::to_vec(&Value::Object(body)).unwrap_or_default(),
+    }])
+}
+
+/// `answerCallbackQuery`: it names the button press, not the chat (`to` is not sent).
+fn callback_answer(
+    msg: &OutboundMessage,
+    callback_query_id: &str,
+    text: Option<&str>,
+    show_alert: bool,
+) -> Result<Vec<Request>, SendError> {
+    if msg.reply_to.is_some() {
+        return Err(unsupported(
+            "message.reply_to",
+            "a callback answer quotes nothing",
+        ));
+    }
+    if msg.business_connection_id.is_some() {
+        return Err(unsupported(
+            "business_connection_id",
+            "a callback answer needs no business connection",
+        ));
+    }
+    if text.is_some_and(|t| t.chars().count() > 200) {
+        return Err(unsupported(
+            "message.text",
+            "a callback answer's text is at most 200 characters",
+        ));
+    }
+    let mut body = Map::new();
+    body.insert("callback_query_id".into(), callback_query_id.into());
+    if let Some(t) = text {
+        body.insert("text".into(), t.into());
+    }
+    if show_alert {
+        body.insert("show_alert".into(), true.into());
+    }
+    Ok(vec![Request {
+        method: "answerCallbackQuery".into(),
         body: serde_json::to_vec(&Value::Object(body)).unwrap_or_default(),
     }])
 }

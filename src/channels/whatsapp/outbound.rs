@@ -4,7 +4,9 @@
 //!
 //! - text (`preview_url`, default false), image/audio/video/document/sticker by `link` or
 //!   `id` (caption on image, video and document; filename on document), template,
-//!   interactive reply buttons and lists, reaction, `context.message_id` for `reply_to`;
+//!   interactive reply buttons and lists, one link button as a call-to-action URL message
+//!   (`cta_url`), a media header (image, video, document) on buttons, reaction,
+//!   `context.message_id` for `reply_to`;
 //! - `audio` with `voice: true` is a voice note (`audio.voice`: an OGG/OPUS file);
 //! - location (`latitude`, `longitude`, `name`, `address`); contacts as given (WhatsApp's
 //!   own contact shape);
@@ -20,8 +22,8 @@ use serde_json::{json, Map, Value};
 use crate::channels::meta::errors::token_cannot_reach_asset;
 use crate::channels::meta::graph::{GraphClient, GraphEndpoint};
 use crate::channels::outbound::{
-    Choices, Content, MediaKind, MediaSource, Outbound, OutboundMessage, Receipt, Recipient,
-    SendError,
+    Choices, Content, Header, MediaKind, MediaSource, Outbound, OutboundMessage, Receipt,
+    Recipient, SendError,
 };
 use crate::vault::AccessToken;
 
@@ -213,21 +215,63 @@ fn message_object(content: &Content) -> Result<(&'static str, Value), SendError>
             choices,
         } => {
             let mut i = Map::new();
-            if let Some(h) = header {
-                i.insert("header".into(), json!({"type": "text", "text": h}));
+            match header {
+                None => {}
+                Some(Header::Text(h)) => {
+                    i.insert("header".into(), json!({"type": "text", "text": h}));
+                }
+                Some(Header::Media { .. }) if matches!(choices, Choices::List { .. }) => {
+                    return Err(unsupported(
+                        "message.header",
+                        "a list message's header is text",
+                    ))
+                }
+                Some(Header::Media {
+                    kind,
+                    source,
+                    filename,
+                }) => {
+                    let mut o = Map::new();
+                    match source {
+                        MediaSource::Url(u) => o.insert("link".into(), u.clone().into()),
+                        MediaSource::Id(id) => o.insert("id".into(), id.clone().into()),
+                    };
+                    if let Some(f) = filename {
+                        o.insert("filename".into(), f.clone().into());
+                    }
+                    i.insert(
+                        "header".into(),
+                        json!({"type": kind.as_str(), kind.as_str(): Value::Object(o)}),
+                    );
+                }
             }
             i.insert("body".into(), json!({ "text": text }));
             if let Some(f) = footer {
                 i.insert("footer".into(), json!({ "text": f }));
             }
             match choices {
+                // One link button: a call-to-action URL message.
+                Choices::Buttons(buttons) if buttons.iter().all(|b| b.url.is_some()) => {
+                    if buttons.len() > 1 {
+                        return Err(unsupported(
+                            "message.buttons[1]",
+                            "a call-to-action message has one link button",
+                        ));
+                    }
+                    let b = &buttons[0];
+                    i.insert("type".into(), "cta_url".into());
+                    i.insert(
+                        "action".into(),
+                        json!({"name": "cta_url", "parameters": {"display_text": b.title, "url": b.url}}),
+                    );
+                }
                 Choices::Buttons(buttons) => {
                     let mut out = Vec::with_capacity(buttons.len());
                     for (n, b) in buttons.iter().enumerate() {
                         let Some(id) = &b.id else {
                             return Err(unsupported(
                                 &format!("message.buttons[{n}].url"),
-                                "reply buttons carry an id, not a url",
+                                "reply buttons carry an id; a link button is sent alone (a call-to-action URL message)",
                             ));
                         };
                         out.push(json!({"type": "reply", "reply": {"id": id, "title": b.title}}));
@@ -271,6 +315,12 @@ fn message_object(content: &Content) -> Result<(&'static str, Value), SendError>
                 }
             }
             ("interactive", Value::Object(i))
+        }
+        Content::CallbackAnswer { .. } => {
+            return Err(unsupported(
+                "message.kind",
+                "callback answers are Telegram's",
+            ))
         }
         Content::Reaction { message_id, emoji } => (
             "reaction",
