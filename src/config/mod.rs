@@ -482,7 +482,7 @@ impl Settings {
     fn from_config(built: config::Config) -> Result<Self, ConfigError> {
         let mut settings: Settings = serde_path_to_error::deserialize(built).map_err(|e| {
             let key = e.path().to_string();
-            ConfigError::invalid(key, e.into_inner().to_string())
+            ConfigError::invalid(key, describe(e.inner()))
         })?;
         settings.resolve_secret_files()?;
         settings.validate()?;
@@ -675,6 +675,84 @@ impl Settings {
     }
 }
 
+/// What is wrong with a key's value, never the value itself (it may be a secret put
+/// under the wrong key, or a secret list written as one string): the expected type and
+/// the kind of value found.
+fn describe(e: &config::ConfigError) -> String {
+    use config::ConfigError as E;
+    match e {
+        E::Type {
+            unexpected,
+            expected,
+            ..
+        } => {
+            format!(
+                "expected {}, found {}",
+                toml_words(expected),
+                kind_of(&unexpected.to_string())
+            )
+        }
+        E::At { error, .. } => describe(error),
+        // serde's own messages that name keys, not values.
+        E::Message(m) if m.starts_with("unknown field") || m.starts_with("missing field") => {
+            m.clone()
+        }
+        // "unknown variant `<value>`, expected one of `a`, `b`": keep what is expected.
+        E::Message(m) if m.starts_with("unknown variant") => match m.rsplit_once(", expected ") {
+            Some((_, allowed)) => format!("not an accepted value (expected {allowed})"),
+            None => "not an accepted value".to_owned(),
+        },
+        E::Message(m) if m.contains("does not have variant constructor") => {
+            "not an accepted value (config/default.toml lists them)".to_owned()
+        }
+        // serde's "invalid type: string \"<value>\", expected a sequence" (and "invalid
+        // value", "invalid length"): the kind found and what is expected, not the value.
+        E::Message(m) if m.starts_with("invalid ") => {
+            let found = m
+                .strip_prefix("invalid type: ")
+                .or_else(|| m.strip_prefix("invalid value: "))
+                .map(kind_of);
+            match (m.rsplit_once(", expected "), found) {
+                (Some((_, expected)), Some(found)) => {
+                    format!("expected {}, found {found}", toml_words(expected))
+                }
+                (Some((_, expected)), None) => format!("expected {}", toml_words(expected)),
+                _ => "a value of the wrong type".to_owned(),
+            }
+        }
+        _ => "a value of the wrong type (config/default.toml shows the expected one)".to_owned(),
+    }
+}
+
+/// The kind of a value found in the config, from the start of serde's (or the config
+/// crate's) description of it ("string \"…\"", "integer `…`", "sequence"); only that
+/// start is matched, the value after it is never echoed.
+fn kind_of(found: &str) -> &'static str {
+    let known = [
+        ("boolean", "a boolean"),
+        ("integer", "an integer"),
+        ("64-bit", "an integer"),
+        ("128-bit", "an integer"),
+        ("floating", "a float"),
+        ("string", "a string"),
+        ("character", "a string"),
+        ("unit", "nothing"),
+        ("sequence", "a list"),
+        ("map", "a table"),
+    ];
+    known
+        .iter()
+        .find(|(start, _)| found.starts_with(start))
+        .map_or("another type", |(_, kind)| kind)
+}
+
+/// serde's names for TOML's: a sequence is a list, a map a table.
+fn toml_words(expected: &str) -> String {
+    expected
+        .replace("a sequence", "a list")
+        .replace("a map", "a table")
+}
+
 fn read_secret(key: &str, path: &Path) -> Result<SecretString, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::invalid(key, format!("cannot read {}: {e}", path.display())))?;
@@ -745,6 +823,45 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("delivery.timeout_ms"), "{err}");
+    }
+
+    /// A value of the wrong type is named by its key and the expected type; the value
+    /// itself (here a secret list written as one string) never appears.
+    #[test]
+    fn wrong_type_error_names_key_and_type_never_the_value() {
+        let secret = "LEAKED-8f3a9c2e1b4d7a6f";
+        for (toml, key, expected) in [
+            (
+                format!("[vault]\nkeys=[\"{KEY}\"]\n[meta]\napp_secrets = \"{secret}\"\n"),
+                "meta.app_secrets",
+                "expected a list, found a string",
+            ),
+            (
+                format!("[vault]\nkeys=\"{secret}\"\n"),
+                "vault.keys",
+                "expected a list, found a string",
+            ),
+            (
+                format!("[vault]\nkeys=[\"{KEY}\"]\n[server]\nmax_body_bytes = \"{secret}\"\n"),
+                "server.max_body_bytes",
+                "expected an integer, found a string",
+            ),
+            (
+                format!("[vault]\nkeys=[\"{KEY}\"]\n[log]\nformat = \"{secret}\"\n"),
+                "log.format",
+                "not an accepted value",
+            ),
+            (
+                format!("[vault]\nkeys=[\"{KEY}\"]\n[[tenants]]\nid=\"a\"\ncrm_url=\"http://x\"\nsigning_secret=[\"{secret}\"]\n"),
+                "tenants[0].signing_secret",
+                "expected a string, found a list",
+            ),
+        ] {
+            let err = Settings::from_toml(&toml).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+            assert!(err.contains(expected), "{err}");
+            assert!(!err.contains("LEAKED"), "the value is echoed: {err}");
+        }
     }
 
     #[test]

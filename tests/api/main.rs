@@ -4,6 +4,7 @@
 mod buffer_limit;
 mod channel_fields;
 mod cluster;
+mod config_errors;
 mod connect_browser;
 mod connect_flows;
 mod connect_links;
