@@ -3,9 +3,12 @@
 //!
 //! The record lives at [`crate::store::Keys::idempotency`] (`{prefix}idem:{tenant}:{sha256(key)}`)
 //! and holds JSON: `{"state": "pending", "fp": …}` while the first request sends, then
-//! `{"state": "done", "fp": …, "status": …, "body": …}`. `fp` is a SHA-256 of the request
-//! body: a key reused with another body is refused (422), as the IETF
-//! idempotency-key draft suggests. The stored body is the relay's answer without the
+//! `{"state": "done", "fp": …, "status": …, "body": …}`. `fp` is a keyed fingerprint of
+//! the request body (HMAC-SHA256 under a key derived from the vault keys,
+//! [`crate::vault::fingerprint`]: the body holds a phone number and a text, so a plain
+//! hash in Redis would confirm a guess); every replica derives the same key. A key
+//! reused with another body is refused (422), as the IETF idempotency-key draft
+//! suggests. The stored body is the relay's answer without the
 //! recipient (`to` is put back from the request on replay): no message content, no
 //! phone numbers.
 //!
@@ -22,9 +25,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::store::{Store, StoreBackend, StoreError};
+use crate::vault::fingerprint::Fingerprints;
 
 /// A stored answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,9 +64,27 @@ pub enum Claim {
     Mismatch,
 }
 
-/// The fingerprint of a request body.
-pub fn fingerprint(body: &[u8]) -> String {
-    hex::encode(Sha256::digest(body))
+/// A request body's fingerprint: the one stored (under the primary vault key), and the
+/// ones a stored record may carry (under every configured key, after a rotation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    primary: String,
+    all: Vec<String>,
+}
+
+impl Fingerprint {
+    fn matches(&self, stored: &str) -> bool {
+        self.all.iter().any(|f| f == stored)
+    }
+}
+
+/// The keyed fingerprint of a request body.
+pub fn fingerprint(keys: &Fingerprints, body: &[u8]) -> Fingerprint {
+    let all = keys.all("idempotency body", body);
+    Fingerprint {
+        primary: all.first().cloned().unwrap_or_default(),
+        all,
+    }
 }
 
 /// Whether a key is acceptable: 1–255 visible ASCII characters.
@@ -75,10 +96,13 @@ pub fn valid_key(key: &str) -> bool {
 pub async fn claim(
     store: &Store,
     key: &str,
-    fp: &str,
+    fp: &Fingerprint,
     pending_ttl: Duration,
 ) -> Result<Claim, StoreError> {
-    let pending = serde_json::to_string(&Record::Pending { fp: fp.to_owned() }).unwrap_or_default();
+    let pending = serde_json::to_string(&Record::Pending {
+        fp: fp.primary.clone(),
+    })
+    .unwrap_or_default();
     // Two rounds: the record may expire or be released between SET NX and GET.
     for _ in 0..2 {
         if store.set_nx_ex(key, &pending, pending_ttl).await? {
@@ -92,10 +116,10 @@ pub async fn claim(
     Ok(Claim::InFlight)
 }
 
-fn inspect(value: &str, fp: &str) -> Claim {
+fn inspect(value: &str, fp: &Fingerprint) -> Claim {
     match serde_json::from_str::<Record>(value) {
-        Ok(Record::Pending { fp: f }) if f == fp => Claim::InFlight,
-        Ok(Record::Done { fp: f, response }) if f == fp => Claim::Replay(response),
+        Ok(Record::Pending { fp: f }) if fp.matches(&f) => Claim::InFlight,
+        Ok(Record::Done { fp: f, response }) if fp.matches(&f) => Claim::Replay(response),
         Ok(_) => Claim::Mismatch,
         // Unreadable: treat as taken; it expires.
         Err(_) => Claim::InFlight,
@@ -107,7 +131,7 @@ fn inspect(value: &str, fp: &str) -> Claim {
 pub async fn wait(
     store: &Store,
     key: &str,
-    fp: &str,
+    fp: &Fingerprint,
     pending_ttl: Duration,
     wait: Duration,
 ) -> Result<Claim, StoreError> {
@@ -129,12 +153,12 @@ pub async fn wait(
 pub async fn complete(
     store: &Store,
     key: &str,
-    fp: &str,
+    fp: &Fingerprint,
     response: StoredResponse,
     ttl: Duration,
 ) -> Result<(), StoreError> {
     let record = serde_json::to_string(&Record::Done {
-        fp: fp.to_owned(),
+        fp: fp.primary.clone(),
         response,
     })
     .unwrap_or_default();
@@ -150,8 +174,37 @@ pub async fn release(store: &Store, key: &str) -> Result<(), StoreError> {
 mod tests {
     use super::*;
 
+    fn fp(body: &[u8]) -> Fingerprint {
+        let keyring = crate::vault::Keyring::new(&[secrecy::SecretString::from(
+            crate::vault::Keyring::generate_key(),
+        )])
+        .unwrap();
+        fingerprint(keyring.fingerprints(), body)
+    }
+
+    #[test]
+    fn fingerprint_is_keyed_never_a_plain_hash_of_the_body() {
+        use sha2::{Digest, Sha256};
+        let body = br#"{"to":"15551234567","message":{"kind":"text","text":"hi"}}"#;
+        let a = fp(body);
+        assert_ne!(a.primary, hex::encode(Sha256::digest(body)));
+        assert_ne!(
+            a.primary,
+            fp(body).primary,
+            "another vault key, another fingerprint"
+        );
+    }
+
     #[test]
     fn records_round_trip_and_mismatch_is_seen() {
+        let a = Fingerprint {
+            primary: "a".into(),
+            all: vec!["a".into()],
+        };
+        let b = Fingerprint {
+            primary: "b".into(),
+            all: vec!["b".into()],
+        };
         let done = serde_json::to_string(&Record::Done {
             fp: "a".into(),
             response: StoredResponse {
@@ -161,10 +214,10 @@ mod tests {
             },
         })
         .unwrap();
-        assert!(matches!(inspect(&done, "a"), Claim::Replay(r) if r.status == 200));
-        assert_eq!(inspect(&done, "b"), Claim::Mismatch);
+        assert!(matches!(inspect(&done, &a), Claim::Replay(r) if r.status == 200));
+        assert_eq!(inspect(&done, &b), Claim::Mismatch);
         let pending = serde_json::to_string(&Record::Pending { fp: "a".into() }).unwrap();
-        assert_eq!(inspect(&pending, "a"), Claim::InFlight);
+        assert_eq!(inspect(&pending, &a), Claim::InFlight);
         assert!(valid_key("order-123_ä".split('_').next().unwrap()));
         assert!(!valid_key(""));
         assert!(!valid_key("has space"));

@@ -73,7 +73,7 @@ pub async fn send_message(
         None => None,
         Some(k) => {
             let key = store.keys().idempotency(&tenant.id, &k);
-            let fp = idempotency::fingerprint(body);
+            let fp = idempotency::fingerprint(live.keyring.fingerprints(), body);
             let settings = &live.settings;
             // The pending marker outlives the longest send, so a replica that dies
             // mid-send frees the key.
@@ -130,7 +130,7 @@ struct Sending {
     tenant: Arc<Tenant>,
     msg: OutboundMessage,
     opened: OpenChannel,
-    claimed: Option<(String, String)>,
+    claimed: Option<(String, idempotency::Fingerprint)>,
 }
 
 /// Sends, records metrics and the log line, and completes or releases the idempotency

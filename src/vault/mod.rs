@@ -10,9 +10,12 @@
 //! service whose clock runs ahead still opens (the `fernet` crate alone would refuse it
 //! for up to that skew).
 //!
+//! - [`fingerprint`]: keyed fingerprints (HMAC under keys derived from the vault's) of
+//!   what the relay must recognise again without keeping it.
 //! - [`rotation`]: re-encrypting every stored secret under the primary key, record by
 //!   record with compare-and-set, safely while other replicas serve.
 
+pub mod fingerprint;
 pub mod rotation;
 
 use base64::Engine;
@@ -75,6 +78,8 @@ pub struct Keyring {
     fernets: std::sync::Arc<[Fernet]>,
     /// A short fingerprint of the primary key, safe to log (see [`Keyring::primary_id`]).
     primary_id: String,
+    /// HMAC keys derived from each Fernet key ([`fingerprint`]).
+    fingerprints: fingerprint::Fingerprints,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -87,6 +92,7 @@ impl Keyring {
     /// Parses the keys; the error names the index of a bad one.
     pub fn new(keys: &[SecretString]) -> Result<Self, VaultError> {
         let mut fernets = Vec::with_capacity(keys.len());
+        let mut raw = Vec::with_capacity(keys.len());
         let mut primary_id = String::new();
         for (index, key) in keys.iter().enumerate() {
             let key = key.expose_secret().trim();
@@ -107,13 +113,16 @@ impl Keyring {
                 primary_id = hex::encode(&digest[..4]);
             }
             fernets.push(Fernet::new(key).ok_or(VaultError::BadKey { index })?);
+            raw.push(decoded);
         }
         if fernets.is_empty() {
             return Err(VaultError::NoKeys);
         }
+        let fingerprints = fingerprint::Fingerprints::derive(raw.iter().map(|k| k.as_slice()));
         Ok(Self {
             fernets: fernets.into(),
             primary_id,
+            fingerprints,
         })
     }
 
@@ -122,6 +131,11 @@ impl Keyring {
     /// each replica encrypts with. It reveals nothing about the key.
     pub fn primary_id(&self) -> &str {
         &self.primary_id
+    }
+
+    /// Keyed fingerprints under keys derived from these ([`fingerprint`]).
+    pub fn fingerprints(&self) -> &fingerprint::Fingerprints {
+        &self.fingerprints
     }
 
     /// How many keys are configured.

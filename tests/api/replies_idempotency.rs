@@ -59,6 +59,37 @@ async fn idempotency_key_replays_the_first_answer_with_one_provider_call() {
 }
 
 #[tokio::test]
+async fn idempotency_record_holds_a_keyed_fingerprint_not_a_hash_of_the_body() {
+    use sha2::{Digest, Sha256};
+    let app = replies_app().await;
+    mount_success(&app).await;
+    let body = wa_text("Hello!");
+    let resp = post_message(&app, Some(API_KEY), &body, Some("order-7")).await;
+    assert_eq!(resp.status(), 200);
+    let key = app.state.store.keys().idempotency("acme", "order-7");
+    let stored: Value = serde_json::from_str(&app.redis().cli(&["GET", &key])).unwrap();
+    let fp = stored["fp"].as_str().unwrap();
+    // A plain hash would let a copy of Redis confirm a guessed phone number and text.
+    let plain = hex::encode(Sha256::digest(serde_json::to_vec(&body).unwrap()));
+    assert_eq!(fp.len(), 64);
+    assert_ne!(fp, plain);
+    // Another replica (same vault keys) recognises the body: a replay, not a 422.
+    let replica = app.replica().await;
+    let resp = app
+        .http
+        .post(format!("{}/v1/messages", replica.address()))
+        .bearer_auth(API_KEY)
+        .header("idempotency-key", "order-7")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["idempotent-replayed"], "true");
+    assert_eq!(received(&app.graph).await.len(), 1);
+}
+
+#[tokio::test]
 async fn idempotency_key_reused_with_another_body_is_422() {
     let app = replies_app().await;
     mount_success(&app).await;
