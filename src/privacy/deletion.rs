@@ -2,12 +2,17 @@
 //! hold the conversations), and keep a status record under an unguessable confirmation
 //! code, which expires after `privacy.deletion_status_ttl_s`.
 //!
+//! The code is a keyed fingerprint of the `signed_request` ([`confirmation_codes`]):
+//! the same request again (Meta retrying, or a replay) gets the same code on any
+//! replica, and once its status record exists it is answered from it, with no second
+//! purge and no second notice. A retry of a request that failed half-way runs it again
+//! under the same code, so its notices keep their event ids (not delivered twice).
+//!
 //! The status record names nobody: it holds counts and times only, so after a deletion
 //! nothing in the store names the user's ids.
 
 use std::time::Duration;
 
-use rand::distr::{Alphanumeric, SampleString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -18,13 +23,20 @@ use crate::event::{DataBuilder, Event, EventId, EventType};
 use crate::live::Live;
 use crate::store::{Store, StoreBackend, StoreError};
 use crate::time::{now_ms, now_rfc3339, seconds_to_ms};
+use crate::vault::fingerprint::Fingerprints;
 
-/// Length of a confirmation code: 32 alphanumerics, about 190 bits.
+/// Length of a confirmation code: 32 hex digits (128 bits of an HMAC).
 pub const CODE_LEN: usize = 32;
 
-/// A fresh, unguessable confirmation code (alphanumeric, from a CSPRNG).
-pub fn new_code() -> String {
-    Alphanumeric.sample_string(&mut rand::rng(), CODE_LEN)
+/// The confirmation codes a `signed_request` may have: an HMAC of its signed payload
+/// under each vault-derived key ([`crate::vault::fingerprint`]), primary first.
+/// Unguessable without the vault keys, the same on every replica, and after a vault
+/// rotation the older key's code is still found.
+pub fn confirmation_codes(keys: &Fingerprints, req: &SignedRequest) -> Vec<String> {
+    keys.all("data deletion request", req.payload.as_bytes())
+        .into_iter()
+        .map(|h| h[..CODE_LEN].to_owned())
+        .collect()
 }
 
 /// Whether `code` could be one of ours (checked before any store lookup).
@@ -108,6 +120,22 @@ pub async fn delete_user_data(
     req: &SignedRequest,
 ) -> Result<DeletionOutcome, PrivacyError> {
     let user_id = req.user_id.clone().ok_or(PrivacyError::NoUserId)?;
+    let codes = confirmation_codes(live.keyring.fingerprints(), req);
+    for code in &codes {
+        if let Some(status) = deletion_status(store, code).await? {
+            metrics::counter!("switchboard_privacy_callbacks_replayed_total", "callback" => "data_deletion")
+                .increment(1);
+            tracing::info!(
+                stage = "processing",
+                "Data deletion request seen before; answered with its confirmation code."
+            );
+            return Ok(DeletionOutcome {
+                confirmation_code: code.clone(),
+                status,
+            });
+        }
+    }
+    let code = codes.into_iter().next().unwrap_or_default();
     let requested_at = now_rfc3339();
     let affected = affected_channels(store, req).await?;
     let channels: Vec<ChannelRef> = affected.iter().map(|(c, _)| c.clone()).collect();
@@ -121,7 +149,6 @@ pub async fn delete_user_data(
     // Notices first, while the channels still route to their tenants; then the
     // channels go (so nothing new is routed to them), then what the retry buffer holds
     // of them, except the notices themselves (kept, encrypted, while a CRM is down).
-    let code = new_code();
     let url = status_url(live, &code);
     let events: Vec<Event> = channels
         .iter()
@@ -253,11 +280,39 @@ mod tests {
     use super::*;
     use crate::channels::ChannelKind;
 
+    fn request(payload: &str) -> SignedRequest {
+        SignedRequest {
+            user_id: Some("42".into()),
+            profile_id: None,
+            issued_at: Some(1_700_000_000),
+            payload: payload.into(),
+        }
+    }
+
     #[test]
-    fn codes_are_long_alphanumeric_and_distinct() {
-        let a = new_code();
+    fn codes_are_keyed_stable_per_request_and_distinct() {
+        let key = crate::vault::Keyring::generate_key();
+        let keyring =
+            crate::vault::Keyring::new(&[secrecy::SecretString::from(key.clone())]).unwrap();
+        let keys = keyring.fingerprints();
+        let a = confirmation_codes(keys, &request("eyJhIjoxfQ"))[0].clone();
         assert!(is_code(&a), "{a}");
-        assert_ne!(a, new_code());
+        assert_eq!(a, confirmation_codes(keys, &request("eyJhIjoxfQ"))[0]);
+        assert_ne!(a, confirmation_codes(keys, &request("eyJhIjoyfQ"))[0]);
+        // Another replica (the same vault key) gives the same code; another key another.
+        let same = crate::vault::Keyring::new(&[secrecy::SecretString::from(key)]).unwrap();
+        assert_eq!(
+            a,
+            confirmation_codes(same.fingerprints(), &request("eyJhIjoxfQ"))[0]
+        );
+        let other = crate::vault::Keyring::new(&[secrecy::SecretString::from(
+            crate::vault::Keyring::generate_key(),
+        )])
+        .unwrap();
+        assert_ne!(
+            a,
+            confirmation_codes(other.fingerprints(), &request("eyJhIjoxfQ"))[0]
+        );
         assert!(!is_code("short"));
         assert!(!is_code(&format!("{}!", &a[1..])));
     }

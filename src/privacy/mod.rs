@@ -209,6 +209,7 @@ mod tests {
             user_id: Some("42".into()),
             profile_id: None,
             issued_at: Some(1_700_000_000),
+            payload: "eyJ1c2VyX2lkIjoiNDIifQ".into(),
         };
         let c = ChannelRef::new(ChannelKind::Messenger, "777");
         let a = deauthorized_event(&req, &c);

@@ -5,9 +5,12 @@
 //!
 //! The signature is checked (constant time, against every configured app secret) before
 //! the payload is decoded or parsed. Base64url comes without padding; padding is
-//! tolerated. An `expires` in the payload is not enforced: Meta retries a callback that
-//! failed, with the request it signed then, and a replayed request can only ask again
-//! for what its user already asked.
+//! tolerated. Neither `expires` nor the age of `issued_at` is enforced: Meta's reference
+//! defines `issued_at` only as when the request was signed, and documents neither a
+//! freshness window nor when it retries a callback that failed (with the request it
+//! signed then), so a cut-off could refuse Meta's own retry. A replayed request can
+//! only ask again for what its user already asked, and gets the same answer: the
+//! confirmation code is derived from the request ([`crate::privacy::deletion`]).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -46,6 +49,9 @@ pub struct SignedRequest {
     pub profile_id: Option<String>,
     /// When Meta issued the request, Unix seconds.
     pub issued_at: Option<i64>,
+    /// The encoded payload exactly as signed: what makes this request this one (a
+    /// retry of it carries the same), for the data-deletion confirmation code.
+    pub payload: String,
 }
 
 #[derive(Deserialize)]
@@ -120,6 +126,7 @@ pub fn verify(raw: &str, secrets: &AppSecrets) -> Result<SignedRequest, SignedRe
         user_id: id_of(payload.user_id)?,
         profile_id: id_of(payload.profile_id)?,
         issued_at,
+        payload: payload_b64.trim_end_matches('=').to_owned(),
     })
 }
 

@@ -352,3 +352,62 @@ async fn data_deletion_status_is_a_page_or_json_and_unknown_codes_are_404() {
     let resp = app.http.get(app.url(&status_path)).send().await.unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+#[tokio::test]
+async fn data_deletion_replayed_gets_the_same_code_and_no_second_notice() {
+    let app = spawn_app().await;
+    put_user_channel(
+        &app,
+        ChannelKind::Whatsapp,
+        "5550001001",
+        "acme",
+        Some(USER),
+    )
+    .await;
+    let request = signed(user_payload(USER, 1_763_800_000));
+    let first: Value = post_form(&app, "/meta/data-deletion", form(&request))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(app.wait_for_crm(CRM_PATH, 1).await.len(), 1);
+
+    // Meta retries the same request, on this replica and on another.
+    let replica = app.replica().await;
+    for base in [app.address.clone(), replica.address()] {
+        let resp = app
+            .http
+            .post(format!("{base}/meta/data-deletion"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&request))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let again: Value = resp.json().await.unwrap();
+        assert_eq!(again, first, "the same request, the same answer");
+    }
+    // The status page still answers for that code; no second notice went out.
+    let code = first["confirmation_code"].as_str().unwrap();
+    let status = app
+        .http
+        .get(app.url(&format!("/meta/data-deletion/{code}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.status(), 200);
+    // (A notice is delivered or buffered before its callback is answered.)
+    assert_eq!(app.crm_requests().await.len(), 1, "no re-emitted notice");
+
+    // Another request of the same user (issued later) is a new request: a new code.
+    let later: Value = post_form(
+        &app,
+        "/meta/data-deletion",
+        form(&signed(user_payload(USER, 1_763_800_100))),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_ne!(later["confirmation_code"], first["confirmation_code"]);
+}
