@@ -439,5 +439,12 @@ async fn report_depths(worker: Arc<Worker>, mut stop: watch::Receiver<bool>) {
         if log {
             last_log = Some(Instant::now());
         }
+        if live.settings.delivery.dead_letter_ttl_s > 0 {
+            worker
+                .dispatcher
+                .dead_letters()
+                .report_counts(&tenants)
+                .await;
+        }
     }
 }

@@ -176,6 +176,22 @@ impl DeadLetters {
         }
     }
 
+    /// Publishes `switchboard_dead_letters{tenant}` (a gauge) for each tenant; for the
+    /// worker's periodic report, so a failure is only logged at debug.
+    pub async fn report_counts(&self, tenants: &[String]) {
+        for t in tenants {
+            match self.count(t).await {
+                Ok(n) => {
+                    metrics::gauge!("switchboard_dead_letters", "tenant" => t.clone()).set(n as f64)
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "Dead-letter count skipped.");
+                    return;
+                }
+            }
+        }
+    }
+
     /// The worker's hook when it gives an entry up: keeps it when the list is on
     /// (`dead_letter_ttl_s` > 0). Whether it was kept.
     pub async fn keep_given_up(
