@@ -152,6 +152,18 @@ fn cases() -> Vec<(&'static str, Value, Call)> {
             )),
         ),
         (
+            "an album of a photo and a video",
+            json!({"kind": "media_group", "items": [
+                {"kind": "image", "url": "https://crm.example.com/a.png", "caption": "Front"},
+                {"kind": "video", "media_id": "BAACAgIAAxkBAAIC"}]}),
+            Some((
+                "sendMediaGroup",
+                json!({"chat_id": 218485655, "media": [
+                    {"type": "photo", "media": "https://crm.example.com/a.png", "caption": "Front"},
+                    {"type": "video", "media": "BAACAgIAAxkBAAIC"}]}),
+            )),
+        ),
+        (
             "a postback's callback answered",
             json!({"kind": "callback_answer", "callback_query_id": "4382bfdwdsb323b2d9", "text": "Saved", "show_alert": true}),
             Some((
@@ -247,6 +259,11 @@ async fn telegram_refuses_what_it_cannot_do_naming_the_field() {
         (
             json!({"kind": "callback_answer", "callback_query_id": "q", "text": "x".repeat(201)}),
             "message.text",
+        ),
+        (
+            json!({"kind": "media_group", "items": [
+                {"kind": "image", "media_id": "a"}, {"kind": "document", "media_id": "b"}]}),
+            "message.items[1].kind",
         ),
         (
             json!({"kind": "contacts", "contacts": [
@@ -411,5 +428,32 @@ async fn telegram_contacts_failing_after_the_first_are_not_retried_and_answer_50
         received(&app.telegram).await.len(),
         2,
         "the first card is never sent twice"
+    );
+}
+
+#[tokio::test]
+async fn telegram_media_group_answers_the_first_message_id() {
+    use wiremock::matchers::{method, path_regex};
+    use wiremock::{Mock, ResponseTemplate};
+    let app = replies_app().await;
+    // sendMediaGroup answers the array of the messages it made.
+    Mock::given(method("POST"))
+        .and(path_regex(r"/sendMediaGroup$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": [
+            {"message_id": 9001, "media_group_id": "13572468", "chat": {"id": 218485655, "type": "private"}, "date": 1700000000},
+            {"message_id": 9002, "media_group_id": "13572468", "chat": {"id": 218485655, "type": "private"}, "date": 1700000000}]})))
+        .mount(&app.telegram)
+        .await;
+    let m = json!({"kind": "media_group", "items": [
+        {"kind": "document", "media_id": "BQAC1"}, {"kind": "document", "media_id": "BQAC2", "caption": "Both invoices"}]});
+    let resp = send(&app, &message("telegram", BOT, CHAT, m)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap()["id"], "9001");
+    let r = received(&app.telegram).await.pop().unwrap();
+    assert_eq!(
+        body_json(&r),
+        json!({"chat_id": 218485655, "media": [
+            {"type": "document", "media": "BQAC1"},
+            {"type": "document", "media": "BQAC2", "caption": "Both invoices"}]})
     );
 }

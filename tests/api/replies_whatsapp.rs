@@ -323,6 +323,12 @@ async fn whatsapp_what_it_cannot_do_is_a_400_naming_the_field_and_nothing_is_sen
             wa(json!({"kind": "callback_answer", "callback_query_id": "4382bfdwdsb323b2d9"})),
             "message.kind",
         ),
+        (
+            wa(
+                json!({"kind": "media_group", "items": [{"kind": "image", "media_id": "1"}, {"kind": "image", "media_id": "2"}]}),
+            ),
+            "message.kind",
+        ),
     ];
     for (body, field) in cases {
         let resp = send(&app, &body).await;

@@ -161,6 +161,12 @@ pub fn body_for(msg: &OutboundMessage, channel: &str) -> Result<SendBody, SendEr
             };
             json!({"attachment": {"type": ty, "payload": payload}})
         }
+        Content::MediaGroup { .. } => {
+            return Err(unsupported(
+                "message.kind",
+                "there are no media groups: send each file as its own message",
+            ))
+        }
         Content::CallbackAnswer { .. } => {
             return Err(unsupported(
                 "message.kind",

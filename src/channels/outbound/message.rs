@@ -123,6 +123,14 @@ pub enum Header {
     },
 }
 
+/// One file of a media group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupItem {
+    pub kind: MediaKind,
+    pub source: MediaSource,
+    pub caption: Option<String>,
+}
+
 /// What is sent.
 #[derive(Debug, Clone)]
 pub enum Content {
@@ -140,6 +148,8 @@ pub enum Content {
         /// `audio` only: a voice note (WhatsApp `audio.voice`, Telegram `sendVoice`).
         voice: bool,
     },
+    /// Telegram: 2 to 10 photos and videos (or documents, or audio) shown as one album.
+    MediaGroup { items: Vec<GroupItem> },
     /// A map pin (`name` and `address` where the channel shows them).
     Location {
         latitude: f64,
@@ -192,6 +202,7 @@ impl Content {
         match self {
             Content::Text { .. } => "text",
             Content::Media { kind, .. } => kind.as_str(),
+            Content::MediaGroup { .. } => "media_group",
             Content::Location { .. } => "location",
             Content::Contacts { .. } => "contacts",
             Content::Template { .. } => "template",

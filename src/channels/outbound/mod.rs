@@ -18,7 +18,7 @@ use std::future::Future;
 use crate::vault::AccessToken;
 
 pub use message::{
-    Button, Choices, Content, Header, ListRow, ListSection, MediaKind, MediaSource,
+    Button, Choices, Content, GroupItem, Header, ListRow, ListSection, MediaKind, MediaSource,
     OutboundMessage, Recipient,
 };
 pub use parse::ParseError;

@@ -17,13 +17,13 @@ use serde_json::Value;
 
 use super::fields::{Id, Number, Obj, Str, Unknown};
 use super::message::{
-    Button, Choices, Content, Header, ListRow, ListSection, MediaKind, MediaSource,
+    Button, Choices, Content, GroupItem, Header, ListRow, ListSection, MediaKind, MediaSource,
     OutboundMessage, Recipient,
 };
 use super::wire::{
     ActionWire, ButtonWire, CallbackAnswerWire, Common, ContactCheck, ContactsWire, Envelope,
-    InteractiveWire, Kind, KindProbe, ListWire, LocationWire, MediaHeaderWire, MediaWire,
-    RawKindWire, RawProbe, TemplateWire, TextWire,
+    InteractiveWire, Kind, KindProbe, ListWire, LocationWire, MediaGroupWire, MediaHeaderWire,
+    MediaWire, RawKindWire, RawProbe, TemplateWire, TextWire,
 };
 use crate::channels::{ChannelKind, ChannelRef, UnknownChannelKind};
 
@@ -185,7 +185,7 @@ fn message_content(m: Value, body: &[u8]) -> Result<(Content, Option<Common>), P
                 err(
                     "message.kind",
                     format!(
-                        "unknown kind `{}` (text, image, audio, video, document, sticker, location, contacts, template, interactive, reaction, read, typing, callback_answer, raw)",
+                        "unknown kind `{}` (text, image, audio, video, document, sticker, location, contacts, template, interactive, reaction, read, typing, callback_answer, media_group, raw)",
                         k.chars().take(32).collect::<String>()
                     ),
                 )
@@ -324,6 +324,37 @@ fn kind_content(kind: Kind, m: Value) -> Result<Content, ParseError> {
                 footer: w.footer.map(|v| v.0),
                 choices,
             }
+        }
+        Kind::MediaGroup => {
+            let w: MediaGroupWire = typed(m, AT)?;
+            known_only(&w.unknown, AT, COMMON)?;
+            let list = required(w.items, AT, "items")?.0;
+            if !(2..=10).contains(&list.len()) {
+                return Err(err("message.items", "a media group has 2 to 10 items"));
+            }
+            let mut items = Vec::with_capacity(list.len());
+            for (i, Obj(it)) in list.into_iter().enumerate() {
+                let at = format!("message.items[{i}]");
+                known_only(&it.unknown, &at, &[])?;
+                let kind = match required(it.kind, &at, "kind")?.0.as_str() {
+                    "image" => MediaKind::Image,
+                    "video" => MediaKind::Video,
+                    "document" => MediaKind::Document,
+                    "audio" => MediaKind::Audio,
+                    _ => {
+                        return Err(err(
+                            format!("{at}.kind"),
+                            "must be image, video, document or audio",
+                        ))
+                    }
+                };
+                items.push(GroupItem {
+                    kind,
+                    source: media_source(it.url, it.media_id, &at)?,
+                    caption: it.caption.map(|v| v.0),
+                });
+            }
+            Content::MediaGroup { items }
         }
         Kind::CallbackAnswer => {
             let w: CallbackAnswerWire = typed(m, AT)?;

@@ -129,7 +129,7 @@ fn every_refusal_names_the_field_and_says_why() {
         (r#"{"channel":{"id":"1","kind":"telegram"},"message":{},"to":"2"}"#, Some(("message.kind", "is required"))),
         (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"kind":3},"to":"2"}"#, Some(("message.kind", "must be a string"))),
         (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"kind":""},"to":"2"}"#, Some(("message.kind", "must not be empty"))),
-        (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"kind":"fax"},"to":"2"}"#, Some(("message.kind", "unknown kind `fax` (text, image, audio, video, document, sticker, location, contacts, template, interactive, reaction, read, typing, callback_answer, raw)"))),
+        (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"kind":"fax"},"to":"2"}"#, Some(("message.kind", "unknown kind `fax` (text, image, audio, video, document, sticker, location, contacts, template, interactive, reaction, read, typing, callback_answer, media_group, raw)"))),
         (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"raw":{"x":1}},"to":"2"}"#, None),
         (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"kind":"raw","method":"sendDice","raw":{"x":1}},"to":"2"}"#, None),
         (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"kind":"raw","raw":{"x":1},"reply_to":"1"},"to":"2"}"#, Some(("message.reply_to", "is not a known field here"))),
@@ -206,6 +206,10 @@ fn every_refusal_names_the_field_and_says_why() {
         (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"kind":"callback_answer"},"to":"2"}"#, Some(("message.callback_query_id", "is required"))),
         (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"kind":"callback_answer","callback_query_id":"q","show_alert":"yes"},"to":"2"}"#, Some(("message.show_alert", "must be true or false"))),
         (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"kind":"callback_answer","callback_query_id":"q","text":"ok"},"to":"2"}"#, None),
+        (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"items":[{"kind":"image","media_id":"a"}],"kind":"media_group"},"to":"2"}"#, Some(("message.items", "a media group has 2 to 10 items"))),
+        (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"items":[{"kind":"image","media_id":"a"},{"kind":"sticker","media_id":"b"}],"kind":"media_group"},"to":"2"}"#, Some(("message.items[1].kind", "must be image, video, document or audio"))),
+        (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"items":[{"kind":"image","media_id":"a"},{"kind":"image"}],"kind":"media_group"},"to":"2"}"#, Some(("message.items[1].url", "`url` or `media_id` is required"))),
+        (r#"{"channel":{"id":"1","kind":"telegram"},"message":{"kind":"media_group"},"to":"2"}"#, Some(("message.items", "is required"))),
     ];
     for (body, expected) in cases {
         let got = OutboundMessage::parse(body.as_bytes());

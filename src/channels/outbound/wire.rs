@@ -57,6 +57,8 @@ pub(super) enum Kind {
     Raw,
     #[serde(rename = "callback_answer")]
     CallbackAnswer,
+    #[serde(rename = "media_group")]
+    MediaGroup,
 }
 
 #[derive(Deserialize)]
@@ -161,6 +163,23 @@ pub(super) struct RowWire {
     pub(super) id: Option<Str>,
     pub(super) title: Option<Str>,
     pub(super) description: Option<Str>,
+    #[serde(flatten)]
+    pub(super) unknown: Unknown,
+}
+
+#[derive(Deserialize)]
+pub(super) struct MediaGroupWire {
+    pub(super) items: Option<List<Obj<GroupItemWire>>>,
+    #[serde(flatten)]
+    pub(super) unknown: Unknown,
+}
+
+#[derive(Deserialize)]
+pub(super) struct GroupItemWire {
+    pub(super) kind: Option<Str>,
+    pub(super) url: Option<Str>,
+    pub(super) media_id: Option<Str>,
+    pub(super) caption: Option<Str>,
     #[serde(flatten)]
     pub(super) unknown: Unknown,
 }

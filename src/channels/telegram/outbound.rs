@@ -4,7 +4,8 @@
 //!
 //! Kinds: text (`link_preview_options` when `preview_url` is false), sendPhoto /
 //! sendAudio / sendVoice (`voice: true`) / sendVideo / sendDocument / sendSticker by URL
-//! or `file_id`, `sendLocation`, one `sendContact` per contact, inline keyboards for
+//! or `file_id`, `sendMediaGroup` (`media_group`), `sendLocation`, one `sendContact` per
+//! contact, inline keyboards for
 //! buttons, lists and quick replies, `setMessageReaction`, `sendChatAction` for typing;
 //! `read` is a no-op (bots cannot mark as read) except through a business connection
 //! (`readBusinessMessage`); `callback_answer` is `answerCallbackQuery` (the
@@ -17,8 +18,8 @@ use serde_json::{json, Map, Value};
 
 pub use super::client::{TelegramClient, TelegramEndpoint};
 use crate::channels::outbound::{
-    Choices, Content, MediaKind, MediaSource, Outbound, OutboundMessage, Receipt, Recipient,
-    SendError,
+    Choices, Content, GroupItem, MediaKind, MediaSource, Outbound, OutboundMessage, Receipt,
+    Recipient, SendError,
 };
 use crate::vault::AccessToken;
 
@@ -196,6 +197,10 @@ pub fn request(msg: &OutboundMessage) -> Result<Vec<Request>, SendError> {
             "sendLocation"
         }
         Content::Contacts { contacts } => return contact_calls(body, contacts),
+        Content::MediaGroup { items } => {
+            body.insert("media".into(), media_group(items)?);
+            "sendMediaGroup"
+        }
         Content::Template { .. } => {
             return Err(unsupported("message.kind", "templates are WhatsApp's"))
         }
@@ -273,6 +278,43 @@ pub fn request(msg: &OutboundMessage) -> Result<Vec<Request>, SendError> {
         method: method.to_owned(),
         body: serde_json::to_vec(&Value::Object(body)).unwrap_or_default(),
     }])
+}
+
+/// `sendMediaGroup`'s `media`: photos and videos may mix; documents and audio files
+/// are grouped only with their own kind (the Bot API's rule).
+fn media_group(items: &[GroupItem]) -> Result<Value, SendError> {
+    let visual = |k: MediaKind| matches!(k, MediaKind::Image | MediaKind::Video);
+    let first = items.first().map(|i| i.kind);
+    let mut media = Vec::with_capacity(items.len());
+    for (n, item) in items.iter().enumerate() {
+        let fits = match first {
+            Some(f) if visual(f) => visual(item.kind),
+            Some(f) => item.kind == f,
+            None => true,
+        };
+        if !fits {
+            return Err(unsupported(
+                &format!("message.items[{n}].kind"),
+                "photos and videos may be grouped together; documents and audio only with their own kind",
+            ));
+        }
+        let ty = match item.kind {
+            MediaKind::Image => "photo",
+            MediaKind::Video => "video",
+            MediaKind::Document => "document",
+            _ => "audio",
+        };
+        let value = match &item.source {
+            MediaSource::Url(u) => u.clone(),
+            MediaSource::Id(id) => id.clone(),
+        };
+        let mut m = json!({"type": ty, "media": value});
+        if let Some(c) = &item.caption {
+            m["caption"] = c.clone().into();
+        }
+        media.push(m);
+    }
+    Ok(Value::Array(media))
 }
 
 /// `answerCallbackQuery`: it names the button press, not the chat (`to` is not sent).
@@ -395,6 +437,11 @@ impl Outbound for Telegram<'_> {
                     )))
                 }
                 Err(e) => return Err(e),
+            };
+            // `sendMediaGroup` answers the array of its messages.
+            let result = match result {
+                Value::Array(mut a) if !a.is_empty() => a.swap_remove(0),
+                other => other,
             };
             if n == 0 {
                 first_id = result.get("message_id").and_then(|v| match v {

@@ -316,6 +316,12 @@ fn message_object(content: &Content) -> Result<(&'static str, Value), SendError>
             }
             ("interactive", Value::Object(i))
         }
+        Content::MediaGroup { .. } => {
+            return Err(unsupported(
+                "message.kind",
+                "there are no media groups: send each file as its own message",
+            ))
+        }
         Content::CallbackAnswer { .. } => {
             return Err(unsupported(
                 "message.kind",
