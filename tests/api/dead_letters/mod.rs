@@ -7,7 +7,6 @@
 //! One file per surface: `admin` (the HTTP API, both stores, a Cluster, the purges and
 //! the buffer limit), `cli` (`switchboard buffer …` through the real binary).
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -109,44 +108,4 @@ pub(super) async fn give_up(relay: &TestApp, worker: &Worker, crm: &ScriptedCrm,
         .unwrap()
         .clone();
     last["id"].as_str().unwrap().to_owned()
-}
-
-/// Checks answers against the schemas of docs/openapi.yaml (`jsonschema`, a library
-/// we did not write): `(schema name, answer)`.
-pub(super) fn assert_match_openapi(answers: &[(&str, &Value)]) {
-    use std::io::Write;
-    const VALIDATE: &str = r##"
-import json, sys, yaml
-from jsonschema import Draft202012Validator
-spec = yaml.safe_load(open(sys.argv[1]))
-bad = 0
-for line in sys.stdin:
-    name, body = line.split(" ", 1)
-    schema = {"$ref": "#/components/schemas/" + name, "components": spec["components"]}
-    for err in Draft202012Validator(schema).iter_errors(json.loads(body)):
-        bad += 1
-        print(f"{name}: {err.message} at {list(err.absolute_path)}")
-sys.exit(1 if bad else 0)
-"##;
-    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.yaml");
-    let mut child = Command::new("python3")
-        .args(["-c", VALIDATE, spec])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        for (name, body) in answers {
-            writeln!(stdin, "{name} {body}").unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

@@ -4,7 +4,8 @@
 //! Split by idea: `app` (the builder and the in-process app), `process` (the binary),
 //! `config` (the config file), `redis` (redis-server and Redis Cluster), `signing`
 //! (Meta's and Standard Webhooks' signatures), `crm` (a CRM that misbehaves on cue),
-//! `traffic` (webhooks made to order for the delivery tests).
+//! `traffic` (webhooks made to order for the delivery tests), `schema` (answers and
+//! events checked against the published schemas).
 
 mod app;
 mod browser;
@@ -12,6 +13,7 @@ mod config;
 mod crm;
 mod process;
 mod redis;
+mod schema;
 mod signing;
 mod traffic;
 
@@ -24,6 +26,7 @@ pub use config::*;
 pub use crm::*;
 pub use process::*;
 pub use redis::*;
+pub use schema::*;
 pub use signing::*;
 pub use traffic::*;
 
