@@ -130,6 +130,41 @@ async fn messenger_echo_of_a_relay_send_is_marked_and_others_are_not() {
 }
 
 #[tokio::test]
+async fn the_echo_mark_is_read_in_the_dedupe_mget_with_no_extra_round_trip() {
+    let app = spawn_app().await;
+    app.put_channel(ChannelKind::Messenger, PAGE, "acme", "page-token")
+        .await;
+    mount_send(
+        &app.graph,
+        &format!("/v23.0/{PAGE}/messages"),
+        PSID,
+        PAGE_MID,
+    )
+    .await;
+    send_text(&app, "messenger", PAGE, PSID).await;
+    // Warm the routing cache, then count what one echo costs.
+    only_echo(
+        &app,
+        &echo("messenger/echo_text.json", PAGE_MID, "mid.warm"),
+    )
+    .await;
+    app.redis().cli(&["CONFIG", "RESETSTAT"]);
+    let e = only_echo(&app, &fixture("messenger/echo_text.json")).await;
+    assert_eq!(e["data"]["sent_by_relay"], true);
+    let stats = app.redis().cli(&["INFO", "commandstats"]);
+    let calls = |cmd: &str| -> u64 {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |n| n.parse().unwrap())
+    };
+    assert_eq!(calls("mget"), 1, "{stats}");
+    // The fallback (a Cluster, the memory store) would read the mark with EXISTS.
+    assert_eq!(calls("exists"), 0, "{stats}");
+}
+
+#[tokio::test]
 async fn the_echo_mark_works_on_the_memory_store_too() {
     let app = TestApp::builder().memory().spawn().await;
     messenger_round_trip(&app).await;
