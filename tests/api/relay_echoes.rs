@@ -170,6 +170,14 @@ async fn the_echo_mark_works_on_the_memory_store_too() {
     messenger_round_trip(&app).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_echo_mark_works_on_a_redis_cluster_too() {
+    // The mark's key lands on any slot: read on its own there.
+    let cluster = RedisCluster::start(3);
+    let app = TestApp::builder().cluster(cluster.urls()).spawn().await;
+    messenger_round_trip(&app).await;
+}
+
 #[tokio::test]
 async fn a_buffered_echo_keeps_its_mark() {
     let app = spawn_app().await;
