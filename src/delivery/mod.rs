@@ -6,10 +6,11 @@
 //! conversations in parallel. What the CRM does not take within `delivery.timeout_ms`
 //! goes, Fernet-encrypted, into the [`buffer`] (so does an event whose tenant's
 //! [`breaker`] is open, or whose conversation already waits in the buffer), and the
-//! [`worker`] of any replica delivers it later. A Messenger or Instagram echo is marked
-//! `sent_by_relay` ([`echo`]) in the same read as the dedupe check. An event counts as seen only once its
-//! CRM accepted it. Only what could be neither delivered nor buffered is reported back,
-//! so the webhook is answered 5xx and the provider retries: nothing acknowledged is lost.
+//! [`worker`] of any replica delivers it later. An event counts as seen only once its
+//! CRM accepted it (`dedupe.rs`); a Messenger or Instagram echo is marked `sent_by_relay`
+//! ([`echo`]) in the same read. Only what could be neither delivered nor buffered is
+//! reported back, so the webhook is answered 5xx and the provider retries: nothing
+//! acknowledged is lost.
 
 pub mod breaker;
 pub mod buffer;
