@@ -7,13 +7,17 @@
 //! goes, Fernet-encrypted, into the [`buffer`] (so does an event whose tenant's
 //! [`breaker`] is open, or whose conversation already waits in the buffer), and the
 //! [`worker`] of any replica delivers it later. An event counts as seen only once its
-//! CRM accepted it. Only what could be neither delivered nor buffered is reported back,
-//! so the webhook is answered 5xx and the provider retries: nothing acknowledged is lost.
+//! CRM accepted it (`dedupe.rs`); a Messenger or Instagram echo is marked `sent_by_relay`
+//! ([`echo`]) in the same read. Only what could be neither delivered nor buffered is
+//! reported back, so the webhook is answered 5xx and the provider retries: nothing
+//! acknowledged is lost.
 
 pub mod breaker;
 pub mod buffer;
 pub mod client;
 pub mod dead_letter;
+mod dedupe;
+pub mod echo;
 pub mod retry;
 pub mod unsend;
 pub mod worker;
@@ -320,12 +324,14 @@ impl Dispatcher {
     ) -> Vec<Step> {
         let mut steps = Vec::with_capacity(group.len());
         let mut blocked = false;
-        for (tenant, event) in group {
+        for (tenant, mut event) in group {
             if blocked {
                 steps.push(Step::Failed);
                 continue;
             }
-            let step = self.deliver_event(live, &tenant, &event, accepted).await;
+            let step = self
+                .deliver_event(live, &tenant, &mut event, accepted)
+                .await;
             blocked = matches!(step, Step::Failed);
             steps.push(step);
         }
@@ -336,24 +342,41 @@ impl Dispatcher {
         &self,
         live: &Live,
         tenant: &Tenant,
-        event: &Event,
+        event: &mut Event,
         accepted: &Accepted,
     ) -> Step {
         let delivery = &live.settings.delivery;
         let channel = event.channel.to_string();
+        let event_id = event.id.as_str().to_owned();
         let ids = EventIds {
-            id: event.id.as_str(),
+            id: &event_id,
             channel: &channel,
             event_type: event.event_type.as_str(),
         };
         let dedupe_key = self.store.keys().dedupe(&event.id);
+        let sent_key = echo::sent_key(self.store.keys(), event);
         let Slot { conv, shard } = self.slot(tenant, event, ids.id);
         let ordered = delivery.ordered_per_conversation && !conv.is_empty();
-        let (presence, seen) = match self
-            .check(shard, ids.id, ordered.then_some(conv.as_str()), &dedupe_key)
-            .await
-        {
-            Ok(checked) => checked,
+        let checked = self
+            .check(
+                shard,
+                ids.id,
+                ordered.then_some(conv.as_str()),
+                &dedupe_key,
+                sent_key.as_deref(),
+            )
+            .await;
+        let (presence, seen) = match checked {
+            Ok(dedupe::Checked {
+                presence,
+                seen,
+                sent_by_relay,
+            }) => {
+                if sent_key.is_some() {
+                    echo::mark(event, sent_by_relay);
+                }
+                (presence, seen)
+            }
             Err(e) => {
                 tracing::warn!(event_id = %event.id, error = %e, stage = "processing", "Retry buffer or dedupe check failed.");
                 return Step::Failed;
@@ -472,33 +495,6 @@ impl Dispatcher {
         }
     }
 
-    /// Whether the event is in the buffer (or behind its conversation there), and
-    /// whether the CRM accepted it already. The buffer is read first, then dedupe: the
-    /// worker marks an event seen before it releases its pending marker, so this order
-    /// never misses both. On one Redis server both are one MGET (one round trip).
-    async fn check(
-        &self,
-        shard: u16,
-        event_id: &str,
-        conv: Option<&str>,
-        dedupe_key: &str,
-    ) -> Result<(buffer::Presence, bool), BufferError> {
-        if let RetryBuffer::Redis(b) = &self.buffer {
-            if let Some(checked) = b
-                .presence_and_seen(shard, event_id, conv, dedupe_key)
-                .await?
-            {
-                return Ok(checked);
-            }
-        }
-        let presence = self.buffer.presence(shard, event_id, conv).await?;
-        if presence.pending {
-            return Ok((presence, false));
-        }
-        let seen = self.store.exists(dedupe_key).await?;
-        Ok((presence, seen))
-    }
-
     /// Where an event of this tenant sits in the buffer.
     fn slot(&self, tenant: &Tenant, event: &Event, event_id: &str) -> Slot {
         let conv = event
@@ -509,29 +505,6 @@ impl Dispatcher {
             .buffer
             .shard_for(if conv.is_empty() { event_id } else { &conv });
         Slot { conv, shard }
-    }
-
-    /// Remembers that the CRM accepted these events (dedupe keys), in one pipeline.
-    async fn mark_all_seen(&self, dedupe_keys: &[String], delivery: &DeliverySettings) {
-        if dedupe_keys.is_empty() {
-            return;
-        }
-        let window = Duration::from_secs(delivery.dedupe_window_s);
-        if let Err(e) = self.store.set_ex_all(dedupe_keys, "1", window).await {
-            // Delivered but not remembered: a redelivery may reach the CRM twice
-            // (at-least-once), which webhook-id lets it detect.
-            tracing::warn!(events = dedupe_keys.len(), error = %e, stage = "sending", "Delivered events could not be marked as seen.");
-        }
-    }
-
-    /// Remembers that the CRM accepted an event (for the dedupe window).
-    pub async fn mark_seen(&self, dedupe_key: &str, event_id: &str, delivery: &DeliverySettings) {
-        let window = Duration::from_secs(delivery.dedupe_window_s);
-        if let Err(e) = self.store.set_ex(dedupe_key, "1", window).await {
-            // Delivered but not remembered: a redelivery may reach the CRM twice
-            // (at-least-once), which webhook-id lets it detect.
-            tracing::warn!(event_id, error = %e, stage = "sending", "Delivered event could not be marked as seen.");
-        }
     }
 
     /// One signed attempt with metrics and a log line (never the content).

@@ -1,7 +1,8 @@
 //! Sending a reply: [`send_message`] is the whole of `POST /v1/messages` after the route
 //! parsed it (channel, `Idempotency-Key`, the send in its own task, metrics, the record
 //! of the answer); [`send`] is one message through the channel's adapter, with retries
-//! of what cannot have been delivered.
+//! of what cannot have been delivered. A Messenger or Instagram message id is
+//! remembered once sent, so its echo says `sent_by_relay` ([`crate::delivery::echo`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ use crate::channels::outbound::{Outbound, OutboundMessage, Receipt, SendError};
 use crate::channels::telegram::outbound::{Telegram, TelegramEndpoint};
 use crate::channels::whatsapp::outbound::WhatsApp;
 use crate::channels::ChannelKind;
-use crate::delivery::Dispatcher;
+use crate::delivery::{echo, Dispatcher};
 use crate::live::Live;
 use crate::store::Store;
 use crate::tenant::Tenant;
@@ -151,6 +152,11 @@ async fn send_and_record(
     } = sending;
     let started = Instant::now();
     let result = send(&providers, &live, &msg, &opened).await;
+    if let Ok(Receipt { id: Some(mid) }) = &result {
+        // First, so the echo Meta sends for it finds the mark (delivery::echo).
+        let window = Duration::from_secs(live.settings.delivery.dedupe_window_s);
+        echo::remember_sent(&store, &msg.channel, mid, window).await;
+    }
     let outcome = match &result {
         Ok(_) => "sent",
         Err(e) => e.label(),

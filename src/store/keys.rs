@@ -4,6 +4,7 @@
 //! |---|---|---|---|
 //! | `{prefix}channel:{kind}:{id}` | hash | none (a channel lives until deleted) | the contract's public layout: `tenant`, `token` (Fernet), `webhook_secret` (Fernet), `updated_at`, optional `user_id` (the Meta user who connected it), `waba_id`, `graph` (`instagram` = Instagram Login), `expires_at` (RFC 3339), `pin` (Fernet) |
 //! | `{prefix}dedupe:{event_id}` | string | `delivery.dedupe_window_s` | an event the CRM accepted |
+//! | `{prefix}sent:{kind}:{id}:{sha256(mid)}` | string | `delivery.dedupe_window_s` | a Messenger or Instagram message the relay sent through `POST /v1/messages`: its echo is marked `sent_by_relay` ([`crate::delivery::echo`]); the id is hashed, no content |
 //! | `{prefix}idem:{tenant}:{sha256(key)}` | string | `replies.idempotency_ttl_s` | the first response to an `Idempotency-Key` (without the recipient) |
 //! | `{prefix}reauth:{kind}:{id}` | string | 1 h | `channel.reauth_required` was sent |
 //! | `{prefix}tokens:lock:{kind}:{id}` | string | `tokens.lock_ttl_s` | a replica is checking this channel's token now ([`crate::tokens`]) |
@@ -76,6 +77,16 @@ impl Keys {
 
     pub fn dedupe(&self, id: &EventId) -> String {
         format!("{}dedupe:{}", self.prefix, id)
+    }
+
+    /// A message the relay sent on `channel` (its provider message id, hashed), so its
+    /// echo can be told from what the business sent elsewhere.
+    pub fn relay_sent(&self, channel: &ChannelRef, mid: &str) -> String {
+        let digest = hex::encode(Sha256::digest(mid.as_bytes()));
+        format!(
+            "{}sent:{}:{}:{}",
+            self.prefix, channel.kind, channel.id, digest
+        )
     }
 
     /// The idempotency record of a tenant's key; the key itself is hashed (it is the

@@ -24,6 +24,7 @@ mod inbound_whatsapp;
 mod instagram_login;
 mod media;
 mod privacy;
+mod relay_echoes;
 mod reload;
 mod replies_errors;
 mod replies_idempotency;

@@ -25,20 +25,9 @@ use crate::config::TelegramSettings;
 use crate::store::{ChannelRecord, Keys, Store, StoreBackend, StoreError};
 use crate::vault::{AccessToken, Keyring, VaultError};
 
-/// The updates asked for: every kind the relay normalizes. `message_reaction` must be
-/// named explicitly (Telegram leaves it out by default).
-pub const ALLOWED_UPDATES: &[&str] = &[
-    "message",
-    "edited_message",
-    "channel_post",
-    "edited_channel_post",
-    "business_message",
-    "edited_business_message",
-    "deleted_business_messages",
-    "callback_query",
-    "my_chat_member",
-    "message_reaction",
-];
+/// The updates asked for: every kind the relay normalizes, from the one list the
+/// inbound dispatch reads.
+pub use super::inbound::UPDATE_KINDS as ALLOWED_UPDATES;
 
 /// How long the previous secret stays accepted after a change.
 pub const PREVIOUS_SECRET_TTL: Duration = Duration::from_secs(15 * 60);

@@ -1,6 +1,6 @@
 //! The Telegram Bot API's update objects, as far as the relay reads them (`User`, `Chat`,
-//! `Message` and what it holds, callback queries, reactions, member changes, deleted
-//! business messages), and how a user or chat is written into an event's `data`.
+//! `Message` and what it holds, callback queries, reactions and their counts, member
+//! changes, join requests, business connections and deleted business messages), and how a user or chat is written into an event's `data`.
 //! Unknown fields are ignored; ids are `i64`, never floats.
 
 use serde::Deserialize;
@@ -68,7 +68,8 @@ impl Chat {
                 "name",
                 self.title
                     .clone()
-                    .or_else(|| full_name(&self.first_name, &self.last_name)),
+                    .or_else(|| full_name(&self.first_name, &self.last_name))
+                    .or_else(|| self.username.clone()),
             )
             .set_opt("username", self.username.as_deref())
             .into_value()
@@ -207,6 +208,10 @@ pub(super) struct TgMessage {
     pub(super) reply_to_message: Option<MessageRef>,
     #[serde(default)]
     pub(super) forward_origin: Option<Value>,
+    #[serde(default)]
+    pub(super) is_automatic_forward: bool,
+    #[serde(default)]
+    pub(super) author_signature: Option<String>,
 }
 
 /// The fields of a message that say what it is, beyond the ones read above: a message
@@ -290,6 +295,8 @@ pub(super) struct ChatMemberUpdated {
 pub(super) struct ChatMember {
     #[serde(default)]
     pub(super) status: String,
+    #[serde(default)]
+    pub(super) user: Option<User>,
 }
 
 #[derive(Deserialize)]
@@ -346,4 +353,53 @@ pub(super) struct DeletedMessages {
     pub(super) chat: Chat,
     #[serde(default)]
     pub(super) message_ids: Vec<i64>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct MessageReactionCount {
+    pub(super) chat: Chat,
+    pub(super) message_id: i64,
+    #[serde(default)]
+    pub(super) date: i64,
+    #[serde(default)]
+    pub(super) reactions: Vec<ReactionCount>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct ReactionCount {
+    #[serde(rename = "type")]
+    pub(super) kind: ReactionType,
+    #[serde(default)]
+    pub(super) total_count: i64,
+}
+
+#[derive(Deserialize)]
+pub(super) struct ChatJoinRequest {
+    pub(super) chat: Chat,
+    pub(super) from: User,
+    #[serde(default)]
+    pub(super) user_chat_id: Option<i64>,
+    #[serde(default)]
+    pub(super) date: i64,
+    #[serde(default)]
+    pub(super) bio: Option<String>,
+    #[serde(default)]
+    pub(super) invite_link: Option<Value>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct BusinessConnection {
+    pub(super) id: String,
+    pub(super) user: User,
+    #[serde(default)]
+    pub(super) user_chat_id: Option<i64>,
+    #[serde(default)]
+    pub(super) date: i64,
+    /// `BusinessBotRights` (Bot API 9.0); before it, a top-level `can_reply`.
+    #[serde(default)]
+    pub(super) rights: Option<Value>,
+    #[serde(default)]
+    pub(super) can_reply: Option<bool>,
+    #[serde(default)]
+    pub(super) is_enabled: bool,
 }

@@ -256,35 +256,39 @@ impl RedisBuffer {
 }
 
 impl RedisBuffer {
-    /// [`BufferBackend::presence`] and whether `dedupe_key` is set, read in one MGET (so
-    /// at one instant: the worker marks an event seen before it drops its pending
-    /// marker, and one read never misses both). None on a Redis Cluster, where these
-    /// keys live in different slots.
+    /// [`BufferBackend::presence`], whether `dedupe_key` is set and whether `sent_key`
+    /// (an echo's, [`crate::delivery::echo`]) is, read in one MGET (so at one instant:
+    /// the worker marks an event seen before it drops its pending marker, and one read
+    /// never misses both). None on a Redis Cluster, where these keys live in different
+    /// slots.
     pub async fn presence_and_seen(
         &self,
         shard: u16,
         event_id: &str,
         conv: Option<&str>,
         dedupe_key: &str,
-    ) -> Result<Option<(Presence, bool)>, BufferError> {
+        sent_key: Option<&str>,
+    ) -> Result<Option<(Presence, bool, bool)>, BufferError> {
         if self.store.is_cluster() {
             return Ok(None);
         }
         let k = self.keys();
         let mut conn = self.store.conn().await?;
-        let (pending, head, seen): (Option<String>, Option<String>, Option<String>) = conn
-            .query(
-                redis::cmd("MGET")
-                    .arg(k.retry_pending(shard, event_id))
-                    .arg(k.retry_head(shard, conv.unwrap_or(NO_CONV)))
-                    .arg(dedupe_key),
-            )
-            .await?;
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(k.retry_pending(shard, event_id))
+            .arg(k.retry_head(shard, conv.unwrap_or(NO_CONV)))
+            .arg(dedupe_key);
+        if let Some(sent) = sent_key {
+            cmd.arg(sent);
+        }
+        let values: Vec<Option<String>> = conn.query(&cmd).await?;
+        let got = |i: usize| values.get(i).cloned().flatten();
+        let head = got(1);
         let presence = Presence {
-            pending: pending.is_some(),
+            pending: got(0).is_some(),
             behind: conv.is_some() && head.is_some_and(|h| h != event_id),
         };
-        Ok(Some((presence, seen.is_some())))
+        Ok(Some((presence, got(2).is_some(), got(3).is_some())))
     }
 }
 

@@ -55,10 +55,16 @@ async fn telegram_link_connects_the_bot_and_tells_the_crm() {
     );
     let ws = body["secret_token"].as_str().unwrap();
     assert!(ws.len() >= 32);
-    assert!(body["allowed_updates"]
-        .as_array()
-        .unwrap()
-        .contains(&json!("message_reaction")));
+    assert_eq!(
+        body["allowed_updates"],
+        json!(switchboard::channels::telegram::inbound::UPDATE_KINDS)
+    );
+    for kind in ["message_reaction", "chat_member", "message_reaction_count"] {
+        assert!(body["allowed_updates"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(kind)));
+    }
 
     // Redis: the channel, Fernet-encrypted.
     let key = format!("switchboard:channel:telegram:{BOT_ID}");

@@ -9,8 +9,16 @@
 //! | `deleted_business_messages` | `message.deleted`, one per message id |
 //! | `callback_query` | `postback` (`payload` = the button's data, `title` = its text) |
 //! | `message_reaction` | `message.reaction` (`emoji` empty when every reaction was removed) |
-//! | `my_chat_member` | `provider.event`, `data.kind = "my_chat_member"`, `status`, `action` (`blocked`, `unblocked`, …) |
+//! | `message_reaction_count` | `provider.event`, `data.kind`, `message.id`, `reactions` (each with `total_count`) |
+//! | `my_chat_member`, `chat_member` | `provider.event`, `data.kind`, `status`, `old_status`, `action` (`blocked`, `unblocked`, `added`, `removed`, `changed`), `member` |
+//! | `chat_join_request` | `provider.event`, `data.kind`, `sender`, `user_chat_id`, `bio`, `invite_link` |
+//! | `business_connection` | `provider.event`, `data.kind`, `business_connection_id`, `sender` (the business account), `user_chat_id`, `enabled`, `can_reply` |
 //! | anything else | `provider.event`, `data.kind` = the update's field, with `data.raw` |
+//!
+//! A message sent on behalf of a chat (`sender_chat`: a channel post, an anonymous
+//! group admin, a linked channel's automatic forward) is credited to that chat:
+//! `sender.id` = `sender_chat.id`, whatever placeholder user `from` holds. Business
+//! updates carry `data.business_connection_id`.
 //!
 //! Ids are strings in `data` (Telegram's are 64-bit integers: read as `i64`, never as a
 //! float). `message.id` is the `message_id`, unique within its chat (`conversation.id`).
@@ -22,28 +30,35 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::wire::{
-    full_name, CallbackQuery, Chat, ChatMemberUpdated, DeletedMessages, FileRef, MessageReaction,
-    ReactionType, TgMessage, User, OTHER_CONTENT,
-};
+mod updates;
+
+use super::wire::{full_name, Chat, FileRef, TgMessage, User, OTHER_CONTENT};
 use crate::channels::{ChannelKind, ChannelRef, NormalizeContext, NormalizeError, Verified};
 use crate::event::{DataBuilder, Event, EventId, EventType};
 use crate::time::{now_ms, seconds_to_ms_or_now};
 
 const KIND: ChannelKind = ChannelKind::Telegram;
 
-/// The update kinds read here, in the order they are looked for.
-const KNOWN: &[&str] = &[
+/// Every update kind the relay normalizes: the dispatch below reads these, and
+/// `setWebhook` asks for exactly these ([`super::webhook::ALLOWED_UPDATES`]), so the two
+/// cannot drift apart. `message_reaction`, `message_reaction_count` and `chat_member`
+/// must be named (Telegram leaves them out by default). An update of any other kind is
+/// still delivered, as `provider.event`.
+pub const UPDATE_KINDS: &[&str] = &[
     "message",
     "edited_message",
     "channel_post",
     "edited_channel_post",
+    "business_connection",
     "business_message",
     "edited_business_message",
     "deleted_business_messages",
     "callback_query",
     "message_reaction",
+    "message_reaction_count",
     "my_chat_member",
+    "chat_member",
+    "chat_join_request",
 ];
 
 /// Normalizes one verified update of bot `bot_id`. A body that is not a JSON object with
@@ -69,7 +84,9 @@ pub fn normalize(
         raw,
         ctx,
     };
-    let found = KNOWN.iter().find_map(|k| fields.get(*k).map(|v| (*k, *v)));
+    let found = UPDATE_KINDS
+        .iter()
+        .find_map(|k| fields.get(*k).map(|v| (*k, *v)));
     let Some((field, value)) = found else {
         let mut unknown: Vec<&str> = fields
             .keys()
@@ -94,7 +111,10 @@ pub fn normalize(
         "deleted_business_messages" => parse(value).map(|d| u.deleted_events(&d)),
         "callback_query" => parse(value).map(|c| vec![u.callback_event(&c)]),
         "message_reaction" => parse(value).map(|r| vec![u.reaction_event(&r)]),
-        "my_chat_member" => parse(value).map(|m| vec![u.member_event(&m)]),
+        "message_reaction_count" => parse(value).map(|r| vec![u.reaction_count_event(&r)]),
+        "my_chat_member" | "chat_member" => parse(value).map(|m| vec![u.member_event(field, &m)]),
+        "chat_join_request" => parse(value).map(|j| vec![u.join_request_event(&j)]),
+        "business_connection" => parse(value).map(|b| vec![u.business_connection_event(&b)]),
         _ => None,
     };
     Ok(events.unwrap_or_else(|| vec![u.provider_event(field, DataBuilder::new(), None, now_ms())]))
@@ -294,11 +314,19 @@ impl Update<'_> {
                 crate::time::format_rfc3339(crate::time::seconds_to_ms(e)).into(),
             );
         }
+        if let Some(a) = &m.author_signature {
+            message.insert("author_signature".into(), a.as_str().into());
+        }
+        if m.is_automatic_forward {
+            message.insert("automatic_forward".into(), true.into());
+        }
+        // On behalf of a chat, `from` is a placeholder (GroupAnonymousBot, or 777000
+        // "Telegram" for a linked channel's forward): the chat is the sender.
         let sender = m
-            .from
+            .sender_chat
             .as_ref()
-            .map(User::to_value)
-            .or_else(|| m.sender_chat.as_ref().map(Chat::as_sender));
+            .map(Chat::as_sender)
+            .or_else(|| m.from.as_ref().map(User::to_value));
         let data = DataBuilder::new()
             .set("conversation", m.chat.conversation())
             .set_opt("sender", sender)
@@ -327,174 +355,6 @@ impl Update<'_> {
         let outer: HashMap<String, Value> = serde_json::from_str(self.raw.get()).ok()?;
         let msg = outer.get(field)?.as_object()?;
         OTHER_CONTENT.iter().copied().find(|k| msg.contains_key(*k))
-    }
-
-    fn deleted_events(&self, d: &DeletedMessages) -> Vec<Event> {
-        let chat = d.chat.id.to_string();
-        d.message_ids
-            .iter()
-            .map(|id| {
-                let id = id.to_string();
-                // Telegram does not say who deleted them: the chat stands for its owner.
-                let data = DataBuilder::new()
-                    .set("conversation", d.chat.conversation())
-                    .set("sender", d.chat.as_sender())
-                    .set(
-                        "message",
-                        DataBuilder::new().set("id", id.as_str()).into_value(),
-                    )
-                    .set_opt(
-                        "business_connection_id",
-                        d.business_connection_id.as_deref(),
-                    )
-                    .build();
-                self.event(
-                    EventType::MessageDeleted,
-                    &["deleted_business_messages", &chat, &id],
-                    Some(chat.clone()),
-                    now_ms(),
-                    data,
-                )
-            })
-            .collect()
-    }
-
-    fn callback_event(&self, c: &CallbackQuery) -> Event {
-        let payload = c.data.as_deref().or(c.game_short_name.as_deref());
-        // The button's own text, found on the message it was attached to.
-        let title = c.message.as_ref().and_then(|m| {
-            let data = c.data.as_deref()?;
-            m.reply_markup
-                .as_ref()?
-                .inline_keyboard
-                .iter()
-                .flatten()
-                .find_map(|b| {
-                    (b.callback_data.as_deref() == Some(data))
-                        .then(|| b.text.clone())
-                        .flatten()
-                })
-        });
-        // A button on an inline message has no chat: the person's private chat is theirs.
-        let conversation = c
-            .message
-            .as_ref()
-            .map(|m| m.chat.conversation())
-            .unwrap_or_else(|| {
-                DataBuilder::new()
-                    .set("id", c.from.id.to_string())
-                    .into_value()
-            });
-        let conversation_id = conversation
-            .get("id")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let data = DataBuilder::new()
-            .set("conversation", conversation)
-            .set("sender", c.from.to_value())
-            .set("payload", payload.unwrap_or_default())
-            .set_opt("title", title)
-            .set_opt(
-                "message",
-                c.message.as_ref().map(|m| {
-                    DataBuilder::new()
-                        .set("id", m.message_id.to_string())
-                        .into_value()
-                }),
-            )
-            .set("callback_query_id", c.id.as_str())
-            .set_opt("inline_message_id", c.inline_message_id.as_deref())
-            .set_opt(
-                "game_short_name",
-                c.game_short_name.as_deref().filter(|_| c.data.is_none()),
-            )
-            .build();
-        self.event(
-            EventType::Postback,
-            &["callback_query", &c.id],
-            conversation_id,
-            now_ms(),
-            data,
-        )
-    }
-
-    fn reaction_event(&self, r: &MessageReaction) -> Event {
-        let emoji = r
-            .new_reaction
-            .iter()
-            .find(|x| x.kind == "emoji")
-            .or_else(|| r.new_reaction.first())
-            .map(ReactionType::display)
-            .unwrap_or_default();
-        let sender = r
-            .user
-            .as_ref()
-            .map(User::to_value)
-            .or_else(|| r.actor_chat.as_ref().map(Chat::as_sender));
-        let chat = r.chat.id.to_string();
-        let data = DataBuilder::new()
-            .set("conversation", r.chat.conversation())
-            .set_opt("sender", sender)
-            .set(
-                "message",
-                DataBuilder::new()
-                    .set("id", r.message_id.to_string())
-                    .into_value(),
-            )
-            .set("emoji", emoji)
-            .set(
-                "reactions",
-                r.new_reaction
-                    .iter()
-                    .map(ReactionType::to_value)
-                    .collect::<Vec<_>>(),
-            )
-            .set(
-                "old_reactions",
-                r.old_reaction
-                    .iter()
-                    .map(ReactionType::to_value)
-                    .collect::<Vec<_>>(),
-            )
-            .build();
-        self.event(
-            EventType::MessageReaction,
-            &["message_reaction", &chat, &r.message_id.to_string()],
-            Some(chat.clone()),
-            seconds_to_ms_or_now(r.date),
-            data,
-        )
-    }
-
-    /// The bot's own membership changed: in a private chat, the person blocked
-    /// (`kicked`) or unblocked (`member`) the bot.
-    fn member_event(&self, m: &ChatMemberUpdated) -> Event {
-        let private = m.chat.kind.as_deref() == Some("private");
-        let gone = |s: &str| matches!(s, "kicked" | "left");
-        let (old, new) = (
-            m.old_chat_member.status.as_str(),
-            m.new_chat_member.status.as_str(),
-        );
-        let action = match (private, gone(old), gone(new)) {
-            (true, false, true) => "blocked",
-            (true, true, false) => "unblocked",
-            (false, false, true) => "removed",
-            (false, true, false) => "added",
-            _ => "changed",
-        };
-        let chat = m.chat.id.to_string();
-        let data = DataBuilder::new()
-            .set("conversation", m.chat.conversation())
-            .set("sender", m.from.to_value())
-            .set("status", new)
-            .set("old_status", old)
-            .set("action", action);
-        self.provider_event(
-            "my_chat_member",
-            data,
-            Some(chat),
-            seconds_to_ms_or_now(m.date),
-        )
     }
 }
 
