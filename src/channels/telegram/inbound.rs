@@ -135,6 +135,7 @@ impl Update<'_> {
             conversation,
             data,
             raw: Some(self.raw.clone()),
+            account: None,
         }
     }
 
