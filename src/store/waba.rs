@@ -174,6 +174,34 @@ mod tests {
         assert_eq!(numeric_order("b", "a"), Ordering::Greater);
     }
 
+    #[tokio::test]
+    async fn the_memory_store_lists_a_wabas_whatsapp_channels_smallest_first() {
+        use crate::store::memory::MemoryStore;
+        use crate::store::{ChannelRecord, Keys};
+        let store = MemoryStore::new(Keys::new("switchboard:"));
+        let put = |kind, id: &str, tenant: &str, waba: Option<&str>| {
+            let record = ChannelRecord {
+                waba_id: waba.map(str::to_owned),
+                ..ChannelRecord::new(tenant, secrecy::SecretString::from("t".to_owned()))
+            };
+            (ChannelRef::new(kind, id), record)
+        };
+        for (c, r) in [
+            put(ChannelKind::Whatsapp, "900", "globex", Some("W")),
+            put(ChannelKind::Whatsapp, "80", "globex", Some("W")),
+            put(ChannelKind::Whatsapp, "7", "acme", Some("other")),
+            put(ChannelKind::Whatsapp, "6", "acme", None),
+            put(ChannelKind::Messenger, "5", "acme", Some("W")),
+        ] {
+            store.put_channel(&c, &r).await.unwrap();
+        }
+        let found = store.waba_channels("W").await.unwrap();
+        let ids: Vec<&str> = found.iter().map(|(c, _)| c.id.as_str()).collect();
+        assert_eq!(ids, ["80", "900"]);
+        assert!(found.iter().all(|(_, t)| t == "globex"));
+        assert!(store.waba_channels("none").await.unwrap().is_empty());
+    }
+
     #[test]
     fn the_copy_expires_and_follows_the_version() {
         let c = WabaCache::new(Duration::from_secs(1));
