@@ -330,6 +330,11 @@ async fn every_whatsapp_fixture_is_normalized_field_by_field() {
         assert_eq!(e["data"]["status"], status);
         assert_eq!(e["data"]["message"]["id"], "wamid.xyzxyz");
         assert_eq!(e["data"]["recipient"]["id"], "972987654321");
+        // The status's contact entry names the recipient's business-scoped user id.
+        assert_eq!(
+            e["data"]["recipient"]["user_id"], "US.13491208655302741918",
+            "{file}"
+        );
         assert_eq!(e["data"]["errors"], json!([]));
         assert_eq!(e["data"]["pricing"]["pricing_model"], "CBP");
     }

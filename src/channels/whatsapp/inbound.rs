@@ -109,7 +109,7 @@ fn normalize_messages(
     }
     for raw in &v.statuses {
         out.push(match serde_json::from_str::<WaStatus>(raw.get()) {
-            Ok(s) => status_event(&s, raw, cx, &value_errors),
+            Ok(s) => status_event(&s, raw, &v.contacts, cx, &value_errors),
             Err(_) => opaque_event(cx, "status", raw),
         });
     }
@@ -265,11 +265,29 @@ fn message_event(
     })
 }
 
-fn status_event(s: &WaStatus, raw: &RawValue, cx: &ChangeCtx<'_>, value_errors: &[Value]) -> Event {
+fn status_event(
+    s: &WaStatus,
+    raw: &RawValue,
+    contacts: &[Contact],
+    cx: &ChangeCtx<'_>,
+    value_errors: &[Value],
+) -> Event {
     let channel = &cx.channel;
     let errors = collect_errors(&s.errors, value_errors);
     // A recipient known only by a business-scoped user id is addressed by it.
     let recipient = s.recipient_id.as_deref().or(s.recipient_user_id.as_deref());
+    // Its contact entry (delivered and read statuses may carry one): BSUID, username.
+    let contact = contacts.iter().find(|c| {
+        (s.recipient_id.is_some() && c.wa_id == s.recipient_id)
+            || (s.recipient_user_id.is_some() && c.user_id == s.recipient_user_id)
+    });
+    let user_id = s
+        .recipient_user_id
+        .as_deref()
+        .or_else(|| contact.and_then(|c| c.user_id.as_deref()));
+    let username = contact
+        .and_then(|c| c.profile.as_ref())
+        .and_then(|p| p.username.as_deref());
     let data = DataBuilder::new()
         .set(
             "message",
@@ -281,7 +299,8 @@ fn status_event(s: &WaStatus, raw: &RawValue, cx: &ChangeCtx<'_>, value_errors: 
             recipient.map(|r| {
                 DataBuilder::new()
                     .set("id", r)
-                    .set_opt("user_id", s.recipient_user_id.as_deref())
+                    .set_opt("user_id", user_id)
+                    .set_opt("username", username)
                     .set_opt("type", s.recipient_type.as_deref())
                     .set_opt("participant_id", s.recipient_participant_id.as_deref())
                     .into_value()
