@@ -155,3 +155,41 @@ async fn a_waba_no_channel_names_is_unroutable_counted_and_answered_200() {
     assert_eq!(acme[0]["data"]["field"], "message_template_quality_update");
     assert_eq!(acme[0]["data"]["raw"]["new_quality_score"], "YELLOW");
 }
+
+#[tokio::test]
+async fn a_channel_another_service_adds_to_a_waba_later_is_found_within_the_cache_time() {
+    let app = spawn_app().await;
+    let body = |time: u64| {
+        String::from_utf8(fixture("whatsapp/account/account_update_violation.json"))
+            .unwrap()
+            .replace(FIXTURE_WABA, "888777666")
+            .replace("1743451903", &time.to_string())
+    };
+    // The lookup is cached now: the WABA has no channel.
+    let (answer, _, _) = post(&app, body(1).as_bytes()).await;
+    assert_eq!(answer["unroutable"], 1);
+    redis_cli(
+        app.redis().port,
+        &[
+            "HSET",
+            "switchboard:channel:whatsapp:888000",
+            "tenant",
+            "globex",
+            "token",
+            "gAAAAA-not-read-here",
+            "waba_id",
+            "888777666",
+        ],
+    );
+    // Seen once the cached copy is older than store.channel_cache_ms.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    for time in 2.. {
+        let (_, _, globex) = post(&app, body(time).as_bytes()).await;
+        if let Some(e) = globex.first() {
+            assert_eq!(e["channel"]["id"], "888000");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never routed");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
