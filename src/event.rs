@@ -32,6 +32,8 @@ pub enum EventType {
     /// v2: a channel was connected through a connect link.
     ChannelConnected,
     DataDeletionRequested,
+    /// v2: a WhatsApp message template's review status changed (account-level).
+    TemplateStatus,
     /// Something the provider sent that has no normalized form: delivered with `data.raw`.
     ProviderEvent,
 }
@@ -52,6 +54,7 @@ impl EventType {
             EventType::ChannelReauthRequired => "channel.reauth_required",
             EventType::ChannelConnected => "channel.connected",
             EventType::DataDeletionRequested => "data_deletion.requested",
+            EventType::TemplateStatus => "template.status",
             EventType::ProviderEvent => "provider.event",
         }
     }
@@ -129,6 +132,10 @@ pub struct Event {
     /// The provider's original object, sent as `data.raw` to tenants with `include_raw`
     /// (and always for `provider.event`).
     pub raw: Option<Box<RawValue>>,
+    /// WhatsApp account-level webhooks: the WABA the event is about. Routing sends it to
+    /// every tenant with a channel on that WABA, each with its own `channel` and id
+    /// ([`Event::for_account_channel`]); `channel` is a placeholder until then.
+    pub account: Option<String>,
 }
 
 impl Event {
@@ -166,6 +173,16 @@ impl Event {
             .and_then(|m| m.get("kind"))
             .and_then(Value::as_str)
             == Some("unsupported")
+    }
+
+    /// This account-level event as one tenant gets it: `channel` is that tenant's channel
+    /// on the WABA, and the id is derived from the event's and the tenant's, so each
+    /// tenant's copy has its own (deterministic) id and dedupe key.
+    pub fn for_account_channel(&self, channel: ChannelRef, tenant: &str) -> Event {
+        let mut ev = self.clone();
+        ev.id = EventId::derive(&[self.id.as_str(), "tenant", tenant]);
+        ev.channel = channel;
+        ev
     }
 
     /// The key events of one conversation are ordered by.
@@ -276,6 +293,7 @@ mod tests {
             conversation: Some("16505551234".into()),
             data: DataBuilder::new().set("k", "v").build(),
             raw: Some(RawValue::from_string("{\"a\":1}".into()).unwrap()),
+            account: None,
         };
         let v: Value = serde_json::from_slice(&ev.to_body("acme", false)).unwrap();
         assert_eq!(v["type"], "message.received");

@@ -315,11 +315,30 @@ pub fn channel_of(kind: ChannelKind, body: &Value) -> Option<String> {
     id.as_str().map(str::to_owned)
 }
 
+/// The WABA a WhatsApp account-level payload is addressed to (the entry id of a change
+/// without `metadata`); `None` for everything else.
+pub fn waba_of(kind: ChannelKind, body: &Value) -> Option<String> {
+    let entry = body.pointer("/entry/0")?;
+    if kind != ChannelKind::Whatsapp || entry.pointer("/changes/0/value/metadata").is_some() {
+        return None;
+    }
+    entry.get("id")?.as_str().map(str::to_owned)
+}
+
 impl Scenario {
-    /// The payload, fresh, addressed to `channel` when given.
+    /// Whether it is a WhatsApp account-level change (addressed to a WABA).
+    pub fn is_account_level(&self) -> bool {
+        serde_json::from_str::<Value>(self.body)
+            .ok()
+            .is_some_and(|b| waba_of(self.kind, &b).is_some())
+    }
+
+    /// The payload, fresh, addressed to `channel` when given (for an account-level
+    /// scenario, `channel` is the WABA id).
     pub fn render(&self, channel: Option<&str>, now_ms: i64) -> Value {
         let mut body: Value = serde_json::from_str(self.body).unwrap_or(Value::Null);
-        if let (Some(to), Some(from)) = (channel, channel_of(self.kind, &body)) {
+        let from = channel_of(self.kind, &body).or_else(|| waba_of(self.kind, &body));
+        if let (Some(to), Some(from)) = (channel, from) {
             replace_string(&mut body, &from, to);
         }
         let mut rng = rand::rng();
@@ -450,6 +469,19 @@ mod tests {
                 assert!(body.pointer(p).is_some(), "{}: no {p}", s.name);
             }
         }
+    }
+
+    #[test]
+    fn an_account_level_render_is_addressed_to_the_waba() {
+        let s = find("whatsapp.template_status").unwrap();
+        assert!(s.is_account_level());
+        assert!(!find("whatsapp.text").unwrap().is_account_level());
+        let a = s.render(Some("4242"), 1_800_000_000_123);
+        assert_eq!(a.pointer("/entry/0/id"), Some(&Value::from("4242")));
+        assert_eq!(
+            a.pointer("/entry/0/changes/0/field"),
+            Some(&Value::from("message_template_status_update"))
+        );
     }
 
     #[test]

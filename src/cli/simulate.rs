@@ -67,8 +67,23 @@ fn target_channel(settings: &Settings, kind: ChannelKind, given: Option<&str>) -
     })
 }
 
+/// The WABA an account-level scenario goes to: that of `--channel`, else of the
+/// config's first WhatsApp channel that names one.
+fn target_waba(settings: &Settings, given: Option<&str>) -> Option<String> {
+    settings
+        .channels
+        .iter()
+        .filter(|c| c.kind == ChannelKind::Whatsapp && c.waba_id.is_some())
+        .find(|c| given.is_none_or(|g| g == c.id))
+        .and_then(|c| c.waba_id.clone())
+}
+
 fn from_scenario(settings: &Settings, s: &Scenario, channel: Option<&str>) -> Payload {
-    let target = target_channel(settings, s.kind, channel);
+    let target = if s.is_account_level() {
+        target_waba(settings, channel)
+    } else {
+        target_channel(settings, s.kind, channel)
+    };
     let body = s.render(target.as_deref(), switchboard::time::now_ms());
     let channel = match s.kind {
         ChannelKind::Telegram => target,

@@ -175,5 +175,6 @@ pub fn connected_event(link: &Link, new: &NewChannel) -> Event {
         conversation: None,
         data: data.build(),
         raw: None,
+        account: None,
     }
 }

@@ -73,6 +73,7 @@ mod tests {
             conversation: None,
             data: data.as_object().unwrap().clone(),
             raw: None,
+            account: None,
         }
     }
 

@@ -12,6 +12,7 @@
 //! reported back, so the webhook is answered 5xx and the provider retries: nothing
 //! acknowledged is lost.
 
+mod account;
 pub mod breaker;
 pub mod buffer;
 pub mod client;
@@ -255,6 +256,7 @@ impl Dispatcher {
         report: &mut DispatchReport,
     ) -> Result<Vec<(Arc<Tenant>, Event)>, StoreError> {
         let mut tenants: HashMap<ChannelRef, Option<Arc<Tenant>>> = HashMap::new();
+        let mut wabas = HashMap::new();
         let mut routed = Vec::with_capacity(events.len());
         for event in events {
             metrics::counter!(
@@ -263,6 +265,18 @@ impl Dispatcher {
                 "type" => event.event_type.as_str()
             )
             .increment(1);
+            if let Some(waba) = event.account.as_deref() {
+                // About a WhatsApp Business Account: once to each tenant with a channel on it.
+                let owners = account::owners(&self.store, live, waba, &mut wabas).await?;
+                if owners.is_empty() {
+                    unroutable(report, &event);
+                }
+                for (tenant, channel) in owners {
+                    let copy = event.for_account_channel(channel, &tenant.id);
+                    routed.push((tenant, copy));
+                }
+                continue;
+            }
             let tenant = match tenants.get(&event.channel) {
                 Some(t) => t.clone(),
                 None => {
@@ -292,21 +306,7 @@ impl Dispatcher {
             };
             match tenant {
                 Some(t) => routed.push((t, event)),
-                None => {
-                    report.unroutable += 1;
-                    metrics::counter!(
-                        "switchboard_events_unroutable_total",
-                        "channel" => event.channel.kind.as_str()
-                    )
-                    .increment(1);
-                    tracing::warn!(
-                        channel = %event.channel,
-                        event_id = %event.id,
-                        event_type = %event.event_type,
-                        stage = "processing",
-                        "Event for an unknown channel was not forwarded."
-                    );
-                }
+                None => unroutable(report, &event),
             }
         }
         Ok(routed)
@@ -552,4 +552,21 @@ impl Dispatcher {
         }
         result
     }
+}
+
+/// An event no tenant claims: answered 200, counted, never forwarded to a guess.
+fn unroutable(report: &mut DispatchReport, event: &Event) {
+    report.unroutable += 1;
+    metrics::counter!(
+        "switchboard_events_unroutable_total",
+        "channel" => event.channel.kind.as_str()
+    )
+    .increment(1);
+    tracing::warn!(
+        channel = %event.channel,
+        event_id = %event.id,
+        event_type = %event.event_type,
+        stage = "processing",
+        "Event for an unknown channel was not forwarded."
+    );
 }

@@ -107,6 +107,7 @@ pub fn requested_event(
             .set("status_url", url.to_owned())
             .build(),
         raw: None,
+        account: None,
     }
 }
 

@@ -146,6 +146,7 @@ pub fn deauthorized_event(req: &SignedRequest, channel: &ChannelRef) -> Event {
             .set("tokens_removed", true)
             .build(),
         raw: None,
+        account: None,
     }
 }
 

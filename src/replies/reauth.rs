@@ -85,6 +85,7 @@ pub async fn send_reauth(
         conversation: None,
         data: DataBuilder::new().set("reason", reason).build(),
         raw: None,
+        account: None,
     };
     let settled = match dispatcher.dispatch(live, vec![event]).await {
         Ok(report) => report.all_settled() && report.unroutable == 0,

@@ -81,6 +81,20 @@ impl StoreBackend for MemoryStore {
         Ok(self.channels().get(c).map(|r| r.tenant.clone()))
     }
 
+    async fn waba_channels(&self, waba_id: &str) -> Result<Vec<(ChannelRef, String)>, StoreError> {
+        let mut found: Vec<(ChannelRef, String)> = self
+            .channels()
+            .iter()
+            .filter(|(c, r)| {
+                c.kind == crate::channel::ChannelKind::Whatsapp
+                    && r.waba_id.as_deref() == Some(waba_id)
+            })
+            .map(|(c, r)| (c.clone(), r.tenant.clone()))
+            .collect();
+        found.sort_by(|a, b| super::waba::numeric_order(&a.0.id, &b.0.id));
+        Ok(found)
+    }
+
     async fn put_channel(&self, c: &ChannelRef, r: &ChannelRecord) -> Result<(), StoreError> {
         self.channels().insert(c.clone(), r.clone());
         Ok(())

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod memory;
 pub mod redis;
 pub mod routes;
+pub mod waba;
 
 use std::future::Future;
 use std::time::Duration;
@@ -126,6 +127,13 @@ pub trait StoreBackend: Send + Sync {
         &self,
         channel: &ChannelRef,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// The WhatsApp channels whose record has this `waba_id`, with their tenants,
+    /// numerically smallest id first: where account-level webhooks go ([`waba`]). May be
+    /// served from a cache with the routing cache's staleness bound.
+    fn waba_channels(
+        &self,
+        waba_id: &str,
+    ) -> impl Future<Output = Result<Vec<(ChannelRef, String)>, StoreError>> + Send;
     /// Replaces a channel's `token`/`webhook_secret`/`pin` only if they still equal
     /// `expected` (compare-and-set: a rotation never overwrites a newer write by someone
     /// else).
@@ -229,6 +237,9 @@ impl StoreBackend for Store {
     }
     async fn channel_tenant(&self, c: &ChannelRef) -> Result<Option<String>, StoreError> {
         delegate!(self, s => s.channel_tenant(c).await)
+    }
+    async fn waba_channels(&self, waba_id: &str) -> Result<Vec<(ChannelRef, String)>, StoreError> {
+        delegate!(self, s => s.waba_channels(waba_id).await)
     }
     async fn replace_channel_secrets(
         &self,

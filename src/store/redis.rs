@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use super::routes::{Freshness, RouteCache};
+use super::waba::WabaCache;
 use super::{ChannelRecord, Keys, ScanCursor, StoreBackend, StoreError};
 use crate::channel::ChannelRef;
 
@@ -83,6 +84,8 @@ pub struct RedisStore {
     id: u64,
     /// Channel → tenant for routing (off unless [`RedisStore::with_channel_cache`]).
     routes: Arc<RouteCache>,
+    /// WABA → its WhatsApp channels, for account-level webhooks ([`super::waba`]).
+    wabas: Arc<WabaCache>,
 }
 
 static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(0);
@@ -123,6 +126,7 @@ impl RedisStore {
             timeout,
             id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
             routes: Arc::new(RouteCache::new(Duration::ZERO)),
+            wabas: Arc::new(WabaCache::new(Duration::ZERO)),
         })
     }
 
@@ -130,6 +134,7 @@ impl RedisStore {
     /// ([`super::routes`]; zero: no cache).
     pub fn with_channel_cache(mut self, ttl: Duration) -> Self {
         self.routes = Arc::new(RouteCache::new(ttl));
+        self.wabas = Arc::new(WabaCache::new(ttl));
         self
     }
 
@@ -138,6 +143,7 @@ impl RedisStore {
     /// leaves the others on their cache TTL, so it is logged, not returned.
     async fn channels_changed(&self) {
         self.routes.clear();
+        self.wabas.clear();
         let key = self.keys.channels_version();
         let mut pipe = redis::pipe();
         pipe.cmd("INCR")
@@ -258,7 +264,11 @@ impl RedisStore {
         }
     }
 
-    async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+    pub(super) fn wabas(&self) -> &WabaCache {
+        &self.wabas
+    }
+
+    pub(super) async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
         let mut c = self.conn().await?;
         c.query(cmd).await
     }
@@ -486,6 +496,10 @@ impl StoreBackend for RedisStore {
             self.routes.insert(c, &r.tenant, now);
         }
         Ok(record.map(|r| r.tenant))
+    }
+
+    async fn waba_channels(&self, waba_id: &str) -> Result<Vec<(ChannelRef, String)>, StoreError> {
+        super::waba::redis_lookup(self, waba_id).await
     }
 
     async fn list_channels(&self) -> Result<Vec<(ChannelRef, ChannelRecord)>, StoreError> {

@@ -1,6 +1,7 @@
 //! The relay on a real Redis Cluster: three local `redis-server` masters joined with
 //! `redis-cli --cluster create`. Keys land on different slots and nodes; routing, dedupe
-//! and channel listing (SCAN on every master) must still work.
+//! and channel listing (SCAN on every master, also behind account-level webhooks) must
+//! still work.
 
 use switchboard::channels::{ChannelKind, ChannelRef};
 use switchboard::store::StoreBackend;
@@ -49,6 +50,28 @@ async fn relay_on_a_redis_cluster_routes_dedupes_and_lists_channels_across_nodes
         3,
         "each event once: dedupe works on the cluster"
     );
+
+    // Account-level webhooks find a WABA's channels on every master.
+    for i in 0..10 {
+        let new = NewChannel {
+            waba_id: Some(FIXTURE_WABA),
+            ..NewChannel::new("globex", "t")
+        };
+        app.put(ChannelKind::Whatsapp, &format!("7000{i}"), &new)
+            .await;
+    }
+    let resp = app
+        .post_meta(&fixture("whatsapp/account/template_status_approved.json"))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let globex = app.wait_for_crm(OTHER_CRM_PATH, 1).await;
+    assert_eq!(globex.len(), 1);
+    let e = verify_standard_webhook(OTHER_SIGNING_SECRET, &globex[0]);
+    assert_eq!(
+        (e["type"].as_str(), e["channel"]["id"].as_str()),
+        (Some("template.status"), Some("70000"))
+    );
+    assert_eq!(app.crm_events().await.len(), 4, "and acme's copy");
     assert_eq!(
         app.http
             .get(app.url("/readyz"))

@@ -235,6 +235,7 @@ kind = "whatsapp"
 id = "555000111"
 tenant = "acme"
 token = "{wa}"
+waba_id = "555000999"
 [[channels]]
 kind = "telegram"
 id = "{TELEGRAM_BOT}"
@@ -402,6 +403,12 @@ async fn simulate_lists_kinds_keeps_sign_webhook_and_refuses_what_it_cannot_sign
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("200 OK"), "{text}");
+
+    // An account-level scenario goes to the WABA of the config's WhatsApp channel, so
+    // its tenant gets it (it is not unroutable).
+    let (ok, out) = simulate(&config, &["whatsapp.template_status"]);
+    assert!(ok, "{out}");
+    assert!(out.contains(r#""unroutable":0"#), "{out}");
 
     // Unknown names, and a relay that refuses the signature, fail with a reason.
     let (ok, out) = simulate(&config, &["whatsapp.txt"]);

@@ -18,7 +18,7 @@ async fn every_event_from_every_meta_fixture_matches_the_published_schema() {
     app.put_channel(ChannelKind::Messenger, "682498302938465", "acme", "t")
         .await;
     let mut sent = 0;
-    for dir in ["whatsapp", "instagram", "messenger"] {
+    for dir in ["whatsapp", "whatsapp/account", "instagram", "messenger"] {
         for name in fixture_names(dir) {
             app.forget_dedupe().await;
             let resp = app.post_meta(&fixture(&name)).await;

@@ -211,6 +211,45 @@ async fn every_whatsapp_fixture_is_normalized_field_by_field() {
     assert_eq!(d["sender"]["username"], "@testusername");
     assert_eq!(d["sender"]["user_id"], "US.13491208655302741918");
 
+    // no `from`: a user known only by a business-scoped user id is addressed by it
+    let e = only(
+        events_for(&app, "whatsapp/text_bsuid_no_from.json").await,
+        "no-from",
+    );
+    assert_eq!(e["type"], "message.received");
+    assert_eq!(e["data"]["sender"]["id"], "US.13491208655302741918");
+    assert_eq!(e["data"]["conversation"]["id"], "US.13491208655302741918");
+    assert_eq!(e["data"]["sender"]["name"], "test user name");
+    assert_eq!(e["data"]["sender"]["username"], "@testusername");
+    assert_eq!(e["data"]["message"]["kind"], "text");
+    assert_eq!(e["data"]["message"]["text"], "this is a text message");
+    let e = only(
+        events_for(&app, "whatsapp/status_delivered_bsuid_only.json").await,
+        "status-bsuid",
+    );
+    assert_eq!(e["data"]["recipient"]["id"], "US.13491208655302741918");
+    assert_eq!(e["data"]["recipient"]["user_id"], "US.13491208655302741918");
+
+    // WhatsApp Business app coexistence: what the business sent from the app
+    let e = only(
+        events_for(&app, "whatsapp/smb_message_echo_text.json").await,
+        "echo",
+    );
+    assert_eq!(e["type"], "message.echo");
+    assert_eq!(e["channel"]["id"], "106540352242922");
+    assert_eq!(e["timestamp"], "2025-02-12T00:43:44Z");
+    assert_eq!(e["data"]["conversation"]["id"], "16505551234");
+    assert_eq!(e["data"]["sender"]["id"], "15550783881");
+    assert_eq!(
+        e["data"]["message"]["id"],
+        "wamid.HBgLMTY0NjcwNDM1OTUVAgARGBIyNDlBOEI5QUQ4NDc0N0FCNjMA"
+    );
+    assert_eq!(e["data"]["message"]["kind"], "text");
+    assert!(e["data"]["message"]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("Here's the info you requested!"));
+
     // reactions: added and removed
     let e = only(events_for(&app, "whatsapp/reaction.json").await, "reaction");
     assert_eq!(e["type"], "message.reaction");
@@ -275,6 +314,8 @@ async fn every_whatsapp_fixture_is_normalized_field_by_field() {
         "verr2",
     );
     assert_eq!(e["type"], "provider.event");
+    assert_eq!(e["data"]["kind"], "errors");
+    assert_eq!(e["data"]["field"], "errors");
     assert_eq!(e["data"]["errors"][0]["code"], 130429);
     assert!(e["data"]["raw"]["errors"].is_array());
 
@@ -289,6 +330,11 @@ async fn every_whatsapp_fixture_is_normalized_field_by_field() {
         assert_eq!(e["data"]["status"], status);
         assert_eq!(e["data"]["message"]["id"], "wamid.xyzxyz");
         assert_eq!(e["data"]["recipient"]["id"], "972987654321");
+        // The status's contact entry names the recipient's business-scoped user id.
+        assert_eq!(
+            e["data"]["recipient"]["user_id"], "US.13491208655302741918",
+            "{file}"
+        );
         assert_eq!(e["data"]["errors"], json!([]));
         assert_eq!(e["data"]["pricing"]["pricing_model"], "CBP");
     }
@@ -317,7 +363,10 @@ async fn every_whatsapp_fixture_is_normalized_field_by_field() {
 #[tokio::test]
 async fn every_whatsapp_fixture_yields_signed_events_and_no_fixture_is_left_out() {
     let app = spawn_app().await;
-    for name in fixture_names("whatsapp") {
+    // Account-level ones too: the first fixture channel is on their WABA.
+    let mut names = fixture_names("whatsapp");
+    names.extend(fixture_names("whatsapp/account"));
+    for name in names {
         let events = events_for(&app, &name).await;
         assert!(!events.is_empty(), "{name} produced no event");
         for e in &events {

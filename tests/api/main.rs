@@ -21,6 +21,7 @@ mod inbound_instagram;
 mod inbound_messenger;
 mod inbound_telegram;
 mod inbound_whatsapp;
+mod inbound_whatsapp_account;
 mod instagram_login;
 mod media;
 mod privacy;

@@ -209,7 +209,78 @@ fn cases() -> Vec<(&'static str, Value, Value, bool)> {
             fixture_json("whatsapp/outbound/mark_read_and_typing_request.json"),
             false,
         ),
+        (
+            // Cloud API interactive `flow` (WhatsApp Flows, "Sending a Flow"):
+            // flow_message_version 3, navigate to the first screen with its data.
+            "flow, navigate by id",
+            wa(
+                json!({"kind": "interactive", "text": "Book your appointment", "footer": "It takes a minute",
+                      "flow": {"id": "1197715005513101", "cta": "Book now", "token": "booking-42",
+                               "screen": "BOOKING", "data": {"available_dates": ["2024-01-15"]}}}),
+            ),
+            json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": TO, "type": "interactive",
+                   "interactive": {"type": "flow", "body": {"text": "Book your appointment"},
+                                   "footer": {"text": "It takes a minute"},
+                                   "action": {"name": "flow", "parameters": {
+                                       "flow_message_version": "3", "flow_token": "booking-42",
+                                       "flow_id": "1197715005513101", "flow_cta": "Book now",
+                                       "flow_action": "navigate",
+                                       "flow_action_payload": {"screen": "BOOKING", "data": {"available_dates": ["2024-01-15"]}}}}}}),
+            true,
+        ),
+        (
+            "flow, data_exchange by name, draft",
+            wa(json!({"kind": "interactive", "text": "Tell us more",
+                      "flow": {"name": "my_welcome_flow", "cta": "Start", "action": "data_exchange", "mode": "draft"}})),
+            json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": TO, "type": "interactive",
+                   "interactive": {"type": "flow", "body": {"text": "Tell us more"},
+                                   "action": {"name": "flow", "parameters": {
+                                       "flow_message_version": "3", "flow_name": "my_welcome_flow",
+                                       "flow_cta": "Start", "mode": "draft", "flow_action": "data_exchange"}}}}),
+            true,
+        ),
     ]
+}
+
+#[tokio::test]
+async fn whatsapp_a_business_scoped_user_id_is_sent_to_in_recipient_not_to() {
+    let app = replies_app().await;
+    mount_success(&app).await;
+    for (to, field) in [
+        ("US.13491208655302741918", "recipient"),
+        ("US.ENT.11815799212886844830", "recipient"),
+        ("16505551234", "to"),
+    ] {
+        let resp = send(
+            &app,
+            &message("whatsapp", WA, to, json!({"kind": "text", "text": "hi"})),
+        )
+        .await;
+        assert_eq!(resp.status(), 200, "{to}");
+        let answer: Value = resp.json().await.unwrap();
+        assert_eq!(answer["to"], to);
+        let body = body_json(received(&app.graph).await.last().unwrap());
+        assert_eq!(body[field], to, "{body}");
+        let other = if field == "to" { "recipient" } else { "to" };
+        assert!(body.get(other).is_none(), "{body}");
+        assert_eq!(body["text"]["body"], "hi");
+    }
+}
+
+#[tokio::test]
+async fn a_flow_on_another_channel_is_a_400_naming_message_flow() {
+    let app = replies_app().await;
+    mount_success(&app).await;
+    let flow = json!({"kind": "interactive", "text": "t", "flow": {"id": "1", "cta": "Go", "screen": "S"}});
+    for (kind, id) in [("messenger", PAGE), ("instagram", IG), ("telegram", BOT)] {
+        let resp = send(&app, &message(kind, id, "123", flow.clone())).await;
+        assert_eq!(resp.status(), 400, "{kind}");
+        let p = problem(resp).await;
+        assert_eq!(p["code"], "invalid_request", "{kind}");
+        assert_eq!(p["field"], "message.flow", "{kind}: {p}");
+    }
+    assert!(received(&app.graph).await.is_empty());
+    assert!(received(&app.telegram).await.is_empty());
 }
 
 #[tokio::test]

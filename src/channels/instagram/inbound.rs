@@ -114,6 +114,7 @@ fn comment_event(head: &EntryHead, field: &str, c: &Comment, raw: &RawValue) -> 
         conversation: None,
         data,
         raw: Some(raw.to_owned()),
+        account: None,
     }
 }
 
@@ -141,5 +142,6 @@ fn mention_event(head: &EntryHead, m: &Mention, raw: &RawValue) -> Option<Event>
         conversation: None,
         data,
         raw: Some(raw.to_owned()),
+        account: None,
     })
 }

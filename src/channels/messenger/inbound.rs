@@ -108,5 +108,6 @@ fn comment_event(head: &EntryHead, f: &FeedChange, raw: &RawValue) -> Option<Eve
         conversation: None,
         data,
         raw: Some(raw.to_owned()),
+        account: None,
     })
 }

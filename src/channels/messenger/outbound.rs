@@ -231,6 +231,9 @@ pub fn body_for(msg: &OutboundMessage, channel: &str) -> Result<SendBody, SendEr
                         "there are no list messages; use `buttons` or `quick_replies`",
                     ))
                 }
+                Choices::Flow(_) => {
+                    return Err(unsupported("message.flow", "WhatsApp Flows are WhatsApp's"))
+                }
             }
         }
         Content::Reaction { .. }

@@ -109,6 +109,42 @@ pub enum Choices {
     },
     /// `quick_replies`: Messenger/Instagram quick replies, Telegram inline keyboard.
     QuickReplies(Vec<Button>),
+    /// `flow`: WhatsApp only, a button that opens a WhatsApp Flow.
+    Flow(Flow),
+}
+
+/// A WhatsApp Flow to open (Cloud API interactive `type: flow`, `flow_message_version`
+/// 3): which Flow, the button's text, the business's token for its answers, and how it
+/// starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    pub flow: FlowRef,
+    /// The button's text (`flow_cta`).
+    pub cta: String,
+    /// `flow_token`: the business's identifier, echoed in the Flow's answers.
+    pub token: Option<String>,
+    pub action: FlowAction,
+    /// `published` (the default) or `draft`.
+    pub mode: Option<String>,
+}
+
+/// A Flow by id or by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowRef {
+    Id(String),
+    Name(String),
+}
+
+/// How a Flow starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowAction {
+    /// Opens `screen`, with `data` for it.
+    Navigate {
+        screen: String,
+        data: Option<Map<String, Value>>,
+    },
+    /// Asks the business's Flow endpoint for the first screen.
+    DataExchange,
 }
 
 /// An interactive message's header: a line of text, or (WhatsApp) an image, a video or a

@@ -8,6 +8,7 @@
 //! it with [`SendError::Unsupported`], naming the field.
 
 mod fields;
+mod flow;
 pub mod message;
 pub mod parse;
 pub mod result;
@@ -18,8 +19,8 @@ use std::future::Future;
 use crate::vault::AccessToken;
 
 pub use message::{
-    Button, Choices, Content, GroupItem, Header, ListRow, ListSection, MediaKind, MediaSource,
-    OutboundMessage, Recipient,
+    Button, Choices, Content, Flow, FlowAction, FlowRef, GroupItem, Header, ListRow, ListSection,
+    MediaKind, MediaSource, OutboundMessage, Recipient,
 };
 pub use parse::ParseError;
 pub use result::{transport_error, ProviderDetail, Receipt, SendError};

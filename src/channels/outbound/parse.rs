@@ -35,7 +35,7 @@ pub struct ParseError {
     pub detail: String,
 }
 
-fn err(field: impl Into<String>, detail: impl Into<String>) -> ParseError {
+pub(super) fn err(field: impl Into<String>, detail: impl Into<String>) -> ParseError {
     ParseError {
         field: field.into(),
         detail: detail.into(),
@@ -76,14 +76,14 @@ fn path(at: &str, name: &str) -> String {
 }
 
 /// Refuses the first key no struct named, unless it is one of `allowed`.
-fn known_only(unknown: &Unknown, at: &str, allowed: &[&str]) -> Result<(), ParseError> {
+pub(super) fn known_only(unknown: &Unknown, at: &str, allowed: &[&str]) -> Result<(), ParseError> {
     match unknown.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(k) => Err(err(path(at, k), "is not a known field here")),
         None => Ok(()),
     }
 }
 
-fn required<T>(v: Option<T>, at: &str, name: &str) -> Result<T, ParseError> {
+pub(super) fn required<T>(v: Option<T>, at: &str, name: &str) -> Result<T, ParseError> {
     v.ok_or_else(|| err(path(at, name), "is required"))
 }
 
@@ -305,16 +305,19 @@ fn kind_content(kind: Kind, m: Value) -> Result<Content, ParseError> {
         Kind::Interactive => {
             let w: InteractiveWire = typed(m, AT)?;
             known_only(&w.unknown, AT, COMMON)?;
-            let choices = match (w.buttons, w.list, w.quick_replies) {
-                (Some(b), None, None) => Choices::Buttons(buttons(b.0, "message.buttons", true)?),
-                (None, None, Some(q)) => {
+            let choices = match (w.buttons, w.list, w.quick_replies, w.flow) {
+                (Some(b), None, None, None) => {
+                    Choices::Buttons(buttons(b.0, "message.buttons", true)?)
+                }
+                (None, None, Some(q), None) => {
                     Choices::QuickReplies(buttons(q.0, "message.quick_replies", false)?)
                 }
-                (None, Some(Obj(l)), None) => list(l)?,
+                (None, Some(Obj(l)), None, None) => list(l)?,
+                (None, None, None, Some(Obj(f))) => Choices::Flow(super::flow::parse(f)?),
                 _ => {
                     return Err(err(
                         "message.buttons",
-                        "give exactly one of `buttons`, `list` or `quick_replies`",
+                        "give exactly one of `buttons`, `list`, `quick_replies` or `flow`",
                     ))
                 }
             };

@@ -129,6 +129,22 @@ pub(super) struct InteractiveWire {
     pub(super) buttons: Option<List<Obj<ButtonWire>>>,
     pub(super) list: Option<Obj<ListWire>>,
     pub(super) quick_replies: Option<List<Obj<ButtonWire>>>,
+    pub(super) flow: Option<Obj<FlowWire>>,
+    #[serde(flatten)]
+    pub(super) unknown: Unknown,
+}
+
+/// `message.flow` of an interactive message (WhatsApp Flows).
+#[derive(Deserialize)]
+pub(super) struct FlowWire {
+    pub(super) id: Option<Str>,
+    pub(super) name: Option<Str>,
+    pub(super) cta: Option<Str>,
+    pub(super) token: Option<Str>,
+    pub(super) action: Option<Str>,
+    pub(super) screen: Option<Str>,
+    pub(super) data: Option<JsonObj>,
+    pub(super) mode: Option<Str>,
     #[serde(flatten)]
     pub(super) unknown: Unknown,
 }

@@ -230,6 +230,9 @@ pub fn request(msg: &OutboundMessage) -> Result<Vec<Request>, SendError> {
                     .flat_map(|s| s.rows.iter())
                     .map(|r| button(&r.title, Some(&r.id), None))
                     .collect(),
+                Choices::Flow(_) => {
+                    return Err(unsupported("message.flow", "WhatsApp Flows are WhatsApp's"))
+                }
             };
             body.insert("text".into(), text.clone().into());
             body.insert("reply_markup".into(), json!({ "inline_keyboard": rows }));

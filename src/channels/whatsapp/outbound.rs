@@ -12,6 +12,10 @@
 //!   own contact shape);
 //! - `read` is the mark-as-read call; `typing` is mark-as-read with `typing_indicator`
 //!   (WhatsApp shows typing only in answer to a message, so `message_id` is required);
+//! - an interactive `flow` opens a WhatsApp Flow (`type: flow`, `flow_message_version`
+//!   3, by `flow_id` or `flow_name`, `navigate` with its first screen or `data_exchange`);
+//! - `to` a business-scoped user id (`US.1349…`, a user known without a phone number)
+//!   goes in `recipient` instead of `to`, as the Cloud API takes it;
 //! - `raw` is posted unchanged to the same endpoint.
 //!
 //! A permission error (Graph 10, 200–299) means the token cannot reach this phone number:
@@ -22,8 +26,8 @@ use serde_json::{json, Map, Value};
 use crate::channels::meta::errors::token_cannot_reach_asset;
 use crate::channels::meta::graph::{GraphClient, GraphEndpoint};
 use crate::channels::outbound::{
-    Choices, Content, Header, MediaKind, MediaSource, Outbound, OutboundMessage, Receipt,
-    Recipient, SendError,
+    Choices, Content, Flow, FlowAction, FlowRef, Header, MediaKind, MediaSource, Outbound,
+    OutboundMessage, Receipt, Recipient, SendError,
 };
 use crate::vault::AccessToken;
 
@@ -120,7 +124,14 @@ pub fn request(msg: &OutboundMessage) -> Result<Request, SendError> {
         }
         content => {
             body.insert("recipient_type".into(), "individual".into());
-            body.insert("to".into(), to.into());
+            // A user known only by a business-scoped user id is sent to in `recipient`
+            // (Cloud API: `to` takes phone numbers, `recipient` BSUIDs and parent BSUIDs).
+            let field = if is_business_scoped_user_id(&to) {
+                "recipient"
+            } else {
+                "to"
+            };
+            body.insert(field.into(), to.into());
             if let Some(r) = &msg.reply_to {
                 body.insert("context".into(), json!({ "message_id": r }));
             }
@@ -140,6 +151,51 @@ pub fn request(msg: &OutboundMessage) -> Result<Request, SendError> {
         body: serde_json::to_vec(&Value::Object(body)).unwrap_or_default(),
         expects_id,
     })
+}
+
+/// An interactive `flow` message's `action.parameters` (`flow_message_version` 3).
+fn flow_parameters(flow: &Flow) -> Value {
+    let mut p = Map::new();
+    p.insert("flow_message_version".into(), "3".into());
+    if let Some(t) = &flow.token {
+        p.insert("flow_token".into(), t.clone().into());
+    }
+    match &flow.flow {
+        FlowRef::Id(id) => p.insert("flow_id".into(), id.clone().into()),
+        FlowRef::Name(name) => p.insert("flow_name".into(), name.clone().into()),
+    };
+    p.insert("flow_cta".into(), flow.cta.clone().into());
+    if let Some(m) = &flow.mode {
+        p.insert("mode".into(), m.clone().into());
+    }
+    match &flow.action {
+        FlowAction::Navigate { screen, data } => {
+            p.insert("flow_action".into(), "navigate".into());
+            let mut payload = json!({ "screen": screen });
+            if let Some(d) = data {
+                payload["data"] = Value::Object(d.clone());
+            }
+            p.insert("flow_action_payload".into(), payload);
+        }
+        FlowAction::DataExchange => {
+            p.insert("flow_action".into(), "data_exchange".into());
+        }
+    }
+    Value::Object(p)
+}
+
+/// A business-scoped user id (BSUID): a two-letter country code, a period, then letters
+/// and digits (`US.13491208655302741918`); a parent BSUID has `ENT.` after the country
+/// (`US.ENT.11815799212886844830`). Phone numbers never contain a period.
+pub fn is_business_scoped_user_id(to: &str) -> bool {
+    let Some((country, rest)) = to.split_once('.') else {
+        return false;
+    };
+    let rest = rest.strip_prefix("ENT.").unwrap_or(rest);
+    country.len() == 2
+        && country.bytes().all(|b| b.is_ascii_uppercase())
+        && !rest.is_empty()
+        && rest.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// The `type` and its object.
@@ -305,6 +361,13 @@ fn message_object(content: &Content) -> Result<(&'static str, Value), SendError>
                     i.insert(
                         "action".into(),
                         json!({"button": button, "sections": sections}),
+                    );
+                }
+                Choices::Flow(flow) => {
+                    i.insert("type".into(), "flow".into());
+                    i.insert(
+                        "action".into(),
+                        json!({"name": "flow", "parameters": flow_parameters(flow)}),
                     );
                 }
                 Choices::QuickReplies(_) => {

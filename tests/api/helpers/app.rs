@@ -20,7 +20,7 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 use super::config::{StoreConfig, TestConfig, APP_SECRET, CRM_PATH, OTHER_CRM_PATH};
 use super::redis::RedisServer;
 use super::signing::meta_signature;
-use super::WHATSAPP_FIXTURE_CHANNELS;
+use super::{FIXTURE_WABA, WHATSAPP_FIXTURE_CHANNELS};
 
 /// Where a test app keeps its state.
 enum StoreChoice {
@@ -36,6 +36,7 @@ struct Preset {
     id: String,
     tenant: String,
     token: String,
+    waba_id: Option<String>,
 }
 
 /// What varies between test apps; [`TestApp::builder`] starts one with the defaults:
@@ -151,6 +152,7 @@ impl TestAppBuilder {
             id: id.to_owned(),
             tenant: tenant.to_owned(),
             token: token.to_owned(),
+            waba_id: None,
         });
         self
     }
@@ -213,6 +215,9 @@ impl TestAppBuilder {
                 id: (*id).to_owned(),
                 tenant: "acme".into(),
                 token: "wa-token-secret".into(),
+                // The fixtures' first number is on the WABA of Meta's account-level
+                // examples.
+                waba_id: (*id == WHATSAPP_FIXTURE_CHANNELS[0]).then(|| FIXTURE_WABA.to_owned()),
             })
             .collect();
         channels.extend(self.channels);
@@ -245,7 +250,11 @@ impl TestAppBuilder {
             peers,
         };
         for c in &channels {
-            app.put_channel(c.kind, &c.id, &c.tenant, &c.token).await;
+            let new = NewChannel {
+                waba_id: c.waba_id.as_deref(),
+                ..NewChannel::new(&c.tenant, &c.token)
+            };
+            app.put(c.kind, &c.id, &new).await;
         }
         app
     }
@@ -268,7 +277,10 @@ impl TestAppBuilder {
         let settings = Settings::from_toml(&text).unwrap();
         let store = switchboard::app::open_store(&settings).unwrap();
         for c in &channels {
-            let record = NewChannel::new(&c.tenant, &c.token);
+            let record = NewChannel {
+                waba_id: c.waba_id.as_deref(),
+                ..NewChannel::new(&c.tenant, &c.token)
+            };
             put_channel_into(&store, &peers.keyring, c.kind, &c.id, &record).await;
         }
         super::process::RelayProcess::start(peers, store).await
@@ -373,6 +385,8 @@ pub struct NewChannel<'a> {
     pub webhook_secret: Option<&'a str>,
     /// The Meta user who connected it.
     pub user_id: Option<&'a str>,
+    /// WhatsApp: its WhatsApp Business Account.
+    pub waba_id: Option<&'a str>,
 }
 
 impl<'a> NewChannel<'a> {
@@ -382,6 +396,7 @@ impl<'a> NewChannel<'a> {
             token,
             webhook_secret: None,
             user_id: None,
+            waba_id: None,
         }
     }
 }
@@ -402,6 +417,7 @@ pub async fn put_channel_into(
         webhook_secret: new.webhook_secret.map(encrypt),
         updated_at: None,
         user_id: new.user_id.map(str::to_owned),
+        waba_id: new.waba_id.map(str::to_owned),
         ..Default::default()
     };
     let channel = ChannelRef::new(kind, id);

@@ -33,6 +33,10 @@ pub use traffic::*;
 /// The WhatsApp phone_number_ids used by the fixtures; all belong to tenant `acme`.
 pub const WHATSAPP_FIXTURE_CHANNELS: &[&str] = &["106540352242922", "1122334455667", "123456123"];
 
+/// The WhatsApp Business Account of Meta's account-level examples (tests/fixtures/
+/// whatsapp/account/): the first fixture channel's `waba_id`.
+pub const FIXTURE_WABA: &str = "102290129340398";
+
 pub fn fixture(rel: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")

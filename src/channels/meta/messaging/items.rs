@@ -40,6 +40,7 @@ impl ItemCtx<'_> {
             conversation: self.customer.clone(),
             data,
             raw: Some(self.raw.to_owned()),
+            account: None,
         }
     }
 
@@ -543,11 +544,13 @@ fn postback_event(ic: &ItemCtx<'_>, p: &Postback) -> Event {
     ic.event(EventType::Postback, &parts, data)
 }
 
-/// A referral, opt-in or handover item: `provider.event` with `data.kind` naming it and
+/// A referral, opt-in or handover item: `provider.event` with `data.kind` (and the same
+/// `data.field`) naming it and
 /// the object under the same name.
 fn named_event(ic: &ItemCtx<'_>, name: &'static str, value: &Value, extra: &[&str]) -> Event {
     let data = DataBuilder::new()
         .set("kind", name)
+        .set("field", name)
         .set_opt("conversation", ic.conversation())
         .set_opt("sender", ic.sender())
         .set(name, value.clone())
@@ -574,7 +577,11 @@ fn unknown_item(head: &EntryHead, raw: &RawValue) -> Event {
         timestamp_ms: head.timestamp_ms(),
         channel: head.channel(),
         conversation: None,
-        data: DataBuilder::new().set("kind", name).build(),
+        data: DataBuilder::new()
+            .set("kind", name.as_str())
+            .set("field", name.as_str())
+            .build(),
         raw: Some(raw.to_owned()),
+        account: None,
     }
 }

@@ -137,6 +137,7 @@ pub fn change_event(head: &EntryHead, field: &str, value: &RawValue) -> Event {
             .set("field", field)
             .build(),
         raw: Some(value.to_owned()),
+        account: None,
     }
 }
 
@@ -188,10 +189,12 @@ fn into_standby(ev: Event) -> Event {
         conversation: ev.conversation,
         data: DataBuilder::new()
             .set("kind", "standby")
+            .set("field", "standby")
             .set_opt("conversation", conversation)
             .set("event", inner)
             .build(),
         raw: ev.raw,
+        account: None,
     }
 }
 

@@ -155,6 +155,7 @@ impl Update<'_> {
             conversation,
             data,
             raw: Some(self.raw.clone()),
+            account: None,
         }
     }
 
