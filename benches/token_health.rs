@@ -189,7 +189,10 @@ fn token_health(c: &mut Criterion) {
             serde_json::to_string(&report).unwrap()
         );
         assert_eq!(report.checked, n as u64);
-        assert!(report.largest_page as usize <= PAGE_SIZE * 2, "{report:?}");
+        // The memory store's pages hold `page_size` at most; Redis' SCAN COUNT is a hint.
+        if name == "memory" {
+            assert!(report.largest_page as usize <= PAGE_SIZE, "{report:?}");
+        }
         group.bench_function(format!("round_{n}_channels/{name}"), |b| {
             b.iter(|| rt.block_on(health.check_all(&live)).unwrap().checked)
         });
