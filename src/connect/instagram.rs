@@ -2,25 +2,26 @@
 //! code exchange (the answer flat or wrapped in `data[0]`), the long-lived token
 //! (`ig_exchange_token`), `/me`, `me/subscribed_apps`; then `instagram:{user_id}` with
 //! `graph = "instagram"` and `expires_at`. The long-lived token is kept (encrypted) in
-//! the flow as soon as it is got, so a later step can be retried.
+//! the flow as soon as it is got, and each later step once done, so "Try again" after
+//! a failure resumes there (`POST /connect/flow/instagram/resume`) without a new login.
 
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::finish::{self, NewChannel};
 use super::flow;
 use super::messenger::{denied, Callback};
-use super::pages;
+use super::pages::{self, Retry};
 use super::provider::{Call, ProviderError};
 use super::web::{self, Ctx, Current};
 use crate::channels::{ChannelKind, ChannelRef};
 use crate::live::Live;
 use crate::store::GRAPH_INSTAGRAM;
-use crate::vault::AccessToken;
 
 pub const SCOPE: &str = "instagram_business_basic,instagram_business_manage_messages,instagram_business_manage_comments";
 pub const FIELDS: &str = "messages,messaging_postbacks,messaging_seen,message_reactions,comments";
@@ -173,30 +174,99 @@ pub async fn callback(ctx: &Ctx<'_>, mut cur: Current, q: Callback) -> HttpRespo
     ));
     cur.flow.token = Some(live.keyring.encrypt(token.as_bytes()));
     cur.flow.user_id = user_id;
+    // A new login: the later steps run again with its token.
+    cur.flow.account_id = None;
+    cur.flow.username = None;
+    cur.flow.subscribed = false;
     if let Err(e) = cur.save(ctx).await {
         return web::unavailable(&e);
     }
-    let token = AccessToken::new(token);
-    let version = &live.settings.meta.graph_api_version;
-    let me = match ctx
-        .oauth
-        .send(
-            Call::get(graph(live, &format!("{version}/me")), timeout(live))
-                .query("fields", "user_id,username")
-                .bearer(&token),
-        )
-        .await
-    {
-        Ok(v) => v,
-        Err(e) => return web::provider_failed("reading your account", &e, Some(&retry)),
-    };
-    let Some(account) = field(&me, "user_id").filter(|id| ChannelRef::valid_id(id)) else {
-        return web::provider_failed(
-            "reading your account",
-            &ProviderError::Unreachable("no user_id".into()),
-            Some(&retry),
+    steps(ctx, cur).await
+}
+
+/// The resume form (`POST /connect/flow/instagram/resume`).
+#[derive(Deserialize)]
+pub struct ResumeForm {
+    #[serde(default)]
+    pub form: String,
+}
+
+/// Where a failed step's "Try again" posts.
+pub const RESUME_PATH: &str = "/connect/flow/instagram/resume";
+
+/// `POST /connect/flow/instagram/resume`: the steps after the code exchange, again,
+/// from the saved token (no new login while the flow lives).
+pub async fn resume(ctx: &Ctx<'_>, mut cur: Current, form: ResumeForm) -> HttpResponse {
+    if !flow::check_form_token(&cur.cookie, &cur.flow, &form.form) {
+        return web::refused(flow::FlowRefusal::AlteredState);
+    }
+    if cur.flow.token.is_none() {
+        let retry = dialog_url(ctx.live, &mut cur);
+        if let Err(e) = cur.save(ctx).await {
+            return web::unavailable(&e);
+        }
+        return web::page(
+            StatusCode::BAD_REQUEST,
+            pages::error(
+                "Log in again",
+                "This connect session has no Instagram login to continue from.",
+                "Nothing was connected. Log in with Instagram again.",
+                Some(&retry),
+            ),
         );
+    }
+    steps(ctx, cur).await
+}
+
+/// The steps after the code exchange, each saved in the flow once done: `/me`,
+/// `me/subscribed_apps`, then the channel. A failure offers to resume from here.
+async fn steps(ctx: &Ctx<'_>, mut cur: Current) -> HttpResponse {
+    let live = ctx.live;
+    let Some(token) = cur
+        .flow
+        .token
+        .as_ref()
+        .and_then(|t| live.keyring.decrypt_token(t).ok())
+    else {
+        return web::refused(flow::FlowRefusal::UnknownFlow);
     };
+    let form = flow::form_token(&cur.cookie, &cur.flow);
+    let resume = || Retry::Resume {
+        action: RESUME_PATH,
+        form: &form,
+        fields: &[],
+    };
+    let version = &live.settings.meta.graph_api_version;
+    if cur.flow.account_id.is_none() {
+        let me = match ctx
+            .oauth
+            .send(
+                Call::get(graph(live, &format!("{version}/me")), timeout(live))
+                    .query("fields", "user_id,username")
+                    .bearer(&token),
+            )
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => return web::provider_failed_with("reading your account", &e, resume()),
+        };
+        let Some(account) = field(&me, "user_id").filter(|id| ChannelRef::valid_id(id)) else {
+            return web::provider_failed_with(
+                "reading your account",
+                &ProviderError::Unreachable("no user_id".into()),
+                resume(),
+            );
+        };
+        cur.flow.account_id = Some(account);
+        cur.flow.username = me
+            .get("username")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if let Err(e) = cur.save(ctx).await {
+            return web::unavailable(&e);
+        }
+    }
+    let account = cur.flow.account_id.clone().unwrap_or_default();
     let channel = ChannelRef::new(ChannelKind::Instagram, account);
     match finish::is_taken(ctx.store, &cur.link, &channel).await {
         Ok(true) => {
@@ -206,28 +276,31 @@ pub async fn callback(ctx: &Ctx<'_>, mut cur: Current, q: Callback) -> HttpRespo
         Ok(false) => {}
         Err(e) => return web::unavailable(&e),
     }
-    if let Err(e) = ctx
-        .oauth
-        .send(
-            Call::post(
-                graph(live, &format!("{version}/me/subscribed_apps")),
-                timeout(live),
-                vec![("subscribed_fields", FIELDS)],
+    if !cur.flow.subscribed {
+        if let Err(e) = ctx
+            .oauth
+            .send(
+                Call::post(
+                    graph(live, &format!("{version}/me/subscribed_apps")),
+                    timeout(live),
+                    vec![("subscribed_fields", FIELDS)],
+                )
+                .query("subscribed_fields", FIELDS)
+                .bearer(&token),
             )
-            .query("subscribed_fields", FIELDS)
-            .bearer(&token),
-        )
-        .await
-    {
-        return web::provider_failed("subscribing your account to webhooks", &e, Some(&retry));
+            .await
+        {
+            return web::provider_failed_with("subscribing your account to webhooks", &e, resume());
+        }
+        cur.flow.subscribed = true;
+        if let Err(e) = cur.save(ctx).await {
+            return web::unavailable(&e);
+        }
     }
     let mut new = NewChannel::new(channel, SecretString::from(token.expose().to_owned()));
     new.graph = Some(GRAPH_INSTAGRAM.to_owned());
     new.expires_at = cur.flow.expires_at.clone();
     new.user_id = cur.flow.user_id.clone();
-    new.username = me
-        .get("username")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    new.username = cur.flow.username.clone();
     web::finished(ctx, &mut cur, &new).await
 }

@@ -1,7 +1,9 @@
 //! Messenger via Facebook Login: the dialog (`config_id` when set, else the scope
 //! list), the code exchange, the long-lived token, `/me`, `/me/accounts`; a picker when
 //! several Pages; `subscribed_apps` with the full field list, read back; then
-//! `messenger:{page_id}` with the Page token.
+//! `messenger:{page_id}` with the Page token. The Pages (tokens encrypted) and the
+//! user id are kept in the flow, so a failed subscribe or read-back is retried from
+//! there ("Try again" posts the Page again), without a new login.
 
 use std::time::Duration;
 
@@ -13,7 +15,7 @@ use serde_json::Value;
 
 use super::finish::{self, NewChannel};
 use super::flow::{self, PageChoice};
-use super::pages;
+use super::pages::{self, Retry};
 use super::provider::{Call, ProviderError};
 use super::web::{self, Ctx, Current};
 use crate::channels::{ChannelKind, ChannelRef};
@@ -261,6 +263,9 @@ fn picker(cur: &Current) -> HttpResponse {
     )
 }
 
+/// Where the picker (and a failed Page step's "Try again") posts.
+pub const PICK_PATH: &str = "/connect/flow/messenger/page";
+
 /// The picker's form.
 #[derive(Deserialize)]
 pub struct PickForm {
@@ -306,6 +311,15 @@ async fn connect_page(ctx: &Ctx<'_>, mut cur: Current, page_id: &str) -> HttpRes
     let Ok(page_token) = live.keyring.decrypt_token(&choice.token) else {
         return web::refused(flow::FlowRefusal::UnknownFlow);
     };
+    // A failure below offers to resume with the same Page (the saved Page token), no
+    // new login: subscribing is idempotent, and the read-back runs again after it.
+    let form = flow::form_token(&cur.cookie, &cur.flow);
+    let fields = [("page_id", page_id)];
+    let resume = || Retry::Resume {
+        action: PICK_PATH,
+        form: &form,
+        fields: &fields,
+    };
     let path = format!("{page_id}/subscribed_apps");
     if let Err(e) = ctx
         .oauth
@@ -320,7 +334,7 @@ async fn connect_page(ctx: &Ctx<'_>, mut cur: Current, page_id: &str) -> HttpRes
         )
         .await
     {
-        return web::provider_failed("subscribing the Page to webhooks", &e, None);
+        return web::provider_failed_with("subscribing the Page to webhooks", &e, resume());
     }
     match ctx
         .oauth
@@ -329,18 +343,22 @@ async fn connect_page(ctx: &Ctx<'_>, mut cur: Current, page_id: &str) -> HttpRes
     {
         Ok(v) if subscription_complete(&v, &live.settings.meta.app_id) => {}
         Ok(_) => {
-            return web::provider_failed(
+            return web::provider_failed_with(
                 "checking the Page's webhook subscription",
                 &ProviderError::Refused {
                     status: 200,
                     code: None,
                     message: "the Page does not list the relay's app with every field".into(),
                 },
-                None,
+                resume(),
             )
         }
         Err(e) => {
-            return web::provider_failed("checking the Page's webhook subscription", &e, None)
+            return web::provider_failed_with(
+                "checking the Page's webhook subscription",
+                &e,
+                resume(),
+            )
         }
     }
     let mut new = NewChannel::new(channel, SecretString::from(page_token.expose().to_owned()));

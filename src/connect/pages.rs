@@ -76,8 +76,28 @@ pub fn respond(
         .body(page.into_string())
 }
 
-/// What went wrong, and what to do.
+/// How a failure page offers to try again.
+pub enum Retry<'a> {
+    /// Nothing to retry from here.
+    None,
+    /// A fresh start (a new login): a link.
+    Link(&'a str),
+    /// Resume from the last step the flow saved, without a new login: a form posting
+    /// back to the relay (`action`) with the flow's form token and `fields`.
+    Resume {
+        action: &'a str,
+        form: &'a str,
+        fields: &'a [(&'a str, &'a str)],
+    },
+}
+
+/// What went wrong, and what to do; `retry` is a link to start again.
 pub fn error(title: &str, what: &str, todo: &str, retry: Option<&str>) -> Markup {
+    error_with(title, what, todo, retry.map_or(Retry::None, Retry::Link))
+}
+
+/// What went wrong, what to do, and how to try again.
+pub fn error_with(title: &str, what: &str, todo: &str, retry: Retry<'_>) -> Markup {
     layout(
         title,
         "error",
@@ -85,8 +105,20 @@ pub fn error(title: &str, what: &str, todo: &str, retry: Option<&str>) -> Markup
             h1 { (title) }
             p id="what" { (what) }
             p id="todo" { (todo) }
-            @if let Some(r) = retry {
-                a class="button" id="retry" href=(r) { "Try again" }
+            @match retry {
+                Retry::None => {}
+                Retry::Link(r) => {
+                    a class="button" id="retry" href=(r) { "Try again" }
+                }
+                Retry::Resume { action, form, fields } => {
+                    form method="post" action=(action) {
+                        input type="hidden" name="form" value=(form);
+                        @for (k, v) in fields {
+                            input type="hidden" name=(k) value=(v);
+                        }
+                        button type="submit" id="retry" { "Try again" }
+                    }
+                }
             }
         },
         &[],

@@ -7,7 +7,7 @@ use secrecy::SecretString;
 
 use super::flow::{self, Flow, FlowRefusal, LoadError};
 use super::links::{self, Link, LinkStatus};
-use super::pages;
+use super::pages::{self, Retry};
 use super::provider::{OAuthClient, ProviderError};
 use crate::channels::telegram::outbound::TelegramClient;
 use crate::delivery::Dispatcher;
@@ -126,21 +126,25 @@ pub fn unavailable(e: &StoreError) -> HttpResponse {
     )
 }
 
-/// The page for a provider step that failed.
+/// The page for a provider step that failed; `retry` is a link to start again.
 pub fn provider_failed(step: &str, e: &ProviderError, retry: Option<&str>) -> HttpResponse {
+    provider_failed_with(step, e, retry.map_or(Retry::None, Retry::Link))
+}
+
+/// The page for a provider step that failed, offering `retry`.
+pub fn provider_failed_with(step: &str, e: &ProviderError, retry: Retry<'_>) -> HttpResponse {
     tracing::warn!(error = %e, step, "Connect flow: provider step failed.");
     let what = match e {
         ProviderError::Refused { .. } => format!("Meta refused a step ({step}): {e}."),
         ProviderError::Unreachable(_) => format!("The provider could not be reached ({step})."),
     };
+    let todo = match retry {
+        Retry::Resume { .. } => "Nothing was connected yet. Try again: the steps already done are kept, so you will not have to log in again.",
+        _ => "Nothing was connected. Try again; if it keeps failing, check the permissions you granted.",
+    };
     page(
         StatusCode::BAD_GATEWAY,
-        pages::error(
-            "Something went wrong",
-            &what,
-            "Nothing was connected. Try again; if it keeps failing, check the permissions you granted.",
-            retry,
-        ),
+        pages::error_with("Something went wrong", &what, todo, retry),
     )
 }
 

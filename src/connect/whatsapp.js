@@ -1,6 +1,8 @@
 // Embedded Signup on the relay's WhatsApp connect page. Accepts WA_EMBEDDED_SIGNUP
 // messages only from the login dialog's origin; posts the code and the ids to the
-// relay as soon as it has both (the code lives 30 seconds).
+// relay as soon as it has both (the code lives 30 seconds). After a failure the button
+// is enabled again: when the relay says `resume` (the code exchange had succeeded),
+// it posts the same ids again, without a new login; otherwise it starts a new one.
 (function () {
   "use strict";
   var root = document.getElementById("signup");
@@ -10,6 +12,7 @@
   var session = null;
   var code = null;
   var sent = false;
+  var resumable = false;
 
   function say(text) { status.textContent = text; }
 
@@ -22,18 +25,33 @@
     }).then(function (r) { return r.json().then(function (j) { return { ok: r.ok, body: j }; }); });
   }
 
+  function again(text) {
+    sent = false;
+    say(text);
+    launch.textContent = "Try again";
+    launch.disabled = false;
+  }
+
   function finish() {
-    if (sent || !code || !session) { return; }
+    if (sent || !session || !(code || resumable)) { return; }
     sent = true;
+    launch.disabled = true;
     say("Connecting your number…");
     post("/connect/flow/whatsapp", {
       form: cfg.form, code: code,
       waba_id: session.waba_id, phone_number_id: session.phone_number_id
     }).then(function (r) {
       if (r.body && r.body.next) { window.location.assign(r.body.next); return; }
-      sent = false;
-      say((r.body && r.body.message) || "Something went wrong. Try again.");
-    }, function () { sent = false; say("The relay could not be reached. Try again."); });
+      // A code is single use: only a saved exchange lets the same ids be posted again.
+      code = null;
+      resumable = !!(r.body && r.body.resume);
+      if (!resumable) { session = null; }
+      again((r.body && r.body.message) || "Something went wrong. Try again.");
+    }, function () {
+      // Unknown whether the relay got it: post the same again (its steps are saved).
+      resumable = true;
+      again("The relay could not be reached. Try again.");
+    });
   }
 
   window.addEventListener("message", function (event) {
@@ -47,7 +65,7 @@
       session = data.data || {};
       finish();
     } else if (data.event === "CANCEL" || data.event === "ERROR") {
-      code = null; session = null;
+      code = null; session = null; resumable = false;
       say(data.event === "CANCEL" ? "You stopped before the end. Nothing was connected." : "Meta reported an error. Nothing was connected.");
       launch.textContent = "Try again";
       launch.disabled = false;
@@ -71,7 +89,9 @@
   };
 
   launch.addEventListener("click", function () {
+    if (resumable && session) { finish(); return; }
     if (typeof FB === "undefined") { say("Facebook could not be loaded. Check your connection and try again."); return; }
+    code = null; session = null;
     launch.disabled = true;
     say("Waiting for Facebook…");
     FB.login(function (response) {

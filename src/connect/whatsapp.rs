@@ -1,6 +1,8 @@
 //! WhatsApp Embedded Signup: the SDK page; the code and the session's ids posted by the
 //! page's script; then, each step persisted in the flow so a failure can be retried
-//! without a new code: the code exchange, `POST /{waba}/subscribed_apps` (before
+//! without a new code (the answer says `resume`, and the page's "Try again" posts the
+//! same ids again): the code exchange, `GET /me?fields=id` (the `user_id` deauthorize
+//! and data deletion match on), `POST /{waba}/subscribed_apps` (before
 //! anything else), `POST /{phone}/register` with a random 6-digit PIN (at most
 //! `connect.max_register_attempts` per flow: Meta blocks a number after 10 in 72 h);
 //! then `whatsapp:{phone_number_id}` with `waba_id` and the PIN, Fernet-encrypted.
@@ -90,12 +92,16 @@ pub fn json_error(status: StatusCode, message: &str) -> HttpResponse {
         .json(json!({"message": message}))
 }
 
-fn provider_error(step: &str, e: &ProviderError) -> HttpResponse {
-    tracing::warn!(error = %e, step, "Connect flow: provider step failed.");
-    json_error(
-        StatusCode::BAD_GATEWAY,
-        &format!("Meta did not complete a step ({step}). Nothing was connected yet; click the button to try again."),
-    )
+/// A failed step. `resume`: the code exchange had succeeded, so the page's "Try again"
+/// posts the same ids again, without a new login (and without a code).
+fn provider_error(step: &str, e: &ProviderError, resume: bool) -> HttpResponse {
+    tracing::warn!(error = %e, step, resume, "Connect flow: provider step failed.");
+    HttpResponse::build(StatusCode::BAD_GATEWAY)
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({
+            "message": format!("Meta did not complete a step ({step}). Nothing was connected yet; click the button to try again."),
+            "resume": resume,
+        }))
 }
 
 fn digits(s: &Option<String>) -> Option<String> {
@@ -126,6 +132,7 @@ pub async fn complete(ctx: &Ctx<'_>, mut cur: Current, body: Complete) -> HttpRe
         cur.flow.subscribed = false;
         cur.flow.registered = false;
         cur.flow.token = None;
+        cur.flow.user_id = None;
     }
     let channel = ChannelRef::new(ChannelKind::Whatsapp, phone.clone());
     match finish::is_taken(ctx.store, &cur.link, &channel).await {
@@ -162,6 +169,7 @@ pub async fn complete(ctx: &Ctx<'_>, mut cur: Current, body: Complete) -> HttpRe
                 return provider_error(
                     "configuration",
                     &ProviderError::Unreachable("meta.app_secrets is empty".into()),
+                    false,
                 );
             };
             let v = match ctx
@@ -175,12 +183,13 @@ pub async fn complete(ctx: &Ctx<'_>, mut cur: Current, body: Complete) -> HttpRe
                 .await
             {
                 Ok(v) => v,
-                Err(e) => return provider_error("code exchange", &e),
+                Err(e) => return provider_error("code exchange", &e, false),
             };
             let Some(t) = v.get("access_token").and_then(Value::as_str) else {
                 return provider_error(
                     "code exchange",
                     &ProviderError::Unreachable("no access_token".into()),
+                    false,
                 );
             };
             cur.flow.token = Some(live.keyring.encrypt(t.as_bytes()));
@@ -193,6 +202,34 @@ pub async fn complete(ctx: &Ctx<'_>, mut cur: Current, body: Complete) -> HttpRe
             AccessToken::new(t.to_owned())
         }
     };
+    // Who signed up (the app-scoped id deauthorize and data deletion name).
+    if cur.flow.user_id.is_none() {
+        let me = match ctx
+            .oauth
+            .send(
+                Call::get(graph(live, "me"), timeout(live))
+                    .query("fields", "id")
+                    .bearer(&token),
+            )
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => return provider_error("reading who signed up", &e, true),
+        };
+        let Some(id) = me
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|id| ChannelRef::valid_id(id))
+        else {
+            return provider_error(
+                "reading who signed up",
+                &ProviderError::Unreachable("no id".into()),
+                true,
+            );
+        };
+        cur.flow.user_id = Some(id.to_owned());
+        let _ = cur.save(ctx).await;
+    }
     if !cur.flow.subscribed {
         if let Err(e) = ctx
             .oauth
@@ -206,7 +243,11 @@ pub async fn complete(ctx: &Ctx<'_>, mut cur: Current, body: Complete) -> HttpRe
             )
             .await
         {
-            return provider_error("subscribing the WhatsApp Business Account to webhooks", &e);
+            return provider_error(
+                "subscribing the WhatsApp Business Account to webhooks",
+                &e,
+                true,
+            );
         }
         cur.flow.subscribed = true;
         let _ = cur.save(ctx).await;
@@ -251,7 +292,7 @@ pub async fn complete(ctx: &Ctx<'_>, mut cur: Current, body: Complete) -> HttpRe
             )
             .await
         {
-            return provider_error("registering the number", &e);
+            return provider_error("registering the number", &e, true);
         }
         cur.flow.registered = true;
         let _ = cur.save(ctx).await;
@@ -273,6 +314,7 @@ pub async fn complete(ctx: &Ctx<'_>, mut cur: Current, body: Complete) -> HttpRe
         .map(|p| SecretString::from(p.expose().to_owned()));
     let mut new = NewChannel::new(channel, SecretString::from(token.expose().to_owned()));
     new.waba_id = Some(waba);
+    new.user_id = cur.flow.user_id.clone();
     new.pin = pin;
     new.name = info
         .get("verified_name")

@@ -120,6 +120,23 @@ pub async fn instagram_callback(
     }
 }
 
+/// `POST /connect/flow/instagram/resume`: "Try again" after a failed step.
+pub async fn instagram_resume(
+    req: HttpRequest,
+    form: aweb::Form<instagram::ResumeForm>,
+    state: aweb::Data<AppState>,
+) -> HttpResponse {
+    let live = state.live.load_full();
+    let c = ctx(&state, &live);
+    match web::usable(&c, &req).await {
+        Ok(cur) if cur.link.kind == ChannelKind::Instagram => {
+            instagram::resume(&c, cur, form.into_inner()).await
+        }
+        Ok(_) => web::refused(flow::FlowRefusal::UnknownFlow),
+        Err(resp) => resp,
+    }
+}
+
 /// `POST /connect/flow/whatsapp` (JSON, from the page's script).
 pub async fn whatsapp_complete(
     req: HttpRequest,
@@ -207,6 +224,7 @@ pub fn routes(cfg: &mut aweb::ServiceConfig) {
         "/connect/flow/messenger/page",
         aweb::post().to(messenger_pick),
     )
+    .route(instagram::RESUME_PATH, aweb::post().to(instagram_resume))
     .route("/connect/flow/whatsapp", aweb::post().to(whatsapp_complete))
     .route(
         "/connect/flow/whatsapp/cancel",

@@ -48,6 +48,9 @@ pub struct CheckReport {
     pub unchecked: u64,
     /// SCAN pages read.
     pub pages: u64,
+    /// The most channels one page held: all the round keeps in memory at once (at most
+    /// about `tokens.page_size`, whatever the number of channels).
+    pub largest_page: u64,
 }
 
 /// Everything a check needs; cheap to clone.
@@ -76,6 +79,7 @@ impl TokenHealth {
         loop {
             let (page, next) = self.store.scan_channels(&cursor, page_size).await?;
             report.pages += 1;
+            report.largest_page = report.largest_page.max(page.len() as u64);
             let outcomes: Vec<Result<Outcome, StoreError>> = stream::iter(page)
                 .map(|channel| self.check_one(live, channel))
                 .buffer_unordered(concurrency)
@@ -111,6 +115,7 @@ impl TokenHealth {
             skipped = report.skipped,
             unchecked = report.unchecked,
             pages = report.pages,
+            largest_page = report.largest_page,
             stage = "processing",
             "Token health check done."
         );

@@ -2,7 +2,8 @@
 //! the link opened, a bot token typed, the Facebook and Instagram login dialogs (local
 //! stand-ins that send the browser back with a code), the Page picker, and WhatsApp
 //! Embedded Signup with a stand-in SDK whose popup posts `WA_EMBEDDED_SIGNUP` from the
-//! dialog's origin (and a foreign frame posting its own ids, which must be ignored).
+//! dialog's origin (and a foreign frame posting its own ids, which must be ignored);
+//! a failed step, then "Try again" clicked, resuming without a new login.
 //! Asserted: what the providers received, what Redis holds (decrypted by Python's
 //! `cryptography`), the CRM's `channel.connected` (verified with `standardwebhooks`),
 //! the flow cookie's attributes, and no token, code or secret in any page or URL.
@@ -395,7 +396,9 @@ async fn whatsapp_embedded_signup_with_the_sdk_popup_ignores_other_origins() {
         "",
     )
     .await;
-    crate::connect_flows::mock_whatsapp_signup(&app, false).await;
+    // The first registration fails: the person clicks "Try again", which resumes
+    // from the saved steps (no new login, no new code).
+    crate::connect_flows::mock_whatsapp_signup(&app, true).await;
     let link = new_link(&app, "whatsapp").await;
 
     let b = Browser::start().await;
@@ -425,12 +428,46 @@ async fn whatsapp_embedded_signup_with_the_sdk_popup_ignores_other_origins() {
     b.client.switch_to_window(popup).await.unwrap();
     b.click("#finish").await;
     b.client.switch_to_window(main).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let status = b.text("#status").await;
+        if status.contains("registering the number") {
+            assert!(status.contains("try again"), "{status}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "status: {status}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(b.text("#launch").await, "Try again");
+    b.screenshot("whatsapp-1b-try-again").await;
+    b.click("#launch").await;
     assert_eq!(b.text("#done").await, "WhatsApp connected");
     b.screenshot("whatsapp-2-connected").await;
     assert_clean(&b.html().await, &["EAAbusiness", "wa-code-1"]);
     b.close().await;
 
     let reqs = app.graph.received_requests().await.unwrap();
+    // One login (one popup, one code exchanged), two registrations.
+    let popups = dialog.received_requests().await.unwrap();
+    assert_eq!(
+        popups.iter().filter(|r| r.url.path() == "/signup").count(),
+        1
+    );
+    let count = |p: &str| {
+        reqs.iter()
+            .filter(|r| format!("{} {}", r.method, r.url.path()) == p)
+            .count()
+    };
+    assert_eq!(count("GET /v23.0/oauth/access_token"), 1);
+    assert_eq!(count("POST /v23.0/106540352249999/register"), 2);
+    assert_eq!(
+        hget(
+            &app,
+            "switchboard:channel:whatsapp:106540352249999",
+            "user_id"
+        ),
+        crate::connect_flows::WA_USER_ID
+    );
     let paths: Vec<String> = reqs
         .iter()
         .map(|r| format!("{} {}", r.method, r.url.path()))

@@ -244,6 +244,10 @@ async fn whatsapp_signup_subscribes_before_registering_and_stores_the_pin_encryp
     assert!(pins[0].len() == 6 && pins[0].bytes().all(|b| b.is_ascii_digit()));
     let key = "switchboard:channel:whatsapp:106540352249999";
     assert_eq!(hget(&app, key, "waba_id"), "102290129340398");
+    // Who signed up, read once with the business token (deauthorize and data deletion
+    // match on it).
+    assert_eq!(hget(&app, key, "user_id"), WA_USER_ID);
+    assert_eq!(count(&app.graph, "GET", "/v23.0/me").await, 1);
     assert_eq!(
         &*app.keyring.decrypt(&hget(&app, key, "pin")).unwrap(),
         pins[0].as_bytes()
@@ -257,5 +261,6 @@ async fn whatsapp_signup_subscribes_before_registering_and_stores_the_pin_encryp
     assert_eq!(event["data"]["display"]["phone"], "+1 555 010 9999");
     assert_clean(&event.to_string(), &["EAAbusiness", &pins[0]]);
     assert_eq!(event["data"]["waba_id"], "102290129340398");
+    assert_eq!(event["data"]["user"]["id"], WA_USER_ID);
     crate::event_schema::assert_events_match_schema(std::slice::from_ref(&event));
 }

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use wiremock::matchers::{body_string_contains, method, path, path_regex, query_param};
+use wiremock::matchers::{body_string_contains, header, method, path, path_regex, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::connect_links::create_link;
@@ -26,7 +26,8 @@ pub(crate) fn local(app: &TestApp, url: &str) -> String {
     if url.starts_with('/') {
         app.url(url)
     } else {
-        url.replace("http://relay.test", &app.address)
+        url.replace("https://relay.test", &app.address)
+            .replace("http://relay.test", &app.address)
     }
 }
 
@@ -231,8 +232,36 @@ pub(crate) async fn mock_instagram(ig: &MockServer) {
         .await;
 }
 
-/// Embedded Signup's code exchange, subscription, registration and phone number.
+/// The app-scoped id of who signed up through Embedded Signup (`GET /me`).
+pub(crate) const WA_USER_ID: &str = "10158000000000777";
+
+/// How many requests the peer received with this method and path.
+pub(crate) async fn count(peer: &MockServer, m: &str, p: &str) -> usize {
+    peer.received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.method.as_str() == m && r.url.path() == p)
+        .count()
+}
+
+/// The page's script posting to `/connect/flow/whatsapp`: status and JSON answer.
+pub(crate) async fn wa_post(app: &TestApp, b: &Visit, body: Value) -> (u16, Value) {
+    let mut req = app.http.post(app.url("/connect/flow/whatsapp")).json(&body);
+    if let Some(c) = &b.cookie {
+        req = req.header("cookie", c);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+/// Embedded Signup's code exchange, `/me`, subscription, registration and phone number.
 pub(crate) async fn mock_whatsapp_signup(app: &TestApp, hiccup: bool) {
+    mock_whatsapp_graph(&app.graph, hiccup).await;
+}
+
+/// [`mock_whatsapp_signup`] on a Graph peer.
+pub(crate) async fn mock_whatsapp_graph(graph: &MockServer, hiccup: bool) {
     Mock::given(method("GET"))
         .and(path("/v23.0/oauth/access_token"))
         .and(query_param("code", "wa-code-1"))
@@ -241,12 +270,19 @@ pub(crate) async fn mock_whatsapp_signup(app: &TestApp, hiccup: bool) {
                 json!({"access_token": "EAAbusiness-token", "token_type": "bearer"}),
             ),
         )
-        .mount(&app.graph)
+        .mount(graph)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v23.0/me"))
+        .and(query_param("fields", "id"))
+        .and(header("authorization", "Bearer EAAbusiness-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": WA_USER_ID})))
+        .mount(graph)
         .await;
     Mock::given(method("POST"))
         .and(path("/v23.0/102290129340398/subscribed_apps"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
-        .mount(&app.graph)
+        .mount(graph)
         .await;
     // With `hiccup`, the first registration fails (Meta hiccup); the retry needs no new code.
     if hiccup {
@@ -257,23 +293,26 @@ pub(crate) async fn mock_whatsapp_signup(app: &TestApp, hiccup: bool) {
                     .set_body_json(json!({"error": {"message": "temporary", "code": 2}})),
             )
             .up_to_n_times(1)
-            .mount(&app.graph)
+            .mount(graph)
             .await;
     }
     Mock::given(method("POST"))
         .and(path("/v23.0/106540352249999/register"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
-        .mount(&app.graph)
+        .mount(graph)
         .await;
     Mock::given(method("GET"))
         .and(path("/v23.0/106540352249999"))
         .respond_with(ResponseTemplate::new(200).set_body_json(
             json!({"display_phone_number": "+1 555 010 9999", "verified_name": "Acme"}),
         ))
-        .mount(&app.graph)
+        .mount(graph)
         .await;
 }
 
+mod logs_and_cookies;
 mod meta_logins;
+mod provider_answers;
 mod refusals;
+mod retries;
 mod telegram;

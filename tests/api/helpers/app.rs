@@ -55,6 +55,8 @@ pub struct TestAppBuilder {
     fixture_channels: bool,
     /// A port chosen up front, so that `server.public_url` names it (see [`Self::reachable`]).
     port: Option<u16>,
+    /// `server.public_url` when set (e.g. an https one; not reachable by a browser).
+    public_url: Option<String>,
     channels: Vec<Preset>,
 }
 
@@ -139,6 +141,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// `server.public_url` (e.g. `https://relay.test`, for what the relay builds from it).
+    pub fn public_url(mut self, url: &str) -> Self {
+        self.public_url = Some(url.to_owned());
+        self
+    }
+
     /// Stores none of the fixtures' WhatsApp channels.
     pub fn without_fixture_channels(mut self) -> Self {
         self.fixture_channels = false;
@@ -179,9 +187,10 @@ impl TestAppBuilder {
                 .await;
         }
         let vault_key = self.vault_key.unwrap_or_else(Keyring::generate_key);
-        let public_url = match self.port {
-            Some(p) => format!("http://127.0.0.1:{p}"),
-            None => "http://relay.test".to_owned(),
+        let public_url = match (self.public_url, self.port) {
+            (Some(u), _) => u,
+            (None, Some(p)) => format!("http://127.0.0.1:{p}"),
+            (None, None) => "http://relay.test".to_owned(),
         };
         let config = TestConfig {
             store,
@@ -457,6 +466,7 @@ impl TestApp {
             extra_toml: String::new(),
             fixture_channels: true,
             port: None,
+            public_url: None,
             channels: Vec::new(),
         }
     }
