@@ -72,6 +72,8 @@ pub struct Settings {
     pub telegram: TelegramSettings,
     pub delivery: DeliverySettings,
     pub admin: AdminSettings,
+    #[serde(default)]
+    pub metrics: MetricsSettings,
     pub log: LogSettings,
     pub reload: ReloadSettings,
     pub privacy: PrivacySettings,
@@ -297,6 +299,15 @@ pub struct AdminSettings {
     pub tokens_file: Option<PathBuf>,
 }
 
+/// `[metrics]`: who may read `GET /metrics`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// The bearer token `GET /metrics` requires; empty = open.
+    pub token: Option<SecretString>,
+    pub token_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -505,6 +516,9 @@ impl Settings {
         }
         if let Some(p) = &self.admin.tokens_file {
             self.admin.tokens = read_secret_list("admin.tokens_file", p)?;
+        }
+        if let Some(p) = &self.metrics.token_file {
+            self.metrics.token = Some(read_secret("metrics.token_file", p)?);
         }
         for (i, t) in self.tenants.iter_mut().enumerate() {
             if let Some(p) = &t.signing_secret_file {

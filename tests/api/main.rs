@@ -23,6 +23,7 @@ mod inbound_telegram;
 mod inbound_whatsapp;
 mod instagram_login;
 mod media;
+mod metrics_auth;
 mod privacy;
 mod reload;
 mod replies_errors;
