@@ -190,7 +190,7 @@ impl Revoker {
                 .or_else(|| json.get("description"))
                 .and_then(Value::as_str)
                 .unwrap_or("no message"),
-            token.expose(),
+            &[token.expose()],
             200,
         );
         let code = json.pointer("/error/code").and_then(Value::as_u64);

@@ -214,7 +214,7 @@ fn classify(
         subcode: None,
         message: crate::redact::redact_then_truncate(
             a.description.as_deref().unwrap_or_default(),
-            token.expose(),
+            &[token.expose()],
             512,
         ),
         fbtrace_id: None,

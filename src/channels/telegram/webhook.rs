@@ -171,7 +171,13 @@ pub async fn webhook_info(
         last_error: result
             .get("last_error_date")
             .and_then(Value::as_i64)
-            .map(|d| (d, str_of("last_error_message").to_owned())),
+            .map(|d| {
+                let m = str_of("last_error_message");
+                (
+                    d,
+                    crate::redact::redact_then_truncate(m, &[token.expose()], 512),
+                )
+            }),
         allowed_updates: result
             .get("allowed_updates")
             .and_then(Value::as_array)
