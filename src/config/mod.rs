@@ -653,10 +653,10 @@ impl Settings {
             check_url(&format!("tenants[{i}].crm_url"), &t.crm_url)?;
         }
         for (i, c) in self.channels.iter().enumerate() {
-            if c.id.is_empty() || c.id.contains(|ch: char| ch.is_whitespace() || ch == ':') {
+            if let Err(e) = crate::channel::ChannelRef::parse(c.kind, c.id.as_str()) {
                 return Err(ConfigError::invalid(
                     format!("channels[{i}].id"),
-                    "must be non-empty, without spaces or ':'",
+                    e.to_string(),
                 ));
             }
             if !seen.contains(c.tenant.as_str()) {

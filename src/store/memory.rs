@@ -254,10 +254,11 @@ mod tests {
     async fn channels_come_a_page_at_a_time_each_once() {
         let store = MemoryStore::new(Keys::new("t:"));
         for i in 0..250 {
-            let c = ChannelRef::new(
+            let c = ChannelRef::parse(
                 crate::channel::ChannelKind::Telegram,
                 format!("{}", 1000 + i),
-            );
+            )
+            .unwrap();
             store
                 .put_channel(
                     &c,

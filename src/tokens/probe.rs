@@ -72,7 +72,7 @@ pub async fn probe(
             )))
         }
     };
-    Ok(match channel.kind {
+    Ok(match channel.kind() {
         ChannelKind::Telegram => telegram(clients, live, channel, &token).await,
         ChannelKind::Instagram if record.uses_instagram_graph() => {
             return instagram_login(clients, store, live, channel, record, &token).await
@@ -98,7 +98,7 @@ async fn telegram(
         .await
     {
         Ok(info) => {
-            let expected = format!("{}/webhooks/telegram/{}", live.public_url, channel.id);
+            let expected = format!("{}/webhooks/telegram/{}", live.public_url, channel.id());
             let url = info.get("url").and_then(Value::as_str).unwrap_or_default();
             if url == expected {
                 Verdict::Healthy

@@ -3,6 +3,7 @@
 
 mod buffer_limit;
 mod channel_fields;
+mod channel_ids;
 mod cluster;
 mod config_errors;
 mod connect_browser;

@@ -103,7 +103,8 @@ async fn load_bot(
     keyring: &Keyring,
     bot_id: &str,
 ) -> Result<(ChannelRef, ChannelRecord, AccessToken), SetWebhookError> {
-    let channel = ChannelRef::new(ChannelKind::Telegram, bot_id);
+    let channel = ChannelRef::parse(ChannelKind::Telegram, bot_id)
+        .map_err(|_| SetWebhookError::ChannelNotFound(bot_id.to_owned()))?;
     let record = store
         .get_channel(&channel)
         .await?

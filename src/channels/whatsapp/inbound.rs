@@ -274,7 +274,7 @@ pub fn normalize_entry(
                 }
             }
         }
-        out.push(provider_event(&entry.id, &change.field, value));
+        out.extend(provider_event(&entry.id, &change.field, value));
     }
     Ok(())
 }
@@ -286,7 +286,10 @@ fn normalize_messages(
     ctx: &NormalizeContext<'_>,
     out: &mut Vec<Event>,
 ) {
-    let channel = ChannelRef::new(KIND, phone_number_id);
+    let Ok(channel) = ChannelRef::parse(KIND, phone_number_id) else {
+        crate::channels::unparseable_channel(KIND);
+        return;
+    };
     let value_errors: Vec<Value> = v.errors.iter().map(WaError::to_value).collect();
     for raw in &v.messages {
         out.push(match serde_json::from_str::<WaMessage>(raw.get()) {
@@ -542,7 +545,7 @@ fn media_value(media: &Media, channel: &ChannelRef, ctx: &NormalizeContext<'_>) 
             media
                 .id
                 .as_deref()
-                .map(|id| ctx.media_url(KIND, &channel.id, id)),
+                .map(|id| ctx.media_url(KIND, channel.id(), id)),
         )
         .set_opt("sha256", media.sha256.as_deref())
         .set_opt("filename", media.filename.as_deref())
@@ -583,7 +586,7 @@ fn status_event(
         )
         .build();
     Event {
-        id: EventId::derive(&[KIND.as_str(), &channel.id, "status", &s.id, &s.status]),
+        id: EventId::derive(&[KIND.as_str(), channel.id(), "status", &s.id, &s.status]),
         event_type: EventType::MessageStatus,
         timestamp_ms: parse_ts(s.timestamp.as_deref()),
         channel: channel.clone(),
@@ -610,7 +613,7 @@ fn unreadable_message(raw: &RawValue, channel: &ChannelRef, value_errors: &[Valu
 fn opaque_event(channel: &ChannelRef, what: &str, raw: &RawValue) -> Event {
     let digest = hex::encode(Sha256::digest(raw.get().as_bytes()));
     Event {
-        id: EventId::derive(&[KIND.as_str(), &channel.id, what, &digest]),
+        id: EventId::derive(&[KIND.as_str(), channel.id(), what, &digest]),
         event_type: EventType::ProviderEvent,
         timestamp_ms: now_ms(),
         channel: channel.clone(),
@@ -622,7 +625,9 @@ fn opaque_event(channel: &ChannelRef, what: &str, raw: &RawValue) -> Event {
 
 /// A change of a field this relay does not normalize (template status, account updates …).
 /// Routed by `value.metadata.phone_number_id` when present, else by the WABA id.
-fn provider_event(waba_id: &str, field: &str, value: &RawValue) -> Event {
+/// `None` when the change names no channel id of WhatsApp's (see
+/// [`crate::channels::unparseable_channel`]).
+fn provider_event(waba_id: &str, field: &str, value: &RawValue) -> Option<Event> {
     #[derive(Deserialize)]
     struct Peek {
         #[serde(default)]
@@ -633,17 +638,21 @@ fn provider_event(waba_id: &str, field: &str, value: &RawValue) -> Event {
         .and_then(|p| p.metadata)
         .map(|m| m.phone_number_id)
         .unwrap_or_else(|| waba_id.to_owned());
+    let Ok(channel) = ChannelRef::parse(KIND, channel_id) else {
+        crate::channels::unparseable_channel(KIND);
+        return None;
+    };
     let digest = hex::encode(Sha256::digest(value.get().as_bytes()));
-    Event {
-        id: EventId::derive(&[KIND.as_str(), &channel_id, "change", field, &digest]),
+    Some(Event {
+        id: EventId::derive(&[KIND.as_str(), channel.id(), "change", field, &digest]),
         event_type: EventType::ProviderEvent,
         timestamp_ms: now_ms(),
-        channel: ChannelRef::new(KIND, channel_id),
+        channel,
         conversation: None,
         data: DataBuilder::new()
             .set("field", field)
             .set("waba_id", waba_id)
             .build(),
         raw: Some(value.to_owned()),
-    }
+    })
 }

@@ -26,7 +26,7 @@ async fn revoke_calls_graph_permissions_and_telegram_delete_webhook_with_the_cha
         .expect(1)
         .mount(&app.graph)
         .await;
-    let page = ChannelRef::new(ChannelKind::Messenger, "5550002002");
+    let page = ChannelRef::parse(ChannelKind::Messenger, "5550002002").unwrap();
     revoker
         .revoke(&live, &page, &record(Some(USER), "EAAG-page-token"))
         .await
@@ -74,7 +74,7 @@ async fn revoke_calls_graph_permissions_and_telegram_delete_webhook_with_the_cha
         .expect(1)
         .mount(&app.telegram)
         .await;
-    let bot = ChannelRef::new(ChannelKind::Telegram, "7000000001");
+    let bot = ChannelRef::parse(ChannelKind::Telegram, "7000000001").unwrap();
     revoker
         .revoke(&live, &bot, &record(None, bot_token))
         .await
