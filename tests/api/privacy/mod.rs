@@ -106,5 +106,6 @@ pub(super) async fn problem_code(resp: reqwest::Response) -> (u16, String) {
 
 mod callbacks;
 mod no_content;
+mod purge_steps;
 mod purges;
 mod revoke;
