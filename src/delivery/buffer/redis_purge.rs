@@ -1,7 +1,8 @@
 //! The Redis buffer's purges (data deletion, unsend) in bounded steps: each script call
 //! looks at [`PURGE_STEP`] members of a shard's `delayed` zset (ZSCAN) or entries of
 //! its stream (XRANGE from the last id seen), then hands back a cursor, so no call
-//! holds Redis for long however large the backlog. Steps of one purge are separate
+//! holds Redis for long however large the backlog; a removed head's parked events go
+//! the same way, a step of them per call. Steps of one purge are separate
 //! calls: an entry may move between the zset and the stream (promoted, or put back
 //! after an attempt) while a purge runs, so a channel purge walks each shard until one
 //! whole pass removes nothing (at least twice), and an event purge searches twice
@@ -35,8 +36,10 @@ impl RedisBuffer {
         let (mut phase, mut cursor) = (START.0.to_owned(), START.1.to_owned());
         let mut removed = 0;
         let mut conn = self.store.conn().await?;
+        // Conversations whose head went but some parked events are left.
+        let mut left: Vec<String> = Vec::new();
         loop {
-            let (n, next_phase, next_cursor): (i64, String, String) = conn
+            let (n, next_phase, next_cursor, more): (i64, String, String, Vec<String>) = conn
                 .eval(
                     &self.scripts.purge,
                     &[&stream, &delayed],
@@ -44,10 +47,15 @@ impl RedisBuffer {
                 )
                 .await?;
             removed += n.max(0) as usize;
+            left.extend(more);
             if next_phase.is_empty() {
-                return Ok(removed);
+                match left.pop() {
+                    Some(conv) => (phase, cursor) = ("q".to_owned(), conv),
+                    None => return Ok(removed),
+                }
+            } else {
+                (phase, cursor) = (next_phase, next_cursor);
             }
-            (phase, cursor) = (next_phase, next_cursor);
         }
     }
 

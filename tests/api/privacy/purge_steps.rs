@@ -49,7 +49,8 @@ async fn purge_a_backlog_in_steps(store: RedisStore, ports: &[u16], dump: impl F
     };
     let mut pushes = Vec::new();
     // Channel A: 300 waiting (more than a zset keeps in one listpack), 60 due now,
-    // 5 conversations of a head and two parked; channel B: 20 due now, 20 waiting.
+    // 5 conversations of a head and two parked, one of a head and 40 parked; channel B:
+    // 20 due now, 20 waiting.
     for i in 0..300 {
         pushes.push(entry(
             format!("evt_aw{i}"),
@@ -75,6 +76,15 @@ async fn purge_a_backlog_in_steps(store: RedisStore, ports: &[u16], dump: impl F
                 now - 1000,
             ));
         }
+    }
+    // One conversation parks far more than a step behind its head.
+    for n in 0..41 {
+        pushes.push(entry(
+            format!("evt_abig{n}"),
+            "whatsapp:A",
+            "convAbig".into(),
+            now - 1000,
+        ));
     }
     for i in 0..20 {
         pushes.push(entry(
@@ -105,7 +115,7 @@ async fn purge_a_backlog_in_steps(store: RedisStore, ports: &[u16], dump: impl F
     let before = script_calls(ports);
     let removed = buffer.purge_channel("whatsapp:A", &[]).await.unwrap();
     let calls = script_calls(ports) - before;
-    assert_eq!(removed, 300 + 60 + 15);
+    assert_eq!(removed, 300 + 60 + 15 + 41);
     assert!(
         calls as usize >= (300 + 60) / STEP,
         "{calls} script calls: the purge was not done in steps of {STEP}"

@@ -2,10 +2,13 @@
 -- holds Redis for long. KEYS: stream, delayed (the other keys of the shard are built
 -- from ARGV[3], the shard's key prefix: same hash tag, same slot). ARGV: group,
 -- channel, shard prefix, comma-separated ids to keep, phase ('z': ZSCAN of delayed;
--- 's': XRANGE of the stream), cursor (ZSCAN cursor; last stream id seen, '-' first),
--- step (members or entries looked at). XACK of an entry in flight makes the worker's
--- RESCHEDULE/COMPLETE of it a no-op.
--- Returns {removed, next phase ('' when done), next cursor}.
+-- 's': XRANGE of the stream; 'q': the parked list of the conversation named by the
+-- cursor), cursor (ZSCAN cursor; last stream id seen, '-' first; a conversation),
+-- step (members, entries or parked events looked at). XACK of an entry in flight makes
+-- the worker's RESCHEDULE/COMPLETE of it a no-op. A removed head's parked events go
+-- with it, `step` of them per call at most: the conversations with more left are
+-- returned, for 'q' calls.
+-- Returns {removed, next phase ('' when done), next cursor, conversations left}.
 local keep = {}
 for id in string.gmatch(ARGV[4], '[^,]+') do keep[id] = true end
 local phase, cursor, step = ARGV[5], ARGV[6], tonumber(ARGV[7])
@@ -16,6 +19,22 @@ local function forget(id, tenant, conv)
   redis.call('ZREM', ARGV[3] .. 'tenant:' .. tenant, id)
   if conv and conv ~= '' then convs[conv] = true end
   removed = removed + 1
+end
+-- Pops up to `budget` parked events of `conv`; whether some are left.
+local function drain(conv, budget)
+  local parked = ARGV[3] .. 'parked:' .. conv
+  local items = redis.call('LPOP', parked, budget)
+  if items then
+    for _, m in ipairs(items) do
+      local e = cjson.decode(m)
+      forget(e.id, e.tenant, '')
+    end
+  end
+  return redis.call('LLEN', parked) > 0
+end
+if phase == 'q' then
+  if drain(cursor, step) then return {removed, 'q', cursor, {}} end
+  return {removed, '', '', {}}
 end
 if phase == 'z' then
   local r = redis.call('ZSCAN', KEYS[2], cursor, 'COUNT', step)
@@ -49,13 +68,16 @@ else
   if #entries < step then phase, cursor = '', '' else cursor = entries[#entries][1] end
 end
 -- A conversation's parked events go with its head (one channel per conversation).
+local left = {}
+local budget = step
 for conv, _ in pairs(convs) do
-  local parked = ARGV[3] .. 'parked:' .. conv
-  for _, m in ipairs(redis.call('LRANGE', parked, 0, -1)) do
-    local e = cjson.decode(m)
-    forget(e.id, e.tenant, '')
-  end
-  redis.call('DEL', parked)
   redis.call('DEL', ARGV[3] .. 'head:' .. conv)
+  local len = redis.call('LLEN', ARGV[3] .. 'parked:' .. conv)
+  local n = math.min(budget, len)
+  if n > 0 then
+    drain(conv, n)
+    budget = budget - n
+  end
+  if len > n then table.insert(left, conv) end
 end
-return {removed, phase, cursor}
+return {removed, phase, cursor, left}
