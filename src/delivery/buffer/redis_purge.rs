@@ -106,8 +106,11 @@ impl RedisBuffer {
                         ],
                     )
                     .await?;
-                if found == 1 {
-                    return Ok(true);
+                match found {
+                    1 => return Ok(true),
+                    // No pending marker: not buffered, nothing to search.
+                    -1 => return Ok(false),
+                    _ => {}
                 }
                 if next_phase.is_empty() {
                     break;

@@ -4,10 +4,11 @@
 -- XRANGE of the stream; 'p': the conversation's parked list), cursor (ZSCAN cursor;
 -- last stream id seen, '-' first; parked index), step. Like COMPLETE, a removed head
 -- hands over to the next parked event of its conversation.
--- Returns {1 if it was removed, next phase ('' when done), next cursor}.
+-- Returns {1 if it was removed, -1 if it is not buffered at all, else 0; next phase
+-- ('' when done); next cursor}.
 local p = ARGV[3]
 local phase, cursor, step = ARGV[7], ARGV[8], tonumber(ARGV[9])
-if redis.call('EXISTS', p .. 'pending:' .. ARGV[2]) == 0 then return {0, '', ''} end
+if redis.call('EXISTS', p .. 'pending:' .. ARGV[2]) == 0 then return {-1, '', ''} end
 local found = nil
 if phase == 'z' then
   local r = redis.call('ZSCAN', KEYS[2], cursor, 'COUNT', step)
