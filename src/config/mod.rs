@@ -909,6 +909,17 @@ mod tests {
     }
 
     #[test]
+    fn channel_id_not_of_its_kind_is_refused_naming_the_key() {
+        let err = Settings::from_toml(&format!(
+            "[vault]\nkeys=[\"{KEY}\"]\n[store]\nbackend=\"memory\"\n[[channels]]\nkind=\"whatsapp\"\nid=\"../1\"\ntenant=\"nobody\"\ntoken=\"gAAAA\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("channels[0].id"), "{err}");
+        assert!(err.contains("digits"), "{err}");
+    }
+
+    #[test]
     fn channel_with_undeclared_tenant_is_refused() {
         let err = Settings::from_toml(&format!(
             "[vault]\nkeys=[\"{KEY}\"]\n[store]\nbackend=\"memory\"\n[[channels]]\nkind=\"whatsapp\"\nid=\"1\"\ntenant=\"nobody\"\ntoken=\"gAAAA\"\n"
