@@ -139,7 +139,7 @@ api_keys = ["bench-api-key"]
         };
         store
             .put_channel(
-                &ChannelRef::new(ChannelKind::Telegram, bot.to_string()),
+                &ChannelRef::parse(ChannelKind::Telegram, bot.to_string()).unwrap(),
                 &record,
             )
             .await

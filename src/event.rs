@@ -97,7 +97,7 @@ impl EventId {
     /// provider's message id. The adapters derive a received message's id (and a
     /// WhatsApp reaction's) with it, and unsend finds the message it takes back by it.
     pub fn of_message(channel: &ChannelRef, message_id: &str) -> Self {
-        Self::derive(&[channel.kind.as_str(), &channel.id, "message", message_id])
+        Self::derive(&[channel.kind().as_str(), channel.id(), "message", message_id])
     }
 
     /// An id read back from storage (the retry buffer), trusted as is.
@@ -189,7 +189,7 @@ impl Event {
     pub fn ordering_key(&self) -> Option<String> {
         self.conversation
             .as_ref()
-            .map(|c| format!("{}:{}:{}", self.channel.kind, self.channel.id, c))
+            .map(|c| format!("{}:{}:{}", self.channel.kind(), self.channel.id(), c))
     }
 }
 
@@ -289,7 +289,7 @@ mod tests {
             id: EventId::derive(&["x"]),
             event_type: EventType::MessageReceived,
             timestamp_ms: 1_749_416_383_000,
-            channel: ChannelRef::new(ChannelKind::Whatsapp, "106540352242922"),
+            channel: ChannelRef::parse(ChannelKind::Whatsapp, "106540352242922").unwrap(),
             conversation: Some("16505551234".into()),
             data: DataBuilder::new().set("k", "v").build(),
             raw: Some(RawValue::from_string("{\"a\":1}".into()).unwrap()),

@@ -29,6 +29,8 @@ pub struct Live {
     pub public_url: String,
     verify_tokens: Vec<[u8; 32]>,
     admin_tokens: Vec<[u8; 32]>,
+    /// `metrics.token` (empty when `/metrics` is open).
+    metrics_token: Vec<[u8; 32]>,
     /// SHA-256 of each API key → its tenant.
     api_keys: Vec<([u8; 32], Arc<Tenant>)>,
 }
@@ -47,6 +49,7 @@ impl std::fmt::Debug for Live {
             .field("public_url", &self.public_url)
             .field("verify_tokens", &self.verify_tokens.len())
             .field("admin_tokens", &self.admin_tokens.len())
+            .field("metrics_token", &!self.metrics_token.is_empty())
             .field("api_keys", &self.api_keys.len())
             .finish_non_exhaustive()
     }
@@ -154,6 +157,7 @@ impl Live {
             public_url: settings.server.public_url.trim_end_matches('/').to_owned(),
             verify_tokens: digests(&settings.meta.verify_tokens),
             admin_tokens: digests(&settings.admin.tokens),
+            metrics_token: digests(settings.metrics.token.as_slice()),
             api_keys,
             settings,
         })
@@ -194,6 +198,13 @@ impl Live {
     /// Whether `candidate` is a configured admin token.
     pub fn is_admin_token(&self, candidate: &str) -> bool {
         ct_contains(&self.admin_tokens, candidate)
+    }
+
+    /// Whether `GET /metrics` may be answered to this bearer credential: always when
+    /// `metrics.token` is empty, else only to that token (constant time).
+    pub fn may_read_metrics(&self, candidate: Option<&str>) -> bool {
+        self.metrics_token.is_empty()
+            || candidate.is_some_and(|c| ct_contains(&self.metrics_token, c))
     }
 
     /// The tenant an API key belongs to.

@@ -306,7 +306,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = load(&cli)?;
             let store = switchboard::app::open_store(&settings)?;
             let live = switchboard::live::Live::new(settings).context("invalid configuration")?;
-            let channel = switchboard::channels::ChannelRef::new(*kind, id.clone());
+            let channel = switchboard::channels::ChannelRef::parse(*kind, id.clone())
+                .with_context(|| format!("{kind} channel id"))?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;

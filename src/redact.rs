@@ -1,30 +1,41 @@
-//! Cutting a secret out of a provider's message: a provider may quote the access token
+//! Cutting secrets out of a provider's message: a provider may quote the access token
 //! it was given ("Malformed access token EAAG…", a Bot API description with the bot
-//! token). Every provider error path runs the decoded message through
-//! [`redact_then_truncate`], so neither the whole token nor any long piece of it reaches
-//! an answer or a log, however the provider escaped or cut it.
+//! token), or a code, app secret or PIN the call carried. Every provider error path
+//! (sends, media, revocation, connect flows, token probes) runs the decoded message
+//! through [`redact_then_truncate`] with every secret of its call, so none of them, nor
+//! any long piece of one, nor anything shaped like a token, reaches an answer or a log,
+//! however the provider escaped or cut it.
 
 /// What replaces a secret.
 pub const REDACTED: &str = "[REDACTED]";
 
-/// Pieces of the secret at least this long are cut out too (a token cut short by the
+/// Pieces of a secret at least this long are cut out too (a token cut short by the
 /// provider, or split across a line).
 const MIN_PIECE: usize = 10;
+
+/// Secrets shorter than this are not looked for (nothing shorter is a secret here; a
+/// WhatsApp PIN has 6 digits).
+const MIN_SECRET: usize = 4;
+
+/// A run of more than this many token characters (letters, digits, `_ - : |`) is cut
+/// as token-shaped, even when it is no secret the call knew of.
+const MAX_WORD: usize = 40;
 
 /// Longest message looked at: a provider message is short, a proxy's page is not.
 const MAX_SCAN_CHARS: usize = 4096;
 
-/// `message` with the whole `secret`, and every run of at least [`MIN_PIECE`]
-/// characters of it, replaced by [`REDACTED`]. A secret shorter than 8 characters is
-/// not a token and is left alone.
-pub fn redact(message: &str, secret: &str) -> String {
+fn token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '|')
+}
+
+/// Marks in `cut` every run of `text` that is a piece of `secret`: the whole secret, or
+/// at least [`MIN_PIECE`] characters of it.
+fn mark_secret(text: &[char], secret: &str, cut: &mut [bool]) {
     let secret: Vec<char> = secret.trim().chars().collect();
-    if secret.len() < 8 {
-        return message.to_owned();
+    if secret.len() < MIN_SECRET {
+        return;
     }
     let min = MIN_PIECE.min(secret.len());
-    let text: Vec<char> = message.chars().take(MAX_SCAN_CHARS).collect();
-    let mut cut = vec![false; text.len()];
     for i in 0..text.len() {
         // The longest run of the secret (from any of its positions) starting at `i`.
         let mut best = 0;
@@ -40,6 +51,31 @@ pub fn redact(message: &str, secret: &str) -> String {
             cut[i..i + best].iter_mut().for_each(|c| *c = true);
         }
     }
+}
+
+/// Marks every run of more than [`MAX_WORD`] token characters not cut already.
+fn mark_token_shaped(text: &[char], cut: &mut [bool]) {
+    let mut start = 0;
+    for i in 0..=text.len() {
+        if i < text.len() && token_char(text[i]) && !cut[i] {
+            continue;
+        }
+        if i - start > MAX_WORD {
+            cut[start..i].iter_mut().for_each(|c| *c = true);
+        }
+        start = i + 1;
+    }
+}
+
+/// `message` with every secret of `secrets` (whole, and every run of at least
+/// [`MIN_PIECE`] characters of it) and every token-shaped word replaced by [`REDACTED`].
+pub fn redact(message: &str, secrets: &[&str]) -> String {
+    let text: Vec<char> = message.chars().take(MAX_SCAN_CHARS).collect();
+    let mut cut = vec![false; text.len()];
+    for s in secrets {
+        mark_secret(&text, s, &mut cut);
+    }
+    mark_token_shaped(&text, &mut cut);
     let mut out = String::with_capacity(text.len());
     let mut in_cut = false;
     for (c, is_cut) in text.iter().zip(&cut) {
@@ -54,9 +90,9 @@ pub fn redact(message: &str, secret: &str) -> String {
 }
 
 /// [`redact`], then at most `max_chars` characters (with `…` when cut): redacting
-/// first, so a cut never leaves part of the secret behind.
-pub fn redact_then_truncate(message: &str, secret: &str, max_chars: usize) -> String {
-    let clean = redact(message, secret);
+/// first, so a cut never leaves part of a secret behind.
+pub fn redact_then_truncate(message: &str, secrets: &[&str], max_chars: usize) -> String {
+    let clean = redact(message, secrets);
     if clean.chars().count() <= max_chars {
         return clean;
     }
@@ -74,25 +110,42 @@ mod tests {
     #[test]
     fn whole_token_and_long_pieces_are_cut() {
         assert_eq!(
-            redact(&format!("Unauthorized: bot{TOKEN}/sendMessage"), TOKEN),
+            redact(&format!("Unauthorized: bot{TOKEN}/sendMessage"), &[TOKEN]),
             "Unauthorized: bot[REDACTED]/sendMessage"
         );
         let piece = &TOKEN[5..25];
-        let got = redact(&format!("token {piece}… is malformed"), TOKEN);
+        let got = redact(&format!("token {piece}… is malformed"), &[TOKEN]);
         assert_eq!(got, "token [REDACTED]… is malformed");
         // Short coincidences (a few characters shared with the token) stay.
-        assert_eq!(redact("error 5000 at AAH", TOKEN), "error 5000 at AAH");
-        assert_eq!(redact("short secret", "abc"), "short secret");
+        assert_eq!(redact("error 5000 at AAH", &[TOKEN]), "error 5000 at AAH");
+        assert_eq!(redact("short secret abc", &["abc"]), "short secret abc");
+    }
+
+    #[test]
+    fn every_secret_of_the_call_is_cut_even_short_ones() {
+        let got = redact(
+            "code AQBx-oauth-code-77 for app s3cr3t-app-secret, pin 123456",
+            &["AQBx-oauth-code-77", "s3cr3t-app-secret", "123456"],
+        );
+        assert_eq!(got, "code [REDACTED] for app [REDACTED], pin [REDACTED]");
+    }
+
+    #[test]
+    fn token_shaped_words_are_cut_without_being_known() {
+        let long = format!("token {} leaked", "E".repeat(60));
+        assert_eq!(redact(&long, &[]), "token [REDACTED] leaked");
+        let url = "see https://developers.facebook.com/docs/graph-api/reference/user/permissions/";
+        assert_eq!(redact(url, &[]), url);
     }
 
     #[test]
     fn redacts_before_truncating() {
-        let long = format!("{}{TOKEN}{}", "x".repeat(190), "y".repeat(50));
-        let got = redact_then_truncate(&long, TOKEN, 200);
+        let long = format!("{} {TOKEN} {}", "x y".repeat(70), "y".repeat(30));
+        let got = redact_then_truncate(&long, &[TOKEN], 230);
         assert!(!got.contains(&TOKEN[..MIN_PIECE]), "{got}");
         assert!(got.contains(REDACTED), "{got}");
         // Truncating first would have kept the token's first ten characters.
-        let naive: String = long.chars().take(200).collect();
+        let naive: String = long.chars().take(230).collect();
         assert!(naive.contains(&TOKEN[..MIN_PIECE]));
     }
 }

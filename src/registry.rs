@@ -213,8 +213,8 @@ impl ChannelView {
             (ChannelStatus::Ok, None)
         };
         Self {
-            kind: channel.kind,
-            id: channel.id.clone(),
+            kind: channel.kind(),
+            id: channel.id().to_owned(),
             tenant: Some(record.tenant.clone()),
             tenant_configured,
             updated_at: record.updated_at.clone(),
@@ -233,8 +233,8 @@ impl ChannelView {
 
     fn broken(channel: &ChannelRef, live: &Live, reason: String) -> Self {
         Self {
-            kind: channel.kind,
-            id: channel.id.clone(),
+            kind: channel.kind(),
+            id: channel.id().to_owned(),
             tenant: None,
             tenant_configured: false,
             updated_at: None,
@@ -256,7 +256,7 @@ fn from_config(channel: &ChannelRef, live: &Live) -> bool {
     live.settings
         .channels
         .iter()
-        .any(|c| c.kind == channel.kind && c.id == channel.id)
+        .any(|c| c.kind == channel.kind() && c.id == channel.id())
 }
 
 /// A channel with its secrets opened, for the code that uses them.
@@ -288,13 +288,7 @@ pub fn parse_channel(kind: &str, id: &str) -> Result<ChannelRef, RegistryError> 
         .map_err(|e: crate::channel::UnknownChannelKind| {
             RegistryError::invalid("kind", e.to_string())
         })?;
-    if !ChannelRef::valid_id(id) {
-        return Err(RegistryError::invalid(
-            "id",
-            "a channel id is 1 to 64 characters of letters, digits, '-', '_' or '.'",
-        ));
-    }
-    Ok(ChannelRef::new(kind, id))
+    ChannelRef::parse(kind, id).map_err(|e| RegistryError::invalid("id", e.to_string()))
 }
 
 /// Stores a channel, its secrets encrypted under the primary key.
@@ -374,10 +368,10 @@ fn check_input(
             "this is a Fernet token: give the plaintext access token (it is encrypted here)",
         ));
     }
-    if channel.kind == ChannelKind::Telegram {
+    if channel.kind() == ChannelKind::Telegram {
         // A bot token is `<bot id>:<secret>`; the channel id is the bot id.
         let bot_id = token.split(':').next().unwrap_or_default();
-        if bot_id != channel.id {
+        if bot_id != channel.id() {
             return Err(RegistryError::invalid(
                 "token",
                 "a Telegram bot token begins with the bot id, which must be the channel id",
@@ -385,27 +379,27 @@ fn check_input(
         }
     }
     if let Some(u) = &input.user_id {
-        if !ChannelRef::valid_id(u) {
+        if u.is_empty() || u.len() > 32 || !u.bytes().all(|b| b.is_ascii_digit()) {
             return Err(RegistryError::invalid(
                 "user_id",
-                "a Meta user id is 1 to 64 letters, digits, '-', '_' or '.'",
+                "a Meta user id is 1 to 32 digits",
             ));
         }
     }
     crate::channel::fields::check_optional(
-        channel.kind,
+        channel.kind(),
         input.waba_id.as_deref(),
         input.graph.as_deref(),
         input.expires_at.as_deref(),
     )
     .map_err(|e| RegistryError::invalid(e.field, e.message))?;
     if let Some(pin) = &input.pin {
-        crate::channel::fields::check_pin(channel.kind, pin.expose_secret())
+        crate::channel::fields::check_pin(channel.kind(), pin.expose_secret())
             .map_err(|e| RegistryError::invalid(e.field, e.message))?;
     }
     if let Some(ws) = &input.webhook_secret {
         let ws = ws.expose_secret();
-        let ok = channel.kind != ChannelKind::Telegram
+        let ok = channel.kind() != ChannelKind::Telegram
             || ((1..=256).contains(&ws.len())
                 && ws
                     .bytes()
@@ -429,7 +423,7 @@ pub async fn list(store: &Store, live: &Live) -> Result<Vec<ChannelView>, StoreE
         .iter()
         .filter_map(|k| store.keys().parse_channel(k))
         .collect();
-    channels.sort_by(|a, b| (a.kind.as_str(), &a.id).cmp(&(b.kind.as_str(), &b.id)));
+    channels.sort_by(|a, b| (a.kind().as_str(), a.id()).cmp(&(b.kind().as_str(), b.id())));
     channels.dedup();
     let mut out = Vec::with_capacity(channels.len());
     for channel in channels {

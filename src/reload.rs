@@ -132,7 +132,11 @@ pub async fn sync_config_channels(
     live: &Live,
 ) -> Result<(), crate::store::StoreError> {
     for c in &live.settings.channels {
-        let channel = ChannelRef::new(c.kind, c.id.clone());
+        // Checked when the config was loaded (`Settings::validate`).
+        let Ok(channel) = ChannelRef::parse(c.kind, c.id.as_str()) else {
+            tracing::error!(kind = %c.kind, "A [[channels]] id is not one of its kind; skipped.");
+            continue;
+        };
         let record = ChannelRecord {
             tenant: c.tenant.clone(),
             token: c.token.clone(),

@@ -70,34 +70,130 @@ impl FromStr for ChannelKind {
     }
 }
 
-/// One connected account: `{"kind": "whatsapp", "id": "106540352242922"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ChannelRef {
+/// A channel id that is not one for its kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .kind.id_rule())]
+pub struct InvalidChannelId {
     pub kind: ChannelKind,
-    pub id: String,
 }
 
-impl ChannelRef {
-    pub fn new(kind: ChannelKind, id: impl Into<String>) -> Self {
-        Self {
-            kind,
-            id: id.into(),
+/// The longest channel id accepted (Graph ids are at most 20 digits today).
+pub const MAX_ID_LEN: usize = 32;
+
+impl ChannelKind {
+    /// What an id of this kind looks like, for error messages.
+    pub fn id_rule(self) -> &'static str {
+        match self {
+            ChannelKind::Telegram => {
+                "a Telegram channel id is the bot's numeric id (digits, optionally a leading '-')"
+            }
+            _ => "a WhatsApp, Messenger or Instagram channel id is a Graph id (1 to 32 digits)",
         }
     }
 
-    /// Whether `id` is a syntactically acceptable channel id (digits for every channel
-    /// today; kept loose: no whitespace, no ':' or '/').
-    pub fn valid_id(id: &str) -> bool {
-        !id.is_empty()
-            && id.len() <= 64
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    /// Whether `id` is an id of this kind: Graph ids (WhatsApp phone number ids, Pages,
+    /// Instagram accounts) are ASCII digits; Telegram ids are digits with an optional
+    /// leading `-`.
+    fn accepts(self, id: &str) -> bool {
+        let digits = match self {
+            ChannelKind::Telegram => id.strip_prefix('-').unwrap_or(id),
+            _ => id,
+        };
+        !digits.is_empty()
+            && digits.len() <= MAX_ID_LEN
+            && digits.bytes().all(|b| b.is_ascii_digit())
+    }
+}
+
+/// One connected account: `{"kind": "whatsapp", "id": "106540352242922"}`. Only
+/// [`ChannelRef::parse`] makes one (deserializing too), so its id is always one of
+/// its kind: safe in a store key, a log line or a URL path segment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "RawChannelRef")]
+pub struct ChannelRef {
+    kind: ChannelKind,
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct RawChannelRef {
+    kind: ChannelKind,
+    id: String,
+}
+
+impl TryFrom<RawChannelRef> for ChannelRef {
+    type Error = InvalidChannelId;
+    fn try_from(raw: RawChannelRef) -> Result<Self, Self::Error> {
+        ChannelRef::parse(raw.kind, raw.id)
+    }
+}
+
+impl ChannelRef {
+    /// `id` as a channel of `kind`, if it is one (see [`ChannelKind::id_rule`]).
+    pub fn parse(kind: ChannelKind, id: impl Into<String>) -> Result<Self, InvalidChannelId> {
+        let id = id.into();
+        if kind.accepts(&id) {
+            Ok(Self { kind, id })
+        } else {
+            Err(InvalidChannelId { kind })
+        }
+    }
+
+    pub fn kind(&self) -> ChannelKind {
+        self.kind
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
     }
 }
 
 impl fmt::Display for ChannelRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.kind, self.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_parsed_per_kind() {
+        for kind in [
+            ChannelKind::Whatsapp,
+            ChannelKind::Messenger,
+            ChannelKind::Instagram,
+        ] {
+            assert!(ChannelRef::parse(kind, "106540352242922").is_ok());
+            for bad in ["", "..", "abc", "-1", "1/2", "1 ", "1.5", &"1".repeat(33)] {
+                assert_eq!(
+                    ChannelRef::parse(kind, bad),
+                    Err(InvalidChannelId { kind }),
+                    "{bad:?}"
+                );
+            }
+        }
+        let tg = ChannelKind::Telegram;
+        assert_eq!(
+            ChannelRef::parse(tg, "-1001234567890").unwrap().id(),
+            "-1001234567890"
+        );
+        assert!(ChannelRef::parse(tg, "5000000001").is_ok());
+        for bad in ["-", "--1", "1-", "bot1", ".."] {
+            assert!(ChannelRef::parse(tg, bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn deserializing_parses() {
+        let ok: ChannelRef = serde_json::from_str(r#"{"kind":"whatsapp","id":"1"}"#).unwrap();
+        assert_eq!((ok.kind(), ok.id()), (ChannelKind::Whatsapp, "1"));
+        let err = serde_json::from_str::<ChannelRef>(r#"{"kind":"whatsapp","id":".."}"#);
+        assert!(err.unwrap_err().to_string().contains("digits"));
+        assert_eq!(
+            serde_json::to_string(&ok).unwrap(),
+            r#"{"kind":"whatsapp","id":"1"}"#
+        );
     }
 }

@@ -20,7 +20,7 @@ pub mod whatsapp;
 
 use std::fmt;
 
-pub use crate::channel::{ChannelKind, ChannelRef, UnknownChannelKind};
+pub use crate::channel::{ChannelKind, ChannelRef, InvalidChannelId, UnknownChannelKind};
 
 /// A webhook body whose signature (or secret) has been checked. Only the verifying
 /// functions of each provider can make one, so unverified bytes never reach `normalize`.
@@ -65,6 +65,50 @@ impl NormalizeContext<'_> {
             urlencode_path_segment(media_id)
         )
     }
+}
+
+/// A provider payload names a channel id that is not one of its kind (see
+/// [`ChannelRef::parse`]): its events cannot be routed, so they are counted as
+/// unroutable and dropped, never turned into an event or a panic. The id itself is not
+/// logged (it is provider input, not an id).
+pub fn unparseable_channel(kind: ChannelKind) {
+    metrics::counter!("switchboard_events_unroutable_total", "channel" => kind.as_str())
+        .increment(1);
+    tracing::warn!(channel_kind = %kind, "Webhook names a channel id that is not one of its kind: its events are dropped as unroutable.");
+}
+
+/// Why a provider URL could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("the configured base URL cannot take a path")]
+    Base,
+    /// `.` and `..` are resolved by every URL parser whatever their spelling, so no
+    /// encoding can carry them as a segment.
+    #[error("`.` and `..` cannot be a URL path segment")]
+    DotSegment,
+}
+
+/// A provider URL: `base`, then each of `segments` as exactly one path segment
+/// (percent-encoded: a `/`, `?`, `#` or `%` in an id can never add a segment, a query
+/// or a fragment), then `query`, form-encoded. Every Graph and Bot API URL is built
+/// here, never with `format!` of an id.
+pub fn build_url(
+    base: &str,
+    segments: &[&str],
+    query: &[(&str, &str)],
+) -> Result<url::Url, UrlError> {
+    if segments.iter().any(|s| matches!(*s, "." | "..")) {
+        return Err(UrlError::DotSegment);
+    }
+    let mut url = url::Url::parse(base).map_err(|_| UrlError::Base)?;
+    url.path_segments_mut()
+        .map_err(|_| UrlError::Base)?
+        .pop_if_empty()
+        .extend(segments);
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(query);
+    }
+    Ok(url)
 }
 
 /// Percent-encodes one URL path segment (media ids are usually digits, but Instagram and

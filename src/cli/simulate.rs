@@ -176,7 +176,7 @@ fn stored_telegram_secret(
         "telegram:{bot} is not a [[channels]] entry of the config, and store.backend is \"memory\": \
          add it to the config, or give --channel with the config's bot id"
     );
-    let channel = ChannelRef::new(ChannelKind::Telegram, bot);
+    let channel = ChannelRef::parse(ChannelKind::Telegram, bot)?;
     let runtime = super::runtime()?;
     let opened = runtime.block_on(switchboard::registry::open(&store, keyring, &channel))?;
     Ok(opened.webhook_secret.map(|s| s.expose().to_owned()))

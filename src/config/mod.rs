@@ -72,6 +72,8 @@ pub struct Settings {
     pub telegram: TelegramSettings,
     pub delivery: DeliverySettings,
     pub admin: AdminSettings,
+    #[serde(default)]
+    pub metrics: MetricsSettings,
     pub log: LogSettings,
     pub reload: ReloadSettings,
     pub privacy: PrivacySettings,
@@ -297,6 +299,15 @@ pub struct AdminSettings {
     pub tokens_file: Option<PathBuf>,
 }
 
+/// `[metrics]`: who may read `GET /metrics`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// The bearer token `GET /metrics` requires; empty = open.
+    pub token: Option<SecretString>,
+    pub token_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -506,6 +517,9 @@ impl Settings {
         if let Some(p) = &self.admin.tokens_file {
             self.admin.tokens = read_secret_list("admin.tokens_file", p)?;
         }
+        if let Some(p) = &self.metrics.token_file {
+            self.metrics.token = Some(read_secret("metrics.token_file", p)?);
+        }
         for (i, t) in self.tenants.iter_mut().enumerate() {
             if let Some(p) = &t.signing_secret_file {
                 t.signing_secret = read_secret(&format!("tenants[{i}].signing_secret_file"), p)?;
@@ -639,10 +653,10 @@ impl Settings {
             check_url(&format!("tenants[{i}].crm_url"), &t.crm_url)?;
         }
         for (i, c) in self.channels.iter().enumerate() {
-            if c.id.is_empty() || c.id.contains(|ch: char| ch.is_whitespace() || ch == ':') {
+            if let Err(e) = crate::channel::ChannelRef::parse(c.kind, c.id.as_str()) {
                 return Err(ConfigError::invalid(
                     format!("channels[{i}].id"),
-                    "must be non-empty, without spaces or ':'",
+                    e.to_string(),
                 ));
             }
             if !seen.contains(c.tenant.as_str()) {
@@ -892,6 +906,17 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("server.body_timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn channel_id_not_of_its_kind_is_refused_naming_the_key() {
+        let err = Settings::from_toml(&format!(
+            "[vault]\nkeys=[\"{KEY}\"]\n[store]\nbackend=\"memory\"\n[[channels]]\nkind=\"whatsapp\"\nid=\"../1\"\ntenant=\"nobody\"\ntoken=\"gAAAA\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("channels[0].id"), "{err}");
+        assert!(err.contains("digits"), "{err}");
     }
 
     #[test]

@@ -51,7 +51,7 @@ impl NewChannel {
             .clone()
             .or_else(|| self.username.as_ref().map(|u| format!("@{u}")))
             .or_else(|| self.phone.clone())
-            .unwrap_or_else(|| self.channel.id.clone())
+            .unwrap_or_else(|| self.channel.id().to_owned())
     }
 }
 
@@ -89,7 +89,8 @@ pub async fn refuse_taken(store: &Store, link: &Link, channel: &ChannelRef) -> F
         "channel_taken",
         &format!(
             "{} {} is already connected to another account of the relay",
-            channel.kind, channel.id
+            channel.kind(),
+            channel.id()
         ),
     )
     .await
@@ -133,7 +134,7 @@ pub async fn complete(
     }
     links::connected(store, link, &new.channel).await?;
     tracing::info!(connect_link = %link.id, tenant = %link.tenant, channel = %new.channel, "Channel connected.");
-    metrics::counter!("switchboard_channels_connected_total", "kind" => new.channel.kind.as_str())
+    metrics::counter!("switchboard_channels_connected_total", "kind" => new.channel.kind().as_str())
         .increment(1);
     match dispatcher
         .dispatch(live, vec![connected_event(link, new)])

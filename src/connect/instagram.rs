@@ -34,12 +34,12 @@ fn timeout(live: &Live) -> Duration {
     Duration::from_millis(live.settings.meta.timeout_ms)
 }
 
-fn graph(live: &Live, path: &str) -> String {
-    format!(
-        "{}/{}",
-        live.settings.instagram.graph_base.trim_end_matches('/'),
-        path
-    )
+/// `{graph_base}/{segments…}`, each segment encoded (an empty URL, which fails the
+/// call, if one cannot be a segment).
+fn graph(live: &Live, segments: &[&str]) -> String {
+    crate::channels::build_url(&live.settings.instagram.graph_base, segments, &[])
+        .map(String::from)
+        .unwrap_or_default()
 }
 
 /// The authorize URL, with a fresh state.
@@ -144,7 +144,7 @@ pub async fn callback(ctx: &Ctx<'_>, mut cur: Current, q: Callback) -> HttpRespo
     let long = match ctx
         .oauth
         .send(
-            Call::get(graph(live, "access_token"), timeout(live))
+            Call::get(graph(live, &["access_token"]), timeout(live))
                 .query("grant_type", "ig_exchange_token")
                 .secret_query("client_secret", secret.expose_secret())
                 .secret_query("access_token", &short),
@@ -241,7 +241,7 @@ async fn steps(ctx: &Ctx<'_>, mut cur: Current) -> HttpResponse {
         let me = match ctx
             .oauth
             .send(
-                Call::get(graph(live, &format!("{version}/me")), timeout(live))
+                Call::get(graph(live, &[version, "me"]), timeout(live))
                     .query("fields", "user_id,username")
                     .bearer(&token),
             )
@@ -250,7 +250,9 @@ async fn steps(ctx: &Ctx<'_>, mut cur: Current) -> HttpResponse {
             Ok(v) => v,
             Err(e) => return web::provider_failed_with("reading your account", &e, resume()),
         };
-        let Some(account) = field(&me, "user_id").filter(|id| ChannelRef::valid_id(id)) else {
+        let Some(account) = field(&me, "user_id")
+            .filter(|id| ChannelRef::parse(ChannelKind::Instagram, id.as_str()).is_ok())
+        else {
             return web::provider_failed_with(
                 "reading your account",
                 &ProviderError::Unreachable("no user_id".into()),
@@ -267,7 +269,10 @@ async fn steps(ctx: &Ctx<'_>, mut cur: Current) -> HttpResponse {
         }
     }
     let account = cur.flow.account_id.clone().unwrap_or_default();
-    let channel = ChannelRef::new(ChannelKind::Instagram, account);
+    // Checked when it was read from Instagram.
+    let Ok(channel) = ChannelRef::parse(ChannelKind::Instagram, account) else {
+        return web::refused(flow::FlowRefusal::UnknownFlow);
+    };
     match finish::is_taken(ctx.store, &cur.link, &channel).await {
         Ok(true) => {
             finish::refuse_taken(ctx.store, &cur.link, &channel).await;
@@ -281,7 +286,7 @@ async fn steps(ctx: &Ctx<'_>, mut cur: Current) -> HttpResponse {
             .oauth
             .send(
                 Call::post(
-                    graph(live, &format!("{version}/me/subscribed_apps")),
+                    graph(live, &[version, "me", "subscribed_apps"]),
                     timeout(live),
                     vec![("subscribed_fields", FIELDS)],
                 )

@@ -36,13 +36,14 @@ fn timeout(live: &Live) -> Duration {
     Duration::from_millis(live.settings.meta.timeout_ms)
 }
 
-fn graph(live: &Live, path: &str) -> String {
-    format!(
-        "{}/{}/{}",
-        live.settings.meta.graph_api_base.trim_end_matches('/'),
-        live.settings.meta.graph_api_version,
-        path
-    )
+/// `{graph_api_base}/{version}/{segments…}`, each segment encoded. An id that cannot be
+/// one (`.`, `..`; ids are checked before) gives an empty URL, which fails the call.
+fn graph(live: &Live, segments: &[&str]) -> String {
+    let mut all = vec![live.settings.meta.graph_api_version.as_str()];
+    all.extend_from_slice(segments);
+    crate::channels::build_url(&live.settings.meta.graph_api_base, &all, &[])
+        .map(String::from)
+        .unwrap_or_default()
 }
 
 /// The login dialog URL, with a fresh state.
@@ -141,7 +142,7 @@ pub async fn callback(ctx: &Ctx<'_>, mut cur: Current, q: Callback) -> HttpRespo
     let short = match ctx
         .oauth
         .send(
-            Call::get(graph(live, "oauth/access_token"), timeout(live))
+            Call::get(graph(live, &["oauth", "access_token"]), timeout(live))
                 .query("client_id", &m.app_id)
                 .secret_query("client_secret", app_secret.expose_secret())
                 .query("redirect_uri", &redirect)
@@ -166,7 +167,7 @@ pub async fn callback(ctx: &Ctx<'_>, mut cur: Current, q: Callback) -> HttpRespo
     let long = match ctx
         .oauth
         .send(
-            Call::get(graph(live, "oauth/access_token"), timeout(live))
+            Call::get(graph(live, &["oauth", "access_token"]), timeout(live))
                 .query("grant_type", "fb_exchange_token")
                 .query("client_id", &m.app_id)
                 .secret_query("client_secret", app_secret.expose_secret())
@@ -185,7 +186,7 @@ pub async fn callback(ctx: &Ctx<'_>, mut cur: Current, q: Callback) -> HttpRespo
     let me = match ctx
         .oauth
         .send(
-            Call::get(graph(live, "me"), timeout(live))
+            Call::get(graph(live, &["me"]), timeout(live))
                 .query("fields", "id,name")
                 .bearer(&user_token),
         )
@@ -197,7 +198,7 @@ pub async fn callback(ctx: &Ctx<'_>, mut cur: Current, q: Callback) -> HttpRespo
     let accounts = match ctx
         .oauth
         .send(
-            Call::get(graph(live, "me/accounts"), timeout(live))
+            Call::get(graph(live, &["me", "accounts"]), timeout(live))
                 .query("fields", "id,name,access_token")
                 .query("limit", "100")
                 .bearer(&user_token),
@@ -216,15 +217,17 @@ pub async fn callback(ctx: &Ctx<'_>, mut cur: Current, q: Callback) -> HttpRespo
                 .filter_map(|p| {
                     let id = p.get("id")?.as_str()?;
                     let token = p.get("access_token")?.as_str()?;
-                    ChannelRef::valid_id(id).then(|| PageChoice {
-                        id: id.to_owned(),
-                        name: p
-                            .get("name")
-                            .and_then(Value::as_str)
-                            .unwrap_or(id)
-                            .to_owned(),
-                        token: live.keyring.encrypt(token.as_bytes()),
-                    })
+                    ChannelRef::parse(ChannelKind::Messenger, id)
+                        .ok()
+                        .map(|_| PageChoice {
+                            id: id.to_owned(),
+                            name: p
+                                .get("name")
+                                .and_then(Value::as_str)
+                                .unwrap_or(id)
+                                .to_owned(),
+                            token: live.keyring.encrypt(token.as_bytes()),
+                        })
                 })
                 .collect()
         })
@@ -299,7 +302,10 @@ async fn connect_page(ctx: &Ctx<'_>, mut cur: Current, page_id: &str) -> HttpRes
     let Some(choice) = cur.flow.pages.iter().find(|p| p.id == page_id).cloned() else {
         return web::refused(flow::FlowRefusal::UnknownFlow);
     };
-    let channel = ChannelRef::new(ChannelKind::Messenger, page_id);
+    // A stored choice was parsed when the Pages were listed.
+    let Ok(channel) = ChannelRef::parse(ChannelKind::Messenger, page_id) else {
+        return web::refused(flow::FlowRefusal::UnknownFlow);
+    };
     match finish::is_taken(ctx.store, &cur.link, &channel).await {
         Ok(true) => {
             finish::refuse_taken(ctx.store, &cur.link, &channel).await;
@@ -320,12 +326,12 @@ async fn connect_page(ctx: &Ctx<'_>, mut cur: Current, page_id: &str) -> HttpRes
         form: &form,
         fields: &fields,
     };
-    let path = format!("{page_id}/subscribed_apps");
+    let path = graph(live, &[channel.id(), "subscribed_apps"]);
     if let Err(e) = ctx
         .oauth
         .send(
             Call::post(
-                graph(live, &path),
+                path.clone(),
                 timeout(live),
                 vec![("subscribed_fields", FIELDS)],
             )
@@ -338,7 +344,7 @@ async fn connect_page(ctx: &Ctx<'_>, mut cur: Current, page_id: &str) -> HttpRes
     }
     match ctx
         .oauth
-        .send(Call::get(graph(live, &path), timeout(live)).bearer(&page_token))
+        .send(Call::get(path, timeout(live)).bearer(&page_token))
         .await
     {
         Ok(v) if subscription_complete(&v, &live.settings.meta.app_id) => {}

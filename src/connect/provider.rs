@@ -9,10 +9,14 @@ use reqwest::header::AUTHORIZATION;
 use serde_json::Value;
 
 use crate::channels::meta::graph::build_http;
+use crate::redact::redact_then_truncate;
 use crate::vault::AccessToken;
 
 /// The largest provider answer read.
 const MAX_ANSWER_BYTES: usize = 512 * 1024;
+
+/// Longest provider message kept.
+const MAX_MESSAGE: usize = 300;
 
 /// Why a provider call failed. Never carries a token, code or secret.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -178,27 +182,12 @@ fn refusal(status: u16, v: &Value, secrets: &[&str]) -> ProviderError {
         .or_else(|| err.get("error_message"))
         .or_else(|| v.get("error_description"))
         .and_then(Value::as_str)
-        .unwrap_or("no message")
-        .chars()
-        .take(300)
-        .collect::<String>();
+        .unwrap_or("no message");
     ProviderError::Refused {
         status,
         code,
-        message: scrub(&message, secrets),
+        message: redact_then_truncate(message, secrets, MAX_MESSAGE),
     }
-}
-
-/// Cuts every secret (and anything that looks like a token) out of a message.
-pub fn scrub(message: &str, secrets: &[&str]) -> String {
-    let mut out = message.to_owned();
-    for s in secrets.iter().filter(|s| s.len() >= 4) {
-        out = out.replace(*s, "[redacted]");
-    }
-    out.split(' ')
-        .map(|w| if w.len() > 40 { "[redacted]" } else { w })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]
@@ -219,7 +208,12 @@ mod tests {
         ));
         let ig = serde_json::json!({"error_type": "OAuthException", "code": 400, "error_message": "Matching code was not found or was already used"});
         assert!(refusal(400, &ig, &[]).to_string().contains("Matching code"));
-        let long = format!("token {} leaked", "E".repeat(60));
-        assert!(!scrub(&long, &[]).contains("EEEE"));
+        let long =
+            serde_json::json!({"error": {"message": format!("token {} leaked", "E".repeat(60))}});
+        assert!(!refusal(400, &long, &[]).to_string().contains("EEEE"));
+        let pin = serde_json::json!({"error": {"message": "PIN 123456 is wrong", "code": 133005}});
+        assert!(!refusal(400, &pin, &["123456"])
+            .to_string()
+            .contains("123456"));
     }
 }

@@ -117,7 +117,13 @@ pub async fn submit(ctx: &Ctx<'_>, mut cur: Current, form: TokenForm) -> HttpRes
             "Telegram answered for another bot than this token names. Nothing was connected.",
         );
     }
-    let channel = ChannelRef::new(ChannelKind::Telegram, bot_id.clone());
+    let Ok(channel) = ChannelRef::parse(ChannelKind::Telegram, bot_id.as_str()) else {
+        return again(
+            &cur,
+            StatusCode::BAD_REQUEST,
+            "This is not a bot token: it must begin with the bot's numeric id. Nothing was connected.",
+        );
+    };
     match finish::is_taken(ctx.store, &cur.link, &channel).await {
         Ok(true) => {
             finish::refuse_taken(ctx.store, &cur.link, &channel).await;

@@ -30,13 +30,14 @@ fn timeout(live: &Live) -> Duration {
     Duration::from_millis(live.settings.meta.timeout_ms)
 }
 
-fn graph(live: &Live, path: &str) -> String {
-    format!(
-        "{}/{}/{}",
-        live.settings.meta.graph_api_base.trim_end_matches('/'),
-        live.settings.meta.graph_api_version,
-        path
-    )
+/// `{graph_api_base}/{version}/{segments…}`, each segment encoded. An id that cannot be
+/// one (`.`, `..`; ids are checked before) gives an empty URL, which fails the call.
+fn graph(live: &Live, segments: &[&str]) -> String {
+    let mut all = vec![live.settings.meta.graph_api_version.as_str()];
+    all.extend_from_slice(segments);
+    crate::channels::build_url(&live.settings.meta.graph_api_base, &all, &[])
+        .map(String::from)
+        .unwrap_or_default()
 }
 
 /// The origin (`scheme://host[:port]`) of a URL.
@@ -134,7 +135,9 @@ pub async fn complete(ctx: &Ctx<'_>, mut cur: Current, body: Complete) -> HttpRe
         cur.flow.token = None;
         cur.flow.user_id = None;
     }
-    let channel = ChannelRef::new(ChannelKind::Whatsapp, phone.clone());
+    let Ok(channel) = ChannelRef::parse(ChannelKind::Whatsapp, phone.as_str()) else {
+        return json_error(StatusCode::BAD_REQUEST, "Meta did not say which WhatsApp account and number were chosen. Try again and finish every step.");
+    };
     match finish::is_taken(ctx.store, &cur.link, &channel).await {
         Ok(true) => {
             finish::refuse_taken(ctx.store, &cur.link, &channel).await;
@@ -175,7 +178,7 @@ pub async fn complete(ctx: &Ctx<'_>, mut cur: Current, body: Complete) -> HttpRe
             let v = match ctx
                 .oauth
                 .send(
-                    Call::get(graph(live, "oauth/access_token"), timeout(live))
+                    Call::get(graph(live, &["oauth", "access_token"]), timeout(live))
                         .query("client_id", &m.app_id)
                         .secret_query("client_secret", secret.expose_secret())
                         .secret_query("code", code.expose_secret()),
@@ -207,7 +210,7 @@ pub async fn complete(ctx: &Ctx<'_>, mut cur: Current, body: Complete) -> HttpRe
         let me = match ctx
             .oauth
             .send(
-                Call::get(graph(live, "me"), timeout(live))
+                Call::get(graph(live, &["me"]), timeout(live))
                     .query("fields", "id")
                     .bearer(&token),
             )
@@ -219,7 +222,7 @@ pub async fn complete(ctx: &Ctx<'_>, mut cur: Current, body: Complete) -> HttpRe
         let Some(id) = me
             .get("id")
             .and_then(Value::as_str)
-            .filter(|id| ChannelRef::valid_id(id))
+            .filter(|id| (1..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit()))
         else {
             return provider_error(
                 "reading who signed up",
@@ -235,7 +238,7 @@ pub async fn complete(ctx: &Ctx<'_>, mut cur: Current, body: Complete) -> HttpRe
             .oauth
             .send(
                 Call::post(
-                    graph(live, &format!("{waba}/subscribed_apps")),
+                    graph(live, &[&waba, "subscribed_apps"]),
                     timeout(live),
                     vec![],
                 )
@@ -283,7 +286,7 @@ pub async fn complete(ctx: &Ctx<'_>, mut cur: Current, body: Complete) -> HttpRe
             .oauth
             .send(
                 Call::post_json(
-                    graph(live, &format!("{phone}/register")),
+                    graph(live, &[&phone, "register"]),
                     timeout(live),
                     json!({"messaging_product": "whatsapp", "pin": pin}),
                 )
@@ -300,7 +303,7 @@ pub async fn complete(ctx: &Ctx<'_>, mut cur: Current, body: Complete) -> HttpRe
     let info = ctx
         .oauth
         .send(
-            Call::get(graph(live, &phone), timeout(live))
+            Call::get(graph(live, &[&phone]), timeout(live))
                 .query("fields", "display_phone_number,verified_name")
                 .bearer(&token),
         )

@@ -26,7 +26,7 @@ fn echoes(kind: ChannelKind) -> bool {
 /// The key that says whether the relay sent what this event echoes: only for a
 /// Messenger or Instagram `message.echo` with a message id.
 pub fn sent_key(keys: &Keys, event: &Event) -> Option<String> {
-    if event.event_type != EventType::MessageEcho || !echoes(event.channel.kind) {
+    if event.event_type != EventType::MessageEcho || !echoes(event.channel.kind()) {
         return None;
     }
     let mid = event
@@ -48,7 +48,7 @@ pub fn mark(event: &mut Event, sent_by_relay: bool) {
 /// channel; others are ignored), for `window`. Best effort: a failure is logged and
 /// the echo is then marked `false`.
 pub async fn remember_sent(store: &Store, channel: &ChannelRef, mid: &str, window: Duration) {
-    if !echoes(channel.kind) {
+    if !echoes(channel.kind()) {
         return;
     }
     let key = store.keys().relay_sent(channel, mid);
@@ -69,7 +69,7 @@ mod tests {
             id: EventId::derive(&["x"]),
             event_type,
             timestamp_ms: 0,
-            channel: ChannelRef::new(kind, "1"),
+            channel: ChannelRef::parse(kind, "1").unwrap(),
             conversation: None,
             data: data.as_object().unwrap().clone(),
             raw: None,

@@ -261,7 +261,7 @@ impl Dispatcher {
         for event in events {
             metrics::counter!(
                 "switchboard_events_total",
-                "channel" => event.channel.kind.as_str(),
+                "channel" => event.channel.kind().as_str(),
                 "type" => event.event_type.as_str()
             )
             .increment(1);
@@ -388,13 +388,13 @@ impl Dispatcher {
             return Step::Buffered;
         }
         if seen {
-            metrics::counter!("switchboard_events_duplicate_total", "channel" => event.channel.kind.as_str()).increment(1);
+            metrics::counter!("switchboard_events_duplicate_total", "channel" => event.channel.kind().as_str()).increment(1);
             tracing::debug!(event_id = %event.id, tenant = %tenant.id, stage = "processing", "Duplicate event skipped.");
             return Step::Duplicate;
         }
         if accepted.contains(&dedupe_key) {
             // The same event twice in one webhook, and the first was accepted just now.
-            metrics::counter!("switchboard_events_duplicate_total", "channel" => event.channel.kind.as_str()).increment(1);
+            metrics::counter!("switchboard_events_duplicate_total", "channel" => event.channel.kind().as_str()).increment(1);
             return Step::Duplicate;
         }
         let body = Bytes::from(event.to_body(&tenant.id, tenant.include_raw));
@@ -559,7 +559,7 @@ fn unroutable(report: &mut DispatchReport, event: &Event) {
     report.unroutable += 1;
     metrics::counter!(
         "switchboard_events_unroutable_total",
-        "channel" => event.channel.kind.as_str()
+        "channel" => event.channel.kind().as_str()
     )
     .increment(1);
     tracing::warn!(

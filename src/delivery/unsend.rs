@@ -55,7 +55,7 @@ impl Dispatcher {
             {
                 Ok(true) => {
                     dropped += 1;
-                    metrics::counter!("switchboard_unsent_dropped_total", "channel" => deleted.channel.kind.as_str())
+                    metrics::counter!("switchboard_unsent_dropped_total", "channel" => deleted.channel.kind().as_str())
                         .increment(1);
                     tracing::info!(
                         event_id = %original,

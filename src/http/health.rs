@@ -1,9 +1,11 @@
 //! `/healthz` (the process answers), `/readyz` (store reachable, config loaded) and
-//! `/metrics` (Prometheus text).
+//! `/metrics` (Prometheus text; behind `Authorization: Bearer <metrics.token>` when set).
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
+use super::auth::bearer;
+use super::problem::ApiError;
 use crate::state::AppState;
 use crate::store::StoreBackend;
 
@@ -22,8 +24,17 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
+pub async fn metrics(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if !state.live.load().may_read_metrics(bearer(&req)) {
+        tracing::warn!("Metrics request without the metrics token refused.");
+        return Err(ApiError::unauthorized(
+            "an `Authorization: Bearer <metrics token>` header is required",
+        ));
+    }
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+        .body(state.metrics.render()))
 }

@@ -29,16 +29,14 @@ pub async fn media(
         .map_err(|e: crate::channels::UnknownChannelKind| {
             ApiError::channel_not_found(e.to_string())
         })?;
-    if !ChannelRef::valid_id(&channel_id) {
-        return Err(ApiError::channel_not_found("not a channel id"));
-    }
-    let channel = ChannelRef::new(kind, channel_id);
+    let channel = ChannelRef::parse(kind, channel_id)
+        .map_err(|_| ApiError::channel_not_found("not a channel id"))?;
     let open = replies::open_channel(&state.store, &live, &tenant, &channel).await?;
     let opened = replies::media::open(
         &state.providers,
         &live,
         kind,
-        &channel.id,
+        channel.id(),
         &media_id,
         &open,
     )

@@ -25,11 +25,14 @@ pub async fn telegram_webhook(
 ) -> Result<HttpResponse, ApiError> {
     let live = state.live.load_full();
     let bot_id = bot_id.into_inner();
-    if bot_id.is_empty() || bot_id.len() > 20 || !bot_id.bytes().all(|b| b.is_ascii_digit()) {
-        outcome("rejected");
-        return Err(ApiError::channel_not_found("no such Telegram bot"));
-    }
-    let channel = ChannelRef::new(ChannelKind::Telegram, bot_id.as_str());
+    // A bot id is positive (a chat id may be negative, a bot's never is).
+    let channel = match ChannelRef::parse(ChannelKind::Telegram, bot_id.as_str()) {
+        Ok(c) if !bot_id.starts_with('-') && bot_id.len() <= 20 => c,
+        _ => {
+            outcome("rejected");
+            return Err(ApiError::channel_not_found("no such Telegram bot"));
+        }
+    };
     let record = state
         .store
         .get_channel(&channel)

@@ -92,8 +92,8 @@ pub fn requested_event(
         id: EventId::derive(&[
             "data_deletion.requested",
             user_id,
-            channel.kind.as_str(),
-            &channel.id,
+            channel.kind().as_str(),
+            channel.id(),
             &issued,
             code,
         ]),
@@ -259,8 +259,8 @@ fn names_channel(value: &str, channel: &ChannelRef) -> bool {
     fn walk(v: &Value, channel: &ChannelRef) -> bool {
         match v {
             Value::Object(m) => {
-                let hit = m.get("kind").and_then(Value::as_str) == Some(channel.kind.as_str())
-                    && m.get("id").and_then(Value::as_str) == Some(channel.id.as_str());
+                let hit = m.get("kind").and_then(Value::as_str) == Some(channel.kind().as_str())
+                    && m.get("id").and_then(Value::as_str) == Some(channel.id());
                 hit || m.values().any(|v| walk(v, channel))
             }
             Value::Array(a) => a.iter().any(|v| walk(v, channel)),
@@ -272,7 +272,7 @@ fn names_channel(value: &str, channel: &ChannelRef) -> bool {
     }
     match serde_json::from_str::<Value>(value) {
         Ok(v) => walk(&v, channel),
-        Err(_) => value.contains(&format!("\"{}\"", channel.id)),
+        Err(_) => value.contains(&format!("\"{}\"", channel.id())),
     }
 }
 
@@ -320,10 +320,10 @@ mod tests {
 
     #[test]
     fn idempotency_values_are_matched_on_their_channel() {
-        let c = ChannelRef::new(ChannelKind::Whatsapp, "106540352242922");
+        let c = ChannelRef::parse(ChannelKind::Whatsapp, "106540352242922").unwrap();
         let v = r#"{"status":200,"body":"{\"id\":\"wamid.X\",\"channel\":{\"kind\":\"whatsapp\",\"id\":\"106540352242922\"}}"}"#;
         assert!(names_channel(v, &c));
-        let other = ChannelRef::new(ChannelKind::Whatsapp, "1");
+        let other = ChannelRef::parse(ChannelKind::Whatsapp, "1").unwrap();
         assert!(!names_channel(v, &other));
         assert!(names_channel("x \"106540352242922\" y", &c));
     }

@@ -67,8 +67,8 @@ pub async fn affected_channels(
         .into_iter()
         .filter(|(channel, record)| {
             let by_user = req.user_id.is_some() && record.user_id == req.user_id;
-            let by_page = channel.kind != ChannelKind::Telegram
-                && req.profile_id.as_deref() == Some(channel.id.as_str());
+            let by_page = channel.kind() != ChannelKind::Telegram
+                && req.profile_id.as_deref() == Some(channel.id());
             by_user || by_page
         })
         .collect())
@@ -94,7 +94,7 @@ fn warn_if_configured(live: &Live, channel: &ChannelRef) {
         .settings
         .channels
         .iter()
-        .any(|c| c.kind == channel.kind && c.id == channel.id)
+        .any(|c| c.kind == channel.kind() && c.id == channel.id())
     {
         tracing::warn!(
             channel = %channel,
@@ -133,8 +133,8 @@ pub fn deauthorized_event(req: &SignedRequest, channel: &ChannelRef) -> Event {
             "channel.deauthorized",
             user,
             profile,
-            channel.kind.as_str(),
-            &channel.id,
+            channel.kind().as_str(),
+            channel.id(),
             &issued,
         ]),
         event_type: EventType::ChannelDeauthorized,
@@ -212,7 +212,7 @@ mod tests {
             issued_at: Some(1_700_000_000),
             payload: "eyJ1c2VyX2lkIjoiNDIifQ".into(),
         };
-        let c = ChannelRef::new(ChannelKind::Messenger, "777");
+        let c = ChannelRef::parse(ChannelKind::Messenger, "777").unwrap();
         let a = deauthorized_event(&req, &c);
         assert_eq!(a.id, deauthorized_event(&req, &c).id);
         assert_eq!(a.timestamp_ms, 1_700_000_000_000);

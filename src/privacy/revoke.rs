@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::channels::{ChannelKind, ChannelRef};
+use crate::channels::{build_url, ChannelKind, ChannelRef};
 use crate::live::Live;
 use crate::store::{ChannelRecord, Store, StoreBackend, StoreError};
 
@@ -108,13 +108,15 @@ impl Revoker {
             .keyring
             .decrypt_token(secrecy::ExposeSecret::expose_secret(&record.token))
             .map_err(|_| RevokeError::Undecryptable)?;
-        let result = match channel.kind {
+        let result = match channel.kind() {
             ChannelKind::Telegram => {
-                let url = format!(
-                    "{}/bot{}/deleteWebhook",
-                    live.settings.telegram.api_base.trim_end_matches('/'),
-                    token.expose()
-                );
+                let bot = format!("bot{}", token.expose());
+                let url = build_url(
+                    &live.settings.telegram.api_base,
+                    &[&bot, "deleteWebhook"],
+                    &[],
+                )
+                .map_err(url_refused)?;
                 let req = self
                     .http
                     .post(url)
@@ -124,12 +126,12 @@ impl Revoker {
             }
             _ => {
                 let user = record.user_id.as_deref().ok_or(RevokeError::NoUserId)?;
-                let url = format!(
-                    "{}/{}/{}/permissions",
-                    live.settings.meta.graph_api_base.trim_end_matches('/'),
-                    live.settings.meta.graph_api_version,
-                    crate::channels::urlencode_path_segment(user)
-                );
+                let url = build_url(
+                    &live.settings.meta.graph_api_base,
+                    &[&live.settings.meta.graph_api_version, user, "permissions"],
+                    &[],
+                )
+                .map_err(url_refused)?;
                 let req = self
                     .http
                     .delete(url)
@@ -190,7 +192,7 @@ impl Revoker {
                 .or_else(|| json.get("description"))
                 .and_then(Value::as_str)
                 .unwrap_or("no message"),
-            token.expose(),
+            &[token.expose()],
             200,
         );
         let code = json.pointer("/error/code").and_then(Value::as_u64);
@@ -203,6 +205,14 @@ impl Revoker {
             },
             message,
         })
+    }
+}
+
+/// A URL that cannot be built (a stored `user_id` of `..`, say) is refused, nothing sent.
+fn url_refused(e: crate::channels::UrlError) -> RevokeError {
+    RevokeError::Refused {
+        status: 400,
+        message: e.to_string(),
     }
 }
 

@@ -17,7 +17,7 @@
 use serde_json::Value;
 
 use super::{GraphApi, OpenChannel, Providers, ReplyError};
-use crate::channels::meta::graph::GraphEndpoint;
+use crate::channels::meta::graph::{GraphEndpoint, GraphPath};
 use crate::channels::outbound::{ProviderDetail, SendError};
 use crate::channels::telegram::outbound::TelegramEndpoint;
 use crate::channels::ChannelKind;
@@ -59,19 +59,15 @@ pub async fn open(
     let graph = channel.api.endpoint(live);
     let (response, fallback_type) = match kind {
         ChannelKind::Whatsapp => {
-            if media_id.is_empty()
-                || media_id.len() > 128
-                || !media_id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-            {
+            // Any text but `.` and `..` is one encoded path segment ([`GraphPath`]).
+            if media_id.is_empty() || media_id.len() > 128 || matches!(media_id, "." | "..") {
                 return Err(bad_id("not a WhatsApp media id"));
             }
             let info = providers
                 .graph
                 .get_json(
                     &graph,
-                    &format!("{media_id}?phone_number_id={channel_id}"),
+                    &GraphPath::new(&[media_id]).query("phone_number_id", channel_id),
                     token,
                 )
                 .await?;
@@ -189,7 +185,7 @@ async fn instagram_login(
             .graph
             .get_json(
                 graph,
-                &format!("{media_id}?fields=media_url,media_type"),
+                &GraphPath::new(&[media_id]).query("fields", "media_url,media_type"),
                 token,
             )
             .await?;

@@ -107,7 +107,7 @@ impl GraphApi {
     /// The API of a stored channel: `graph = "instagram"` counts only on Instagram
     /// channels (the Instagram Graph API serves nothing else).
     pub fn of(channel: &ChannelRef, record: &ChannelRecord) -> Self {
-        if channel.kind == ChannelKind::Instagram && record.uses_instagram_graph() {
+        if channel.kind() == ChannelKind::Instagram && record.uses_instagram_graph() {
             Self::Instagram
         } else {
             Self::Facebook

@@ -75,8 +75,8 @@ pub async fn send_reauth(
     let event = Event {
         id: EventId::derive(&[
             "channel.reauth_required",
-            channel.kind.as_str(),
-            &channel.id,
+            channel.kind().as_str(),
+            channel.id(),
             &now.to_string(),
         ]),
         event_type: EventType::ChannelReauthRequired,

@@ -161,8 +161,8 @@ async fn send_and_record(
         Ok(_) => "sent",
         Err(e) => e.label(),
     };
-    metrics::counter!("switchboard_replies_total", "channel" => msg.channel.kind.as_str(), "outcome" => outcome).increment(1);
-    metrics::histogram!("switchboard_reply_duration_seconds", "channel" => msg.channel.kind.as_str())
+    metrics::counter!("switchboard_replies_total", "channel" => msg.channel.kind().as_str(), "outcome" => outcome).increment(1);
+    metrics::histogram!("switchboard_reply_duration_seconds", "channel" => msg.channel.kind().as_str())
         .record(started.elapsed().as_secs_f64());
     tracing::info!(
         tenant = %tenant.id,
@@ -185,7 +185,7 @@ async fn send_and_record(
                 status: 200,
                 body: json!({
                     "id": receipt.id,
-                    "channel": {"kind": msg.channel.kind, "id": msg.channel.id},
+                    "channel": {"kind": msg.channel.kind(), "id": msg.channel.id()},
                 }),
                 retry_after: None,
             },
@@ -224,7 +224,7 @@ pub async fn send_once(
 ) -> Result<Receipt, SendError> {
     let graph = || channel.api.endpoint(live);
     let token = &channel.token;
-    match msg.channel.kind {
+    match msg.channel.kind() {
         ChannelKind::Whatsapp => {
             WhatsApp {
                 graph: &providers.graph,

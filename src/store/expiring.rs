@@ -1,4 +1,5 @@
-//! The memory backend's short-lived values: a map with per-entry expiry and a size cap,
+//! The memory backend's short-lived values (and the memory dead-letter list,
+//! [`crate::delivery::dead_letter::MemoryDeadLetters`]): a map with per-entry expiry and a size cap,
 //! kept in O(log n) amortized per write by an expiry queue (a min-heap of deadlines)
 //! rather than by sweeping the whole map. Expired entries are invisible at once and
 //! dropped when the queue reaches them; when the cap is reached, the entries closest to
@@ -13,16 +14,18 @@ use std::time::Instant;
 /// sustained load forgets old dedupe ids early rather than growing without bound.
 pub const MAX_VALUES: usize = 100_000;
 
+/// Values `V` by key, each with a deadline `T` (an [`Instant`], or any ordered time such
+/// as Unix milliseconds).
 #[derive(Debug)]
-pub struct ExpiringMap {
+pub struct ExpiringMap<V = String, T = Instant> {
     cap: usize,
-    map: HashMap<String, (String, Instant)>,
+    map: HashMap<String, (V, T)>,
     /// Deadlines, soonest first; an entry whose deadline no longer matches the map's (the
     /// key was rewritten or removed) is stale and skipped.
-    queue: BinaryHeap<Reverse<(Instant, String)>>,
+    queue: BinaryHeap<Reverse<(T, String)>>,
 }
 
-impl ExpiringMap {
+impl<V, T: Ord + Copy> ExpiringMap<V, T> {
     pub fn new(cap: usize) -> Self {
         Self {
             cap: cap.max(1),
@@ -32,7 +35,7 @@ impl ExpiringMap {
     }
 
     /// The live value of `key`.
-    pub fn get(&self, key: &str, now: Instant) -> Option<&String> {
+    pub fn get(&self, key: &str, now: T) -> Option<&V> {
         self.map
             .get(key)
             .filter(|(_, exp)| *exp > now)
@@ -41,7 +44,7 @@ impl ExpiringMap {
 
     /// Sets `key` until `expires`, dropping what has expired and, at the cap, what expires
     /// soonest.
-    pub fn insert(&mut self, key: String, value: String, expires: Instant, now: Instant) {
+    pub fn insert(&mut self, key: String, value: V, expires: T, now: T) {
         self.purge(now);
         if !self.map.contains_key(&key) {
             while self.map.len() >= self.cap {
@@ -63,16 +66,32 @@ impl ExpiringMap {
     }
 
     /// Removes `key`; whether a live value was there.
-    pub fn remove(&mut self, key: &str, now: Instant) -> bool {
+    pub fn remove(&mut self, key: &str, now: T) -> bool {
         self.map.remove(key).is_some_and(|(_, exp)| exp > now)
     }
 
     /// The live keys.
-    pub fn iter_live(&self, now: Instant) -> impl Iterator<Item = &String> {
+    pub fn iter_live(&self, now: T) -> impl Iterator<Item = &String> {
         self.map
             .iter()
             .filter(move |(_, (_, exp))| *exp > now)
             .map(|(k, _)| k)
+    }
+
+    /// The live values.
+    pub fn values_live(&self, now: T) -> impl Iterator<Item = &V> {
+        self.map
+            .values()
+            .filter(move |(_, exp)| *exp > now)
+            .map(|(v, _)| v)
+    }
+
+    /// Keeps only the values `keep` accepts; how many it removed. Their deadlines stay
+    /// queued as stale ones, skipped when reached.
+    pub fn retain(&mut self, mut keep: impl FnMut(&V) -> bool) -> usize {
+        let before = self.map.len();
+        self.map.retain(|_, (v, _)| keep(v));
+        before - self.map.len()
     }
 
     pub fn len(&self) -> usize {
@@ -84,7 +103,7 @@ impl ExpiringMap {
     }
 
     /// Drops every entry whose deadline has passed (each is visited once).
-    fn purge(&mut self, now: Instant) {
+    fn purge(&mut self, now: T) {
         while self
             .queue
             .peek()

@@ -34,7 +34,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::channel::ChannelRef;
+use crate::channel::{ChannelKind, ChannelRef};
 use crate::event::EventId;
 
 #[derive(Debug, Clone)]
@@ -54,7 +54,7 @@ impl Keys {
     }
 
     pub fn channel(&self, channel: &ChannelRef) -> String {
-        format!("{}channel:{}:{}", self.prefix, channel.kind, channel.id)
+        format!("{}channel:{}:{}", self.prefix, channel.kind(), channel.id())
     }
 
     /// Bumped by every channel write of the relay, so each replica's routing cache
@@ -68,11 +68,16 @@ impl Keys {
         format!("{}channel:*", self.prefix)
     }
 
+    /// The SCAN pattern of the channel hashes of one kind.
+    pub fn channel_kind_pattern(&self, kind: ChannelKind) -> String {
+        format!("{}channel:{}:*", self.prefix, kind)
+    }
+
     /// Parses a channel hash key back into its channel.
     pub fn parse_channel(&self, key: &str) -> Option<ChannelRef> {
         let rest = key.strip_prefix(&self.prefix)?.strip_prefix("channel:")?;
         let (kind, id) = rest.split_once(':')?;
-        Some(ChannelRef::new(kind.parse().ok()?, id))
+        ChannelRef::parse(kind.parse().ok()?, id).ok()
     }
 
     pub fn dedupe(&self, id: &EventId) -> String {
@@ -85,7 +90,10 @@ impl Keys {
         let digest = hex::encode(Sha256::digest(mid.as_bytes()));
         format!(
             "{}sent:{}:{}:{}",
-            self.prefix, channel.kind, channel.id, digest
+            self.prefix,
+            channel.kind(),
+            channel.id(),
+            digest
         )
     }
 
@@ -97,19 +105,26 @@ impl Keys {
     }
 
     pub fn reauth_notice(&self, channel: &ChannelRef) -> String {
-        format!("{}reauth:{}:{}", self.prefix, channel.kind, channel.id)
+        format!("{}reauth:{}:{}", self.prefix, channel.kind(), channel.id())
     }
 
     /// Held by the replica checking a channel's token (`SET NX PX`).
     pub fn tokens_lock(&self, channel: &ChannelRef) -> String {
-        format!("{}tokens:lock:{}:{}", self.prefix, channel.kind, channel.id)
+        format!(
+            "{}tokens:lock:{}:{}",
+            self.prefix,
+            channel.kind(),
+            channel.id()
+        )
     }
 
     /// The channel's token was checked in this round (periodic checks skip it).
     pub fn tokens_checked(&self, channel: &ChannelRef) -> String {
         format!(
             "{}tokens:checked:{}:{}",
-            self.prefix, channel.kind, channel.id
+            self.prefix,
+            channel.kind(),
+            channel.id()
         )
     }
 
@@ -204,7 +219,7 @@ mod tests {
     #[test]
     fn channel_key_follows_the_contract_and_parses_back() {
         let k = Keys::new("switchboard:");
-        let c = ChannelRef::new(ChannelKind::Whatsapp, "106540352242922");
+        let c = ChannelRef::parse(ChannelKind::Whatsapp, "106540352242922").unwrap();
         let key = k.channel(&c);
         assert_eq!(key, "switchboard:channel:whatsapp:106540352242922");
         assert_eq!(k.parse_channel(&key), Some(c));

@@ -86,12 +86,12 @@ impl StoreBackend for MemoryStore {
             .channels()
             .iter()
             .filter(|(c, r)| {
-                c.kind == crate::channel::ChannelKind::Whatsapp
+                c.kind() == crate::channel::ChannelKind::Whatsapp
                     && r.waba_id.as_deref() == Some(waba_id)
             })
             .map(|(c, r)| (c.clone(), r.tenant.clone()))
             .collect();
-        found.sort_by(|a, b| super::waba::numeric_order(&a.0.id, &b.0.id));
+        found.sort_by(|a, b| super::waba::numeric_order(a.0.id(), b.0.id()));
         Ok(found)
     }
 
@@ -268,10 +268,11 @@ mod tests {
     async fn channels_come_a_page_at_a_time_each_once() {
         let store = MemoryStore::new(Keys::new("t:"));
         for i in 0..250 {
-            let c = ChannelRef::new(
+            let c = ChannelRef::parse(
                 crate::channel::ChannelKind::Telegram,
                 format!("{}", 1000 + i),
-            );
+            )
+            .unwrap();
             store
                 .put_channel(
                     &c,

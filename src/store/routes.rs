@@ -123,7 +123,7 @@ mod tests {
     use crate::channel::ChannelKind;
 
     fn wa(id: &str) -> ChannelRef {
-        ChannelRef::new(ChannelKind::Whatsapp, id)
+        ChannelRef::parse(ChannelKind::Whatsapp, id).unwrap()
     }
 
     #[test]

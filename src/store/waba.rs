@@ -125,7 +125,7 @@ pub(super) async fn redis_lookup(
 
 async fn build(store: &RedisStore) -> Result<Index, StoreError> {
     let keys = store.keys();
-    let pattern = keys.channel(&ChannelRef::new(ChannelKind::Whatsapp, "*"));
+    let pattern = keys.channel_kind_pattern(ChannelKind::Whatsapp);
     let found = store.scan(&pattern).await?;
     let reads: Vec<Read> = stream::iter(found)
         .map(|key| async move {
@@ -157,7 +157,7 @@ async fn build(store: &RedisStore) -> Result<Index, StoreError> {
         }
     }
     for channels in index.values_mut() {
-        channels.sort_by(|a, b| numeric_order(&a.0.id, &b.0.id));
+        channels.sort_by(|a, b| numeric_order(a.0.id(), b.0.id()));
     }
     Ok(index)
 }
@@ -184,7 +184,7 @@ mod tests {
                 waba_id: waba.map(str::to_owned),
                 ..ChannelRecord::new(tenant, secrecy::SecretString::from("t".to_owned()))
             };
-            (ChannelRef::new(kind, id), record)
+            (ChannelRef::parse(kind, id).unwrap(), record)
         };
         for (c, r) in [
             put(ChannelKind::Whatsapp, "900", "globex", Some("W")),
@@ -196,7 +196,7 @@ mod tests {
             store.put_channel(&c, &r).await.unwrap();
         }
         let found = store.waba_channels("W").await.unwrap();
-        let ids: Vec<&str> = found.iter().map(|(c, _)| c.id.as_str()).collect();
+        let ids: Vec<&str> = found.iter().map(|(c, _)| c.id()).collect();
         assert_eq!(ids, ["80", "900"]);
         assert!(found.iter().all(|(_, t)| t == "globex"));
         assert!(store.waba_channels("none").await.unwrap().is_empty());

@@ -13,7 +13,7 @@
 //!   refused bot token (401) invalid.
 //!
 //! Every call carries its secrets only where the provider wants them, and a refusal's
-//! message has them cut out ([`crate::connect::provider::scrub`]).
+//! message has them cut out ([`crate::redact::redact_then_truncate`]).
 
 use std::time::{Duration, SystemTime};
 
@@ -24,8 +24,9 @@ use crate::channel::fields::parse_rfc3339;
 use crate::channels::outbound::SendError;
 use crate::channels::telegram::outbound::{TelegramClient, TelegramEndpoint};
 use crate::channels::{ChannelKind, ChannelRef};
-use crate::connect::provider::{scrub, Call, OAuthClient, ProviderError};
+use crate::connect::provider::{Call, OAuthClient, ProviderError};
 use crate::live::Live;
+use crate::redact::redact_then_truncate;
 use crate::store::{ChannelRecord, Store, StoreBackend, StoreError};
 use crate::vault::AccessToken;
 
@@ -71,7 +72,7 @@ pub async fn probe(
             )))
         }
     };
-    Ok(match channel.kind {
+    Ok(match channel.kind() {
         ChannelKind::Telegram => telegram(clients, live, channel, &token).await,
         ChannelKind::Instagram if record.uses_instagram_graph() => {
             return instagram_login(clients, store, live, channel, record, &token).await
@@ -97,7 +98,7 @@ async fn telegram(
         .await
     {
         Ok(info) => {
-            let expected = format!("{}/webhooks/telegram/{}", live.public_url, channel.id);
+            let expected = format!("{}/webhooks/telegram/{}", live.public_url, channel.id());
             let url = info.get("url").and_then(Value::as_str).unwrap_or_default();
             if url == expected {
                 Verdict::Healthy
@@ -138,7 +139,9 @@ async fn debug_token(clients: &Clients, live: &Live, token: &AccessToken) -> Ver
                 let why = data
                     .pointer("/error/message")
                     .and_then(Value::as_str)
-                    .map(|m| scrub(m, &[token.expose()]))
+                    .map(|m| {
+                        redact_then_truncate(m, &[token.expose(), app_token.expose_secret()], 300)
+                    })
                     .unwrap_or_else(|| "no reason given".into());
                 Verdict::Invalid(format!("debug_token says the token is invalid: {why}"))
             } else if data.get("is_valid").and_then(Value::as_bool) == Some(true) {

@@ -96,10 +96,7 @@ async fn admin_put_stores_the_optional_fields_and_the_pin_encrypted() {
     let record = app
         .state
         .store
-        .get_channel(&ChannelRef::new(
-            ChannelKind::Instagram,
-            "17841400000000001",
-        ))
+        .get_channel(&ChannelRef::parse(ChannelKind::Instagram, "17841400000000001").unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -195,7 +192,7 @@ async fn record_written_by_another_service_is_read_and_its_pin_rotated() {
     let record = app
         .state
         .store
-        .get_channel(&ChannelRef::new(ChannelKind::Whatsapp, "106540352242922"))
+        .get_channel(&ChannelRef::parse(ChannelKind::Whatsapp, "106540352242922").unwrap())
         .await
         .unwrap()
         .unwrap();

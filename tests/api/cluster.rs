@@ -31,7 +31,7 @@ async fn relay_on_a_redis_cluster_routes_dedupes_and_lists_channels_across_nodes
     );
     assert!(listed
         .iter()
-        .any(|(c, _)| *c == ChannelRef::new(ChannelKind::Messenger, "9000029")));
+        .any(|(c, _)| *c == ChannelRef::parse(ChannelKind::Messenger, "9000029").unwrap()));
 
     // Webhooks route through the cluster store and dedupe there.
     for name in [

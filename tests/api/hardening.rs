@@ -213,6 +213,14 @@ async fn telegram_raw_calls_only_message_methods() {
         "setMyCommands",
         "getUpdates",
         "getMe",
+        // Management that a prefix `edit…` / `send…` would have let through.
+        "editChatInviteLink",
+        "EDITCHATINVITELINK",
+        "editChatSubscriptionInviteLink",
+        "editForumTopic",
+        "editGeneralForumTopic",
+        "editStory",
+        "sendGift",
     ] {
         for body in [
             json!({"channel": {"kind": "telegram", "id": BOT}, "method": m, "raw": {"url": "https://evil.test/"}}),

@@ -395,7 +395,7 @@ async fn meta_subscription_check_reports_apps_and_missing_fields_and_subscribe_p
         .up_to_n_times(1)
         .mount(&app.graph)
         .await;
-    let channel = ChannelRef::new(ChannelKind::Messenger, PAGE);
+    let channel = ChannelRef::parse(ChannelKind::Messenger, PAGE).unwrap();
     let status = subscription::check(
         &app.state.store,
         &live.keyring,
@@ -450,7 +450,7 @@ async fn meta_subscription_check_reports_apps_and_missing_fields_and_subscribe_p
         ]})))
         .mount(&app.graph)
         .await;
-    let wa = ChannelRef::new(ChannelKind::Whatsapp, "106540352242922");
+    let wa = ChannelRef::parse(ChannelKind::Whatsapp, "106540352242922").unwrap();
     let status = subscription::check(
         &app.state.store,
         &live.keyring,
@@ -473,7 +473,8 @@ async fn meta_subscription_check_reports_apps_and_missing_fields_and_subscribe_p
             "message": "Error validating access token", "type": "OAuthException", "code": 190}})))
         .mount(&app.graph)
         .await;
-    let ig = ChannelRef::new(ChannelKind::Instagram, crate::inbound_instagram::IG_ACCOUNT);
+    let ig =
+        ChannelRef::parse(ChannelKind::Instagram, crate::inbound_instagram::IG_ACCOUNT).unwrap();
     let err = subscription::check(
         &app.state.store,
         &live.keyring,
@@ -489,7 +490,7 @@ async fn meta_subscription_check_reports_apps_and_missing_fields_and_subscribe_p
         "{err}"
     );
     // not a Meta channel
-    let tg = ChannelRef::new(ChannelKind::Telegram, "1");
+    let tg = ChannelRef::parse(ChannelKind::Telegram, "1").unwrap();
     assert!(subscription::check(
         &app.state.store,
         &live.keyring,

@@ -43,7 +43,10 @@ async fn ig_app() -> IgApp {
     };
     app.state
         .store
-        .put_channel(&ChannelRef::new(ChannelKind::Instagram, IG_LOGIN), &record)
+        .put_channel(
+            &ChannelRef::parse(ChannelKind::Instagram, IG_LOGIN).unwrap(),
+            &record,
+        )
         .await
         .unwrap();
     app.put_channel(ChannelKind::Instagram, IG_FB, "acme", IG_FB_TOKEN)

@@ -3,6 +3,7 @@
 
 mod buffer_limit;
 mod channel_fields;
+mod channel_ids;
 mod cluster;
 mod config_errors;
 mod connect_browser;
@@ -24,6 +25,7 @@ mod inbound_whatsapp;
 mod inbound_whatsapp_account;
 mod instagram_login;
 mod media;
+mod metrics_auth;
 mod privacy;
 mod relay_echoes;
 mod reload;

@@ -222,7 +222,10 @@ async fn instagram_login_echo_of_a_relay_send_is_marked_and_others_are_not() {
     };
     app.state
         .store
-        .put_channel(&ChannelRef::new(ChannelKind::Instagram, IG), &record)
+        .put_channel(
+            &ChannelRef::parse(ChannelKind::Instagram, IG).unwrap(),
+            &record,
+        )
         .await
         .unwrap();
     mount_send(&ig, "/v23.0/me/messages", IGSID, IG_MID).await;

@@ -1,7 +1,7 @@
 //! Connections from slow clients, over raw TCP: a body trickled a byte at a time is cut
 //! at `server.body_timeout_ms` with 408 (nothing processed) while `/healthz` answers;
 //! a slow but honest body, and a pooled connection idle longer than actix's default
-//! keep-alive, are not cut.
+//! keep-alive, are not cut; connections past `server.max_connections` wait for one to close.
 
 use std::time::{Duration, Instant};
 
@@ -266,4 +266,44 @@ async fn request_head_trickled_past_the_header_timeout_is_cut() {
         answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
         "{answer}"
     );
+}
+
+/// Sends `GET /healthz` on `stream` and reads the answer (or nothing, by `limit`).
+async fn healthz_on(stream: &mut TcpStream, limit: Duration) -> String {
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: relay.test\r\n\r\n")
+        .await
+        .unwrap();
+    read_response(stream, limit).await
+}
+
+#[tokio::test]
+async fn connections_past_max_connections_wait_until_one_closes() {
+    // Two workers, one connection each: two at once in the process.
+    let app = TestApp::builder()
+        .memory()
+        .server("max_connections = 2\nkeep_alive_s = 60")
+        .spawn()
+        .await;
+    let address = socket_of(&app);
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = TcpStream::connect(&address).await.unwrap();
+        let answer = healthz_on(&mut c, Duration::from_secs(5)).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        held.push(c);
+    }
+    // A third connection is not served while both are kept alive...
+    let mut third = TcpStream::connect(&address).await.unwrap();
+    let answer = healthz_on(&mut third, Duration::from_millis(1500)).await;
+    assert!(answer.is_empty(), "served past max_connections: {answer}");
+    // ...and is, once one of them closes.
+    drop(held.pop());
+    let started = Instant::now();
+    let answer = read_response(&mut third, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The one still held is served as before.
+    let answer = healthz_on(&mut held[0], Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }

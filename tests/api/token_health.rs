@@ -55,7 +55,7 @@ async fn app_with(tokens: &str) -> (TestApp, MockServer) {
 async fn put_record(app: &TestApp, kind: ChannelKind, id: &str, record: ChannelRecord) {
     app.state
         .store
-        .put_channel(&ChannelRef::new(kind, id), &record)
+        .put_channel(&ChannelRef::parse(kind, id).unwrap(), &record)
         .await
         .unwrap();
 }

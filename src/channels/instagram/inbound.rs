@@ -107,7 +107,7 @@ fn comment_event(head: &EntryHead, field: &str, c: &Comment, raw: &RawValue) -> 
         .set("source", field)
         .build();
     Event {
-        id: EventId::derive(&[KIND.as_str(), &head.id, "comment", &c.id]),
+        id: EventId::derive(&[KIND.as_str(), head.channel.id(), "comment", &c.id]),
         event_type: EventType::CommentReceived,
         timestamp_ms: head.timestamp_ms(),
         channel: head.channel(),
@@ -135,7 +135,7 @@ fn mention_event(head: &EntryHead, m: &Mention, raw: &RawValue) -> Option<Event>
         .set("source", "mentions")
         .build();
     Some(Event {
-        id: EventId::derive(&[KIND.as_str(), &head.id, "mention", comment_id]),
+        id: EventId::derive(&[KIND.as_str(), head.channel.id(), "mention", comment_id]),
         event_type: EventType::CommentReceived,
         timestamp_ms: head.timestamp_ms(),
         channel: head.channel(),

@@ -11,12 +11,14 @@
 //! `recipient.comment_id` on the same endpoint.
 
 use crate::channels::messenger::outbound::{body_for, post};
-use crate::channels::meta::graph::{GraphClient, GraphEndpoint};
+use crate::channels::meta::graph::{GraphClient, GraphEndpoint, GraphPath};
 use crate::channels::outbound::{Outbound, OutboundMessage, Receipt, SendError};
 use crate::vault::AccessToken;
 
-/// The path every Instagram send goes to.
-pub const PATH: &str = "me/messages";
+/// The path every Instagram send goes to (`me/messages`).
+pub fn path() -> GraphPath {
+    GraphPath::new(&["me", "messages"])
+}
 
 /// The Instagram sender for one request.
 pub struct Instagram<'a> {
@@ -27,6 +29,6 @@ pub struct Instagram<'a> {
 impl Outbound for Instagram<'_> {
     async fn send(&self, msg: &OutboundMessage, token: &AccessToken) -> Result<Receipt, SendError> {
         let body = body_for(msg, "Instagram")?;
-        post(self.graph, &self.endpoint, PATH, body, token).await
+        post(self.graph, &self.endpoint, &path(), body, token).await
     }
 }

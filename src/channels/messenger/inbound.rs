@@ -98,7 +98,7 @@ fn comment_event(head: &EntryHead, f: &FeedChange, raw: &RawValue) -> Option<Eve
         .set("source", "feed")
         .build();
     Some(Event {
-        id: EventId::derive(&[KIND.as_str(), &head.id, "comment", comment_id]),
+        id: EventId::derive(&[KIND.as_str(), head.channel.id(), "comment", comment_id]),
         event_type: EventType::CommentReceived,
         timestamp_ms: f
             .created_time

@@ -20,7 +20,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::channels::meta::graph::{GraphClient, GraphEndpoint};
+use crate::channels::meta::graph::{GraphClient, GraphEndpoint, GraphPath};
 use crate::channels::outbound::{
     Choices, Content, MediaKind, MediaSource, Outbound, OutboundMessage, Receipt, Recipient,
     SendError,
@@ -252,7 +252,7 @@ pub fn body_for(msg: &OutboundMessage, channel: &str) -> Result<SendBody, SendEr
 pub async fn post(
     graph: &GraphClient,
     endpoint: &GraphEndpoint,
-    path: &str,
+    path: &GraphPath,
     body: SendBody,
     token: &AccessToken,
 ) -> Result<Receipt, SendError> {
@@ -267,8 +267,8 @@ pub async fn post(
 }
 
 /// The Graph path Messenger sends to.
-pub fn path(msg: &OutboundMessage) -> String {
-    format!("{}/messages", msg.channel.id)
+pub fn path(msg: &OutboundMessage) -> GraphPath {
+    GraphPath::new(&[msg.channel.id(), "messages"])
 }
 
 impl Outbound for Messenger<'_> {

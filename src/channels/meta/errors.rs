@@ -108,10 +108,11 @@ impl GraphError {
                     http_status: status,
                     code: e.code,
                     subcode: e.error_subcode,
-                    message: match token {
-                        Some(t) => redact_then_truncate(&message, t.expose(), MAX_MESSAGE),
-                        None => truncate(&message),
-                    },
+                    message: redact_then_truncate(
+                        &message,
+                        token.map(AccessToken::expose).as_slice(),
+                        MAX_MESSAGE,
+                    ),
                     fbtrace_id: e.fbtrace_id.clone(),
                     migrate_to_chat_id: None,
                     reason: None,
@@ -209,17 +210,6 @@ pub fn token_cannot_reach_asset(e: SendError) -> SendError {
     }
 }
 
-fn truncate(s: &str) -> String {
-    if s.len() <= MAX_MESSAGE {
-        return s.to_owned();
-    }
-    let mut end = MAX_MESSAGE;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,5 +284,18 @@ mod tests {
             token_cannot_reach_asset(e),
             SendError::Provider(_)
         ));
+    }
+
+    #[test]
+    fn without_a_token_the_message_still_goes_through_the_redaction() {
+        let token = format!("EAAG{}", "x7Q".repeat(30));
+        let body =
+            format!(r#"{{"error":{{"message":"Malformed access token {token}","code":190}}}}"#);
+        let e = GraphError::classify(401, body.as_bytes(), None, None);
+        assert_eq!(
+            e.detail().message,
+            "Malformed access token [REDACTED]",
+            "a token-shaped word is cut even when the call had no token"
+        );
     }
 }

@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use super::errors::GraphError;
 use crate::channels::outbound::{transport_error, SendError};
+use crate::channels::UrlError;
 use crate::config::MetaSettings;
 use crate::vault::AccessToken;
 
@@ -52,18 +53,49 @@ impl GraphEndpoint {
         &self.base
     }
 
-    /// `{base}/{version}/{path}`.
-    pub fn url(&self, path: &str) -> String {
-        format!(
-            "{}/{}/{}",
-            self.base,
-            self.version,
-            path.trim_start_matches('/')
-        )
+    /// `{base}/{version}/{path}`, every segment and query value encoded
+    /// ([`crate::channels::build_url`]).
+    pub fn url(&self, path: &GraphPath) -> Result<url::Url, SendError> {
+        let mut segments = vec![self.version.as_str()];
+        segments.extend(path.segments.iter().map(String::as_str));
+        let query: Vec<(&str, &str)> = path
+            .query
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        crate::channels::build_url(&self.base, &segments, &query).map_err(|e| match e {
+            UrlError::DotSegment => SendError::unsupported("id", "`.` and `..` are not Graph ids"),
+            UrlError::Base => SendError::Transient("meta.graph_api_base cannot take a path".into()),
+        })
     }
 
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+}
+
+/// A Graph API path below `{base}/{version}`: segments (ids among them) and query
+/// pairs, kept apart until [`GraphEndpoint::url`] encodes each, so no id can change
+/// the path's shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphPath {
+    segments: Vec<String>,
+    query: Vec<(String, String)>,
+}
+
+impl GraphPath {
+    /// `segments`, one path segment each (`["106540352242922", "messages"]`).
+    pub fn new(segments: &[&str]) -> Self {
+        Self {
+            segments: segments.iter().map(|s| (*s).to_owned()).collect(),
+            query: Vec::new(),
+        }
+    }
+
+    /// Adds `key=value` to the query.
+    pub fn query(mut self, key: &str, value: &str) -> Self {
+        self.query.push((key.to_owned(), value.to_owned()));
+        self
     }
 }
 
@@ -100,13 +132,13 @@ impl GraphClient {
     pub async fn post_json(
         &self,
         endpoint: &GraphEndpoint,
-        path: &str,
+        path: &GraphPath,
         body: Vec<u8>,
         token: &AccessToken,
     ) -> Result<Value, SendError> {
         let req = self
             .http
-            .post(endpoint.url(path))
+            .post(endpoint.url(path)?)
             .header(AUTHORIZATION, bearer(token))
             .header(CONTENT_TYPE, "application/json")
             .timeout(endpoint.timeout)
@@ -118,12 +150,12 @@ impl GraphClient {
     pub async fn get_json(
         &self,
         endpoint: &GraphEndpoint,
-        path: &str,
+        path: &GraphPath,
         token: &AccessToken,
     ) -> Result<Value, SendError> {
         let req = self
             .http
-            .get(endpoint.url(path))
+            .get(endpoint.url(path)?)
             .header(AUTHORIZATION, bearer(token))
             .timeout(endpoint.timeout);
         self.json_call(req, token).await

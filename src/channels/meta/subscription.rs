@@ -21,7 +21,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::graph::{GraphClient, GraphEndpoint};
+use super::graph::{GraphClient, GraphEndpoint, GraphPath};
 use crate::channels::outbound::SendError;
 use crate::channels::{ChannelKind, ChannelRef};
 use crate::config::MetaSettings;
@@ -150,8 +150,8 @@ async fn prepare(
     channel: &ChannelRef,
     object_id: Option<&str>,
 ) -> Result<Call, SubscriptionError> {
-    if !channel.kind.is_meta() {
-        return Err(SubscriptionError::NotMeta(channel.kind));
+    if !channel.kind().is_meta() {
+        return Err(SubscriptionError::NotMeta(channel.kind()));
     }
     let record = store
         .get_channel(channel)
@@ -161,9 +161,9 @@ async fn prepare(
     Ok(Call {
         endpoint: GraphEndpoint::from_settings(meta),
         token,
-        object_id: object_id.unwrap_or(&channel.id).to_owned(),
-        channel_id: channel.id.clone(),
-        kind: channel.kind,
+        object_id: object_id.unwrap_or(channel.id()).to_owned(),
+        channel_id: channel.id().to_owned(),
+        kind: channel.kind(),
     })
 }
 
@@ -177,8 +177,8 @@ impl Call {
         }
     }
 
-    fn path(&self) -> String {
-        format!("{}/subscribed_apps", self.object_id)
+    fn path(&self) -> GraphPath {
+        GraphPath::new(&[&self.object_id, "subscribed_apps"])
     }
 }
 

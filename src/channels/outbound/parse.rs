@@ -108,10 +108,7 @@ impl OutboundMessage {
             .parse()
             .map_err(|e: UnknownChannelKind| err("channel.kind", e.to_string()))?;
         let id = required(ch.id, "channel", "id")?.0;
-        if !ChannelRef::valid_id(&id) {
-            return Err(err("channel.id", "is not a valid channel id"));
-        }
-        let channel = ChannelRef::new(kind, id);
+        let channel = ChannelRef::parse(kind, id).map_err(|e| err("channel.id", e.to_string()))?;
 
         // `raw` may sit at the top level (beside `channel`) or in `message`.
         let (content, common) = match (env.raw, env.message) {

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 
 use crate::channels::meta::graph::{build_http, read_capped, retry_after};
 use crate::channels::outbound::{ProviderDetail, SendError};
+use crate::channels::{build_url, UrlError};
 use crate::config::TelegramSettings;
 use crate::vault::AccessToken;
 
@@ -39,18 +40,35 @@ impl TelegramEndpoint {
         }
     }
 
-    /// `{base}/bot<token>/{method}`: secret, never log it.
-    fn method_url(&self, token: &AccessToken, method: &str) -> String {
-        format!("{}/bot{}/{}", self.base, token.expose(), method)
+    /// `{base}/bot<token>/{method}`, each part one encoded segment: secret, never log it.
+    fn method_url(&self, token: &AccessToken, method: &str) -> Result<url::Url, SendError> {
+        let bot = format!("bot{}", token.expose());
+        build_url(&self.base, &[&bot, method], &[]).map_err(url_error)
     }
 
-    /// `{base}/file/bot<token>/{file_path}`: secret, never log it.
-    fn file_url(&self, token: &AccessToken, file_path: &str) -> String {
-        format!("{}/file/bot{}/{}", self.base, token.expose(), file_path)
+    /// `{base}/file/bot<token>/{file_path}`, each `/`-separated part of `file_path` one
+    /// encoded segment: secret, never log it.
+    fn file_url(&self, token: &AccessToken, file_path: &str) -> Result<url::Url, SendError> {
+        let bot = format!("bot{}", token.expose());
+        let mut segments = vec!["file", bot.as_str()];
+        segments.extend(file_path.split('/'));
+        build_url(&self.base, &segments, &[]).map_err(url_error)
     }
 
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+}
+
+fn url_error(e: UrlError) -> SendError {
+    match e {
+        UrlError::DotSegment => SendError::Provider(Box::new(ProviderDetail {
+            provider: "telegram",
+            http_status: 200,
+            message: "the Bot API named a path with a `.` or `..` part".into(),
+            ..ProviderDetail::default()
+        })),
+        UrlError::Base => SendError::Transient("telegram.api_base cannot take a path".into()),
     }
 }
 
@@ -98,7 +116,7 @@ impl TelegramClient {
     ) -> Result<Value, SendError> {
         let resp = self
             .http
-            .post(endpoint.method_url(token, method))
+            .post(endpoint.method_url(token, method)?)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .timeout(endpoint.timeout)
             .body(body)
@@ -144,7 +162,7 @@ impl TelegramClient {
         let file_path = file
             .get("file_path")
             .and_then(Value::as_str)
-            .filter(|p| !p.is_empty() && !p.contains("..") && !p.starts_with('/'))
+            .filter(|p| !p.is_empty() && !p.starts_with('/'))
             .ok_or_else(|| {
                 SendError::Provider(Box::new(ProviderDetail {
                     provider: "telegram",
@@ -153,7 +171,7 @@ impl TelegramClient {
                     ..ProviderDetail::default()
                 }))
             })?;
-        let url = endpoint.file_url(token, file_path);
+        let url = endpoint.file_url(token, file_path)?;
         let resp = tokio::time::timeout(endpoint.timeout, self.http.get(url).send())
             .await
             .map_err(|_| SendError::Transient("the Bot API file server did not answer".into()))?
@@ -214,7 +232,7 @@ fn classify(
         subcode: None,
         message: crate::redact::redact_then_truncate(
             a.description.as_deref().unwrap_or_default(),
-            token.expose(),
+            &[token.expose()],
             512,
         ),
         fbtrace_id: None,

@@ -23,10 +23,44 @@ use crate::channels::outbound::{
 };
 use crate::vault::AccessToken;
 
-/// Bot API methods a tenant may call with `raw`, besides every `send…` and `edit…`:
-/// those that act on messages. Bot management (`setWebhook`, `deleteWebhook`, `logOut`,
-/// `close`, `setMyCommands`, …) is never reachable through a tenant's API key.
+/// Bot API methods a tenant may call with `raw` (lower case): those that send, edit,
+/// copy, forward or delete messages, react, or answer a query, named one by one. No
+/// prefix is trusted: `edit…` also names invite links and forum topics
+/// (`editChatInviteLink`, `editForumTopic`, …) and `send…` spends the bot's Stars
+/// (`sendGift`). Bot management (`setWebhook`, `deleteWebhook`, `logOut`, `close`,
+/// `setMyCommands`, …) is never reachable through a tenant's API key.
 const RAW_METHODS: &[&str] = &[
+    // Sending (every `send…` of the Bot API that sends a message or a chat action).
+    "sendmessage",
+    "sendphoto",
+    "sendaudio",
+    "senddocument",
+    "sendvideo",
+    "sendanimation",
+    "sendvoice",
+    "sendvideonote",
+    "sendpaidmedia",
+    "sendmediagroup",
+    "sendlocation",
+    "sendvenue",
+    "sendcontact",
+    "sendpoll",
+    "sendchecklist",
+    "senddice",
+    "sendsticker",
+    "sendinvoice",
+    "sendgame",
+    "sendchataction",
+    // Editing messages (the "Updating messages" methods).
+    "editmessagetext",
+    "editmessagecaption",
+    "editmessagemedia",
+    "editmessagelivelocation",
+    "stopmessagelivelocation",
+    "editmessagechecklist",
+    "editmessagereplymarkup",
+    "stoppoll",
+    // Copying, forwarding, deleting, reacting, answering.
     "copymessage",
     "copymessages",
     "forwardmessage",
@@ -37,15 +71,12 @@ const RAW_METHODS: &[&str] = &[
     "answercallbackquery",
     "answerinlinequery",
     "answerwebappquery",
-    "stoppoll",
-    "stopmessagelivelocation",
 ];
 
 /// Whether `raw` may call `method`. Bot API method names are case-insensitive, so the
 /// check is too.
 pub fn raw_method_allowed(method: &str) -> bool {
-    let m = method.to_ascii_lowercase();
-    m.starts_with("send") || m.starts_with("edit") || RAW_METHODS.contains(&m.as_str())
+    RAW_METHODS.contains(&method.to_ascii_lowercase().as_str())
 }
 
 /// One Bot API call: the method and its JSON body.

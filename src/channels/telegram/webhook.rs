@@ -92,7 +92,8 @@ async fn load_bot(
     keyring: &Keyring,
     bot_id: &str,
 ) -> Result<(ChannelRef, ChannelRecord, AccessToken), SetWebhookError> {
-    let channel = ChannelRef::new(ChannelKind::Telegram, bot_id);
+    let channel = ChannelRef::parse(ChannelKind::Telegram, bot_id)
+        .map_err(|_| SetWebhookError::ChannelNotFound(bot_id.to_owned()))?;
     let record = store
         .get_channel(&channel)
         .await?
@@ -160,7 +161,13 @@ pub async fn webhook_info(
         last_error: result
             .get("last_error_date")
             .and_then(Value::as_i64)
-            .map(|d| (d, str_of("last_error_message").to_owned())),
+            .map(|d| {
+                let m = str_of("last_error_message");
+                (
+                    d,
+                    crate::redact::redact_then_truncate(m, &[token.expose()], 512),
+                )
+            }),
         allowed_updates: result
             .get("allowed_updates")
             .and_then(Value::as_array)

@@ -44,14 +44,15 @@ fn id_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error
 
 /// The event of one account-level change. `time` is `entry.time` (part of the id, so
 /// the same status reported again later is a new event, while a redelivery of the same
-/// webhook is not); `sent_ms` the time it renders as.
+/// webhook is not); `sent_ms` the time it renders as. `None` when the entry's id is not
+/// a WABA id (see [`crate::channels::unparseable_channel`]).
 pub(super) fn event(
     waba_id: &str,
     field: &str,
     time: Option<i64>,
     sent_ms: i64,
     value: &RawValue,
-) -> Event {
+) -> Option<Event> {
     let digest = hex::encode(Sha256::digest(value.get().as_bytes()));
     let time = time.map(|t| t.to_string()).unwrap_or_default();
     let id = EventId::derive(&[KIND.as_str(), waba_id, "account", field, &time, &digest]);
@@ -85,15 +86,20 @@ pub(super) fn event(
                 .build(),
         ),
     };
-    Event {
+    // A placeholder: routing sets each tenant's channel on the WABA. A WABA id is
+    // digits, as a channel id of WhatsApp's.
+    let Ok(channel) = ChannelRef::parse(KIND, waba_id) else {
+        crate::channels::unparseable_channel(KIND);
+        return None;
+    };
+    Some(Event {
         id,
         event_type,
         timestamp_ms: sent_ms,
-        // A placeholder: routing sets each tenant's channel on the WABA.
-        channel: ChannelRef::new(KIND, waba_id),
+        channel,
         conversation: None,
         data,
         raw: Some(value.to_owned()),
         account: Some(waba_id.to_owned()),
-    }
+    })
 }

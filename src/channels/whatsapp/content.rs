@@ -167,7 +167,7 @@ fn media_value(media: &Media, channel: &ChannelRef, ctx: &NormalizeContext<'_>) 
             media
                 .id
                 .as_deref()
-                .map(|id| ctx.media_url(KIND, &channel.id, id)),
+                .map(|id| ctx.media_url(KIND, channel.id(), id)),
         )
         .set_opt("sha256", media.sha256.as_deref())
         .set_opt("filename", media.filename.as_deref())

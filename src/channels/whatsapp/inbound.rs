@@ -32,7 +32,7 @@ pub fn normalize_entry(
     for change in &entry.changes {
         let Some(value) = change.value else { continue };
         let Some(number) = phone_number_id(value) else {
-            out.push(account::event(
+            out.extend(account::event(
                 &entry.id,
                 &change.field,
                 entry.time,
@@ -41,8 +41,12 @@ pub fn normalize_entry(
             ));
             continue;
         };
+        let Ok(channel) = ChannelRef::parse(KIND, number.as_str()) else {
+            crate::channels::unparseable_channel(KIND);
+            continue;
+        };
         let cx = ChangeCtx {
-            channel: ChannelRef::new(KIND, number.as_str()),
+            channel,
             sent_ms,
             ctx,
         };
@@ -119,7 +123,7 @@ fn normalize_messages(
         // Meta gives such errors no id: the digest of the change is the best identity.
         let digest = hex::encode(Sha256::digest(value.get().as_bytes()));
         out.push(Event {
-            id: EventId::derive(&[KIND.as_str(), &channel.id, "errors", &digest]),
+            id: EventId::derive(&[KIND.as_str(), channel.id(), "errors", &digest]),
             event_type: EventType::ProviderEvent,
             timestamp_ms: cx.sent_ms,
             channel: channel.clone(),
@@ -156,7 +160,7 @@ fn echo_event(m: &WaMessage, raw: &RawValue, cx: &ChangeCtx<'_>) -> Option<Event
     let channel = &cx.channel;
     let message = message_object(m, channel, &[], cx.ctx);
     Some(Event {
-        id: EventId::derive(&[KIND.as_str(), &channel.id, "echo", &m.id]),
+        id: EventId::derive(&[KIND.as_str(), channel.id(), "echo", &m.id]),
         event_type: EventType::MessageEcho,
         timestamp_ms: cx.ts(m.timestamp.as_deref()),
         channel: channel.clone(),
@@ -315,7 +319,7 @@ fn status_event(
         )
         .build();
     Event {
-        id: EventId::derive(&[KIND.as_str(), &channel.id, "status", &s.id, &s.status]),
+        id: EventId::derive(&[KIND.as_str(), channel.id(), "status", &s.id, &s.status]),
         event_type: EventType::MessageStatus,
         timestamp_ms: cx.ts(s.timestamp.as_deref()),
         channel: channel.clone(),
@@ -344,7 +348,7 @@ fn opaque_event(cx: &ChangeCtx<'_>, what: &str, raw: &RawValue) -> Event {
     let channel = &cx.channel;
     let digest = hex::encode(Sha256::digest(raw.get().as_bytes()));
     Event {
-        id: EventId::derive(&[KIND.as_str(), &channel.id, what, &digest]),
+        id: EventId::derive(&[KIND.as_str(), channel.id(), what, &digest]),
         event_type: EventType::ProviderEvent,
         timestamp_ms: cx.sent_ms,
         channel: channel.clone(),
@@ -364,7 +368,7 @@ fn number_event(waba_id: &str, cx: &ChangeCtx<'_>, field: &str, value: &RawValue
     let channel = &cx.channel;
     let digest = hex::encode(Sha256::digest(value.get().as_bytes()));
     Event {
-        id: EventId::derive(&[KIND.as_str(), &channel.id, "change", field, &digest]),
+        id: EventId::derive(&[KIND.as_str(), channel.id(), "change", field, &digest]),
         event_type: EventType::ProviderEvent,
         timestamp_ms: cx.sent_ms,
         channel: channel.clone(),

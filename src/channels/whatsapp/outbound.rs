@@ -24,7 +24,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::channels::meta::errors::token_cannot_reach_asset;
-use crate::channels::meta::graph::{GraphClient, GraphEndpoint};
+use crate::channels::meta::graph::{GraphClient, GraphEndpoint, GraphPath};
 use crate::channels::outbound::{
     Choices, Content, Flow, FlowAction, FlowRef, Header, MediaKind, MediaSource, Outbound,
     OutboundMessage, Receipt, Recipient, SendError,
@@ -40,7 +40,7 @@ pub struct WhatsApp<'a> {
 /// Path and body of one send.
 #[derive(Debug)]
 pub struct Request {
-    pub path: String,
+    pub path: GraphPath,
     pub body: Vec<u8>,
     /// Whether the answer carries a message id (`messages[0].id`).
     pub expects_id: bool,
@@ -52,7 +52,7 @@ fn unsupported(field: &str, detail: &str) -> SendError {
 
 /// Builds the Graph request for `msg`.
 pub fn request(msg: &OutboundMessage) -> Result<Request, SendError> {
-    let path = format!("{}/messages", msg.channel.id);
+    let path = GraphPath::new(&[msg.channel.id(), "messages"]);
     if msg.tag.is_some() {
         return Err(unsupported(
             "message.tag",

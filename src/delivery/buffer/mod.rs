@@ -11,6 +11,7 @@
 pub mod entry;
 pub mod memory;
 pub mod redis;
+mod redis_purge;
 
 use std::future::Future;
 use std::sync::Arc;

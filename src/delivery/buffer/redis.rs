@@ -21,7 +21,8 @@
 //!   (XACK + XDEL) and either re-adds it to the zset with its next due time
 //!   (`reschedule.lua`) or forgets it and schedules the next parked event of its
 //!   conversation (`complete.lua`).
-//! - **Purges** (`purge_channel.lua`, `purge_event.lua`) for data deletion and unsend.
+//! - **Purges** (`purge_channel.lua`, `purge_event.lua`) for data deletion and unsend,
+//!   in bounded steps ([`super::redis_purge`]).
 //!
 //! The stream keeps its consumer group while it exists; a worker recreates the group
 //! (from id 0) when the key expired. Consumers of replicas that are gone (holding
@@ -54,19 +55,21 @@ const NO_CONV: &str = "-";
 /// The Redis buffer: see the module docs.
 #[derive(Clone)]
 pub struct RedisBuffer {
-    store: RedisStore,
-    shards: u16,
+    pub(super) store: RedisStore,
+    pub(super) shards: u16,
     claim_idle: Duration,
-    scripts: Arc<Scripts>,
+    pub(super) scripts: Arc<Scripts>,
+    /// Members or entries one purge step looks at ([`super::redis_purge`]).
+    pub(super) purge_step: usize,
 }
 
-struct Scripts {
+pub(super) struct Scripts {
     push: Script,
     promote: Script,
     reschedule: Script,
     complete: Script,
-    purge: Script,
-    purge_one: Script,
+    pub(super) purge: Script,
+    pub(super) purge_one: Script,
 }
 
 impl RedisBuffer {
@@ -83,10 +86,18 @@ impl RedisBuffer {
                 purge: Script::new(include_str!("lua/purge_channel.lua")),
                 purge_one: Script::new(include_str!("lua/purge_event.lua")),
             }),
+            purge_step: super::redis_purge::PURGE_STEP,
         }
     }
 
-    fn keys(&self) -> &Keys {
+    /// The same buffer with purges looking at `step` members or entries per script
+    /// call (tests: a backlog larger than one step).
+    pub fn with_purge_step(mut self, step: usize) -> Self {
+        self.purge_step = step.max(1);
+        self
+    }
+
+    pub(super) fn keys(&self) -> &Keys {
         self.store.keys()
     }
 
@@ -451,45 +462,12 @@ impl BufferBackend for RedisBuffer {
         conv: &str,
         ttl: Duration,
     ) -> Result<bool, BufferError> {
-        let k = self.keys();
-        let stream = k.retry_stream(shard);
-        let prefix = stream.strip_suffix("stream").unwrap_or_default().to_owned();
-        let mut conn = self.store.conn().await?;
-        let n: i64 = conn
-            .eval(
-                &self.scripts.purge_one,
-                &[&stream, &k.retry_delayed(shard)],
-                &[
-                    GROUP,
-                    event_id,
-                    &prefix,
-                    conv,
-                    &ttl_ms(ttl),
-                    &now_ms().to_string(),
-                ],
-            )
-            .await?;
-        Ok(n == 1)
+        self.purge_event_in_steps(shard, event_id, conv, &ttl_ms(ttl))
+            .await
     }
 
     async fn purge_channel(&self, channel: &str, keep: &[String]) -> Result<usize, BufferError> {
-        let k = self.keys();
-        let keep = keep.join(",");
-        let mut conn = self.store.conn().await?;
-        let mut removed = 0;
-        for shard in 0..self.shards {
-            let stream = k.retry_stream(shard);
-            let prefix = stream.strip_suffix("stream").unwrap_or_default().to_owned();
-            let n: i64 = conn
-                .eval(
-                    &self.scripts.purge,
-                    &[&stream, &k.retry_delayed(shard)],
-                    &[GROUP, channel, &prefix, &keep],
-                )
-                .await?;
-            removed += n.max(0) as usize;
-        }
-        Ok(removed)
+        self.purge_channel_in_steps(channel, keep).await
     }
 
     async fn prune_consumers(&self, idle: Duration, keep: &str) -> Result<usize, BufferError> {
@@ -580,7 +558,7 @@ impl BufferBackend for RedisBuffer {
     }
 }
 
-fn ttl_ms(ttl: Duration) -> String {
+pub(super) fn ttl_ms(ttl: Duration) -> String {
     (ttl.as_millis() as u64 + TTL_MARGIN_MS).to_string()
 }
 

@@ -429,7 +429,7 @@ pub async fn put_channel_into(
         waba_id: new.waba_id.map(str::to_owned),
         ..Default::default()
     };
-    let channel = ChannelRef::new(kind, id);
+    let channel = ChannelRef::parse(kind, id).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while let Err(e) = store.put_channel(&channel, &record).await {
         assert!(Instant::now() < deadline, "store unreachable: {e}");

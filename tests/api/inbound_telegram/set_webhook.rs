@@ -85,7 +85,7 @@ async fn set_webhook_registers_a_fresh_secret_and_both_secrets_work_during_the_s
     let record = app
         .state
         .store
-        .get_channel(&ChannelRef::new(ChannelKind::Telegram, BOT))
+        .get_channel(&ChannelRef::parse(ChannelKind::Telegram, BOT).unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -167,7 +167,7 @@ async fn set_webhook_refused_by_telegram_keeps_the_old_secret() {
     let record = app
         .state
         .store
-        .get_channel(&ChannelRef::new(ChannelKind::Telegram, BOT))
+        .get_channel(&ChannelRef::parse(ChannelKind::Telegram, BOT).unwrap())
         .await
         .unwrap()
         .unwrap();

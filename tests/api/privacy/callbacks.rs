@@ -227,7 +227,8 @@ async fn data_deletion_leaves_nothing_in_redis_that_names_the_user() {
         )
         .await
         .unwrap();
-    let reauth = keys.reauth_notice(&ChannelRef::new(ChannelKind::Whatsapp, "5550001001"));
+    let reauth =
+        keys.reauth_notice(&ChannelRef::parse(ChannelKind::Whatsapp, "5550001001").unwrap());
     store
         .set_ex(&reauth, "1", Duration::from_secs(600))
         .await

@@ -68,7 +68,7 @@ pub(super) async fn put_user_channel(
     };
     app.state
         .store
-        .put_channel(&ChannelRef::new(kind, id), &record)
+        .put_channel(&ChannelRef::parse(kind, id).unwrap(), &record)
         .await
         .unwrap();
 }
@@ -92,7 +92,7 @@ pub(super) fn form(signed_request: &str) -> String {
 pub(super) async fn channel_exists(app: &TestApp, kind: ChannelKind, id: &str) -> bool {
     app.state
         .store
-        .get_channel(&ChannelRef::new(kind, id))
+        .get_channel(&ChannelRef::parse(kind, id).unwrap())
         .await
         .unwrap()
         .is_some()
@@ -106,5 +106,6 @@ pub(super) async fn problem_code(resp: reqwest::Response) -> (u16, String) {
 
 mod callbacks;
 mod no_content;
+mod purge_steps;
 mod purges;
 mod revoke;

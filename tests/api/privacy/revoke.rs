@@ -26,7 +26,7 @@ async fn revoke_calls_graph_permissions_and_telegram_delete_webhook_with_the_cha
         .expect(1)
         .mount(&app.graph)
         .await;
-    let page = ChannelRef::new(ChannelKind::Messenger, "5550002002");
+    let page = ChannelRef::parse(ChannelKind::Messenger, "5550002002").unwrap();
     revoker
         .revoke(&live, &page, &record(Some(USER), "EAAG-page-token"))
         .await
@@ -74,7 +74,7 @@ async fn revoke_calls_graph_permissions_and_telegram_delete_webhook_with_the_cha
         .expect(1)
         .mount(&app.telegram)
         .await;
-    let bot = ChannelRef::new(ChannelKind::Telegram, "7000000001");
+    let bot = ChannelRef::parse(ChannelKind::Telegram, "7000000001").unwrap();
     revoker
         .revoke(&live, &bot, &record(None, bot_token))
         .await
@@ -189,4 +189,98 @@ async fn admin_delete_with_revoke_revokes_at_the_provider_first_and_keeps_the_ch
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!channel_exists(&app, ChannelKind::Whatsapp, "5550001001").await);
+}
+
+/// `s` with every character `\u`-escaped, as inside a JSON string.
+fn escaped(s: &str) -> String {
+    s.chars().map(|c| format!("\\u{:04x}", c as u32)).collect()
+}
+
+/// No run of ten characters of `token` in `text`.
+fn assert_no_token(text: &str, token: &str) {
+    let t: Vec<char> = token.chars().collect();
+    for w in t.windows(10) {
+        let piece: String = w.iter().collect();
+        assert!(!text.contains(&piece), "token piece {piece:?} in {text}");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_revocation_quoting_the_token_shows_and_logs_none_of_it() {
+    let page_token = "EAAGm0PX4ZCpsBAOqZBrevokeZCtokenZBquotedZCx7";
+    let bot_token = "7000000002:AAH-revoke-quoted-bot-token";
+    let relay = TestApp::builder().log_level("trace").spawn_process().await;
+    let (graph, telegram) = (&relay.peers.graph, &relay.peers.telegram);
+    for (kind, id, token, user) in [
+        (ChannelKind::Messenger, "5550002002", page_token, Some(USER)),
+        (ChannelKind::Telegram, "7000000002", bot_token, None),
+    ] {
+        let mut new = NewChannel::new("acme", token);
+        new.user_id = user;
+        put_channel_into(&relay.store, &relay.peers.keyring, kind, id, &new).await;
+    }
+    for quoted in [
+        page_token.to_owned(),
+        escaped(page_token),
+        page_token[..24].to_owned(),
+    ] {
+        graph.reset().await;
+        Mock::given(method("DELETE"))
+            .and(path(format!("/v23.0/{USER}/permissions")))
+            .respond_with(ResponseTemplate::new(400).set_body_raw(
+                format!(
+                    r#"{{"error":{{"message":"Malformed access token {quoted}","code":100}}}}"#
+                ),
+                "application/json",
+            ))
+            .expect(1)
+            .mount(graph)
+            .await;
+        let resp = relay
+            .peers
+            .http
+            .delete(relay.url("/admin/v1/channels/messenger/5550002002?revoke=true"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        assert!(status >= 400, "{status} {text}");
+        assert_no_token(&text, page_token);
+    }
+    Mock::given(method("POST"))
+        .and(path(format!("/bot{bot_token}/deleteWebhook")))
+        .respond_with(ResponseTemplate::new(400).set_body_raw(
+            format!(
+                r#"{{"ok":false,"error_code":400,"description":"Bad Request: bot {}"}}"#,
+                escaped(bot_token)
+            ),
+            "application/json",
+        ))
+        .expect(1)
+        .mount(telegram)
+        .await;
+    let resp = relay
+        .peers
+        .http
+        .delete(relay.url("/admin/v1/channels/telegram/7000000002?revoke=true"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    assert!(status >= 400, "{status} {text}");
+    // The bot id before the `:` is the channel's id, shown on purpose.
+    let bot_secret = bot_token.split_once(':').unwrap().1;
+    assert_no_token(&text, bot_secret);
+    relay.wait_for_log("Access could not be revoked", 4).await;
+    let logs = relay.logs();
+    assert_no_token(&logs, page_token);
+    assert_no_token(&logs, bot_secret);
+    assert!(
+        logs.contains("[REDACTED]"),
+        "the refusal is logged, redacted"
+    );
 }

@@ -114,14 +114,10 @@ async fn token_invalid_sends_reauth_required_once_an_hour_per_channel() {
     assert_eq!(e["channel"], json!({"kind": "whatsapp", "id": WA}));
     assert!(e["data"]["reason"].as_str().unwrap().contains("190"));
     // The marker lives an hour, in the store (so every replica sees it).
-    let key = app
-        .state
-        .store
-        .keys()
-        .reauth_notice(&switchboard::channels::ChannelRef::new(
-            switchboard::channels::ChannelKind::Whatsapp,
-            WA,
-        ));
+    let key = app.state.store.keys().reauth_notice(
+        &switchboard::channels::ChannelRef::parse(switchboard::channels::ChannelKind::Whatsapp, WA)
+            .unwrap(),
+    );
     let ttl: i64 = app.redis().cli(&["TTL", &key]).trim().parse().unwrap();
     assert!((3500..=3600).contains(&ttl), "{ttl}");
     // Still one, a moment later.
@@ -157,10 +153,13 @@ async fn token_comes_from_the_vault_on_every_send_so_a_change_applies_at_once() 
     use switchboard::store::StoreBackend;
     app.state
         .store
-        .delete_channel(&switchboard::channels::ChannelRef::new(
-            switchboard::channels::ChannelKind::Whatsapp,
-            WA,
-        ))
+        .delete_channel(
+            &switchboard::channels::ChannelRef::parse(
+                switchboard::channels::ChannelKind::Whatsapp,
+                WA,
+            )
+            .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(send(&app, &wa_text()).await.status(), 404);

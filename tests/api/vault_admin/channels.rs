@@ -43,7 +43,7 @@ async fn admin_api_without_or_with_a_wrong_token_is_401_problem_json() {
         assert_eq!(basic.status(), 401);
     }
     // Nothing was written or deleted by the refused calls.
-    let ch = ChannelRef::new(ChannelKind::Whatsapp, "555");
+    let ch = ChannelRef::parse(ChannelKind::Whatsapp, "555").unwrap();
     assert!(app.state.store.get_channel(&ch).await.unwrap().is_none());
     assert_eq!(list(&app).await.len(), WHATSAPP_FIXTURE_CHANNELS.len());
 }
@@ -88,7 +88,7 @@ async fn put_channel_stores_only_fernet_ciphertext_and_list_shows_no_secret() {
     let opened = registry::open(
         &app.state.store,
         &app.keyring,
-        &ChannelRef::new(ChannelKind::Telegram, "7001234567"),
+        &ChannelRef::parse(ChannelKind::Telegram, "7001234567").unwrap(),
     )
     .await
     .unwrap();
@@ -285,7 +285,7 @@ async fn channel_written_by_another_service_with_python_routes_and_is_listed() {
     let opened = registry::open(
         &app.state.store,
         &app.keyring,
-        &ChannelRef::new(ChannelKind::Whatsapp, "106540352242922"),
+        &ChannelRef::parse(ChannelKind::Whatsapp, "106540352242922").unwrap(),
     )
     .await
     .unwrap();
@@ -357,7 +357,7 @@ async fn corrupted_records_in_redis_are_reported_for_their_channel_only() {
     let err = registry::open(
         &app.state.store,
         &app.keyring,
-        &ChannelRef::new(ChannelKind::Whatsapp, "1122334455667"),
+        &ChannelRef::parse(ChannelKind::Whatsapp, "1122334455667").unwrap(),
     )
     .await
     .unwrap_err();

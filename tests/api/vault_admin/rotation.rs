@@ -37,7 +37,7 @@ async fn old_key_token_works_and_rotation_moves_every_secret_to_the_new_key() {
     let resp = app.post_meta(&fixture("whatsapp/text.json")).await;
     assert_eq!(resp.status(), 200);
     let live = app.state.live.load_full();
-    let tg = ChannelRef::new(ChannelKind::Telegram, "7001234567");
+    let tg = ChannelRef::parse(ChannelKind::Telegram, "7001234567").unwrap();
     let opened = registry::open(&app.state.store, &live.keyring, &tg)
         .await
         .unwrap();
@@ -85,7 +85,7 @@ async fn old_key_token_works_and_rotation_moves_every_secret_to_the_new_key() {
     let py = registry::open(
         &app.state.store,
         &new_only,
-        &ChannelRef::new(ChannelKind::Messenger, "42"),
+        &ChannelRef::parse(ChannelKind::Messenger, "42").unwrap(),
     )
     .await
     .unwrap();
@@ -126,7 +126,7 @@ async fn rotation_never_overwrites_a_concurrent_write() {
     let new = Keyring::generate_key();
     let old_ring = app.keyring.clone();
     set_vault_keys(&app, &[&new, &old]).await;
-    let channel = ChannelRef::new(ChannelKind::Whatsapp, "106540352242922");
+    let channel = ChannelRef::parse(ChannelKind::Whatsapp, "106540352242922").unwrap();
 
     // The compare-and-set itself: a stale expectation changes nothing.
     let current = app

@@ -26,7 +26,7 @@ struct ItemCtx<'a> {
 impl ItemCtx<'_> {
     /// An event whose id is derived from the channel and `id_parts`.
     fn event(&self, event_type: EventType, id_parts: &[&str], data: Map<String, Value>) -> Event {
-        let mut parts = vec![self.channel.kind.as_str(), self.channel.id.as_str()];
+        let mut parts = vec![self.channel.kind().as_str(), self.channel.id()];
         parts.extend_from_slice(id_parts);
         self.event_with_id(event_type, EventId::derive(&parts), data)
     }
@@ -89,7 +89,11 @@ pub(super) fn normalize_item(
     let channel_id = business
         .and_then(Party::id)
         .filter(|id| !id.is_empty())
-        .unwrap_or(head.id.as_str());
+        .unwrap_or(head.channel.id());
+    let Ok(channel) = ChannelRef::parse(head.channel.kind(), channel_id) else {
+        crate::channels::unparseable_channel(head.channel.kind());
+        return;
+    };
     let user_ref = || {
         customer.and_then(|c| c.user_ref.clone()).or_else(|| {
             item.optin
@@ -114,7 +118,7 @@ pub(super) fn normalize_item(
         })
         .or(head.time_ms);
     let ic = ItemCtx {
-        channel: ChannelRef::new(head.kind, channel_id),
+        channel,
         sender: if echo {
             Some(channel_id.to_owned())
         } else {
@@ -378,7 +382,7 @@ fn attachment_value(
 fn media_value(cdn_url: &str, channel: &ChannelRef, ctx: &NormalizeContext<'_>) -> Value {
     DataBuilder::new()
         .set("id", cdn_url)
-        .set("url", ctx.media_url(channel.kind, &channel.id, cdn_url))
+        .set("url", ctx.media_url(channel.kind(), channel.id(), cdn_url))
         .into_value()
 }
 
@@ -572,7 +576,12 @@ fn unknown_item(head: &EntryHead, raw: &RawValue) -> Event {
         })
         .unwrap_or_else(|| "unknown".to_owned());
     Event {
-        id: EventId::derive(&[head.kind.as_str(), &head.id, "item", &digest(raw)]),
+        id: EventId::derive(&[
+            head.channel.kind().as_str(),
+            head.channel.id(),
+            "item",
+            &digest(raw),
+        ]),
         event_type: EventType::ProviderEvent,
         timestamp_ms: head.timestamp_ms(),
         channel: head.channel(),

@@ -42,16 +42,15 @@ use crate::time::{now_ms, seconds_or_ms_to_ms};
 /// What a change handler knows about the entry a change came in.
 #[derive(Debug, Clone)]
 pub struct EntryHead {
-    pub kind: ChannelKind,
     /// `entry.id`: the Instagram account or the Page.
-    pub id: String,
+    pub channel: ChannelRef,
     /// `entry.time`, Unix milliseconds, when Meta gave one.
     pub time_ms: Option<i64>,
 }
 
 impl EntryHead {
     pub fn channel(&self) -> ChannelRef {
-        ChannelRef::new(self.kind, self.id.clone())
+        self.channel.clone()
     }
 
     /// When the entry says it happened, else now.
@@ -94,9 +93,12 @@ pub fn normalize_entry(
     on_change: ChangeHandler,
 ) -> Result<(), NormalizeError> {
     let entry: Entry<'_> = serde_json::from_str(entry.get())?;
+    let Ok(channel) = ChannelRef::parse(kind, entry.id) else {
+        crate::channels::unparseable_channel(kind);
+        return Ok(());
+    };
     let head = EntryHead {
-        kind,
-        id: entry.id,
+        channel,
         time_ms: entry.time.map(seconds_or_ms_to_ms),
     };
     for item in &entry.messaging {
@@ -122,8 +124,8 @@ pub fn normalize_entry(
 pub fn change_event(head: &EntryHead, field: &str, value: &RawValue) -> Event {
     Event {
         id: EventId::derive(&[
-            head.kind.as_str(),
-            &head.id,
+            head.channel.kind().as_str(),
+            head.channel.id(),
             "change",
             field,
             &digest(value),
@@ -225,7 +227,7 @@ mod tests {
         );
         assert_eq!(evs.len(), 1);
         assert_eq!(evs[0].event_type, EventType::MessageEcho);
-        assert_eq!(evs[0].channel.id, "1");
+        assert_eq!(evs[0].channel.id(), "1");
         assert_eq!(evs[0].conversation.as_deref(), Some("9"));
         assert_eq!(evs[0].data["recipient"]["id"], "9");
         assert_eq!(evs[0].data["sender"]["id"], "1");

@@ -78,8 +78,12 @@ pub fn normalize(
         .and_then(|v| serde_json::from_str(v.get()).ok())
         .ok_or_else(shape)?;
     let raw: Box<RawValue> = serde_json::from_slice::<&RawValue>(verified.body())?.to_owned();
+    let Ok(channel) = ChannelRef::parse(KIND, bot_id) else {
+        crate::channels::unparseable_channel(KIND);
+        return Ok(Vec::new());
+    };
     let u = Update {
-        bot_id,
+        channel,
         update_id: update_id.to_string(),
         raw,
         ctx,
@@ -126,7 +130,7 @@ fn parse<T: for<'de> Deserialize<'de>>(value: &RawValue) -> Option<T> {
 
 /// What every event of one update shares.
 struct Update<'a> {
-    bot_id: &'a str,
+    channel: ChannelRef,
     update_id: String,
     raw: Box<RawValue>,
     ctx: &'a NormalizeContext<'a>,
@@ -134,7 +138,7 @@ struct Update<'a> {
 
 impl Update<'_> {
     fn channel(&self) -> ChannelRef {
-        ChannelRef::new(KIND, self.bot_id)
+        self.channel.clone()
     }
 
     fn event(
@@ -145,7 +149,7 @@ impl Update<'_> {
         timestamp_ms: i64,
         data: Map<String, Value>,
     ) -> Event {
-        let mut parts = vec![KIND.as_str(), self.bot_id, self.update_id.as_str()];
+        let mut parts = vec![KIND.as_str(), self.channel.id(), self.update_id.as_str()];
         parts.extend_from_slice(id_parts);
         Event {
             id: EventId::derive(&parts),
@@ -179,7 +183,10 @@ impl Update<'_> {
         DataBuilder::new()
             .set("id", f.file_id.as_str())
             .set_opt("mime_type", f.mime_type.as_deref())
-            .set("url", self.ctx.media_url(KIND, self.bot_id, &f.file_id))
+            .set(
+                "url",
+                self.ctx.media_url(KIND, self.channel.id(), &f.file_id),
+            )
             .set_opt(
                 "file_unique_id",
                 f.file_unique_id.as_deref().filter(|s| !s.is_empty()),

@@ -1,19 +1,35 @@
--- Removes one entry from a shard. KEYS: stream, delayed. ARGV: group, event id, shard
--- prefix, conversation hash (or ''), key TTL ms, now ms. Like COMPLETE, a removed head
--- hands over to the next parked event of its conversation. Returns 1 if it was there.
+-- Removes one entry from a shard, searching one bounded step per call, so no call
+-- holds Redis for long. KEYS: stream, delayed. ARGV: group, event id, shard prefix,
+-- conversation hash (or ''), key TTL ms, now ms, phase ('z': ZSCAN of delayed; 's':
+-- XRANGE of the stream; 'p': the conversation's parked list), cursor (ZSCAN cursor;
+-- last stream id seen, '-' first; parked index), step. Like COMPLETE, a removed head
+-- hands over to the next parked event of its conversation.
+-- Returns {1 if it was removed, -1 if it is not buffered at all, else 0; next phase
+-- ('' when done); next cursor}.
 local p = ARGV[3]
-if redis.call('EXISTS', p .. 'pending:' .. ARGV[2]) == 0 then return 0 end
+local phase, cursor, step = ARGV[7], ARGV[8], tonumber(ARGV[9])
+if redis.call('EXISTS', p .. 'pending:' .. ARGV[2]) == 0 then return {-1, '', ''} end
 local found = nil
-for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  local e = cjson.decode(m)
-  if e.id == ARGV[2] then
-    redis.call('ZREM', KEYS[2], m)
-    found = e
-    break
+if phase == 'z' then
+  local r = redis.call('ZSCAN', KEYS[2], cursor, 'COUNT', step)
+  local items = r[2]
+  for i = 1, #items, 2 do
+    local ok, e = pcall(cjson.decode, items[i])
+    if ok and e.id == ARGV[2] then
+      redis.call('ZREM', KEYS[2], items[i])
+      found = e
+      break
+    end
   end
-end
-if not found and redis.call('EXISTS', KEYS[1]) == 1 then
-  for _, s in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do
+  if r[1] == '0' then phase, cursor = 's', '-' else cursor = r[1] end
+elseif phase == 's' then
+  local entries = {}
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    local from = '-'
+    if cursor ~= '-' then from = '(' .. cursor end
+    entries = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', step)
+  end
+  for _, s in ipairs(entries) do
     local f = {}
     for i = 1, #s[2], 2 do f[s[2][i]] = s[2][i + 1] end
     if f.id == ARGV[2] then
@@ -23,10 +39,13 @@ if not found and redis.call('EXISTS', KEYS[1]) == 1 then
       break
     end
   end
-end
-if not found and ARGV[4] ~= '' then
+  if #entries < step then phase, cursor = 'p', '0' else cursor = entries[#entries][1] end
+else
   local parked = p .. 'parked:' .. ARGV[4]
-  for _, m in ipairs(redis.call('LRANGE', parked, 0, -1)) do
+  local from = tonumber(cursor)
+  local items = {}
+  if ARGV[4] ~= '' then items = redis.call('LRANGE', parked, from, from + step - 1) end
+  for _, m in ipairs(items) do
     local e = cjson.decode(m)
     if e.id == ARGV[2] then
       redis.call('LREM', parked, 1, m)
@@ -34,8 +53,9 @@ if not found and ARGV[4] ~= '' then
       break
     end
   end
+  if #items < step then phase, cursor = '', '' else cursor = tostring(from + step) end
 end
-if not found then return 0 end
+if not found then return {0, phase, cursor} end
 redis.call('DEL', p .. 'pending:' .. ARGV[2])
 redis.call('ZREM', p .. 'tenant:' .. found.tenant, ARGV[2])
 local conv = found.conv or ''
@@ -53,4 +73,4 @@ if conv ~= '' then
     end
   end
 end
-return 1
+return {1, '', ''}
