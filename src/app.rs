@@ -58,6 +58,8 @@ impl Application {
     /// Binds `server.bind` (port 0 picks a free port) and wires everything.
     /// `config_path` is the file re-read on reload.
     pub async fn build(settings: Settings, config_path: Option<PathBuf>) -> anyhow::Result<Self> {
+        // The recorder first: the live config registers each tenant's metric handles.
+        let metrics = crate::telemetry::metrics_handle();
         let live = Live::new(settings)?;
         let settings = &live.settings;
         let store = open_store(settings)?;
@@ -87,7 +89,7 @@ impl Application {
             live: live.clone(),
             store: store.clone(),
             dispatcher,
-            metrics: crate::telemetry::metrics_handle(),
+            metrics,
             providers: crate::replies::Providers::new()?,
             revoker: crate::privacy::revoke::Revoker::new()?,
             connect: crate::connect::provider::OAuthClient::new()?,

@@ -127,6 +127,7 @@ impl Live {
                 signer,
                 api_keys: t.api_keys.clone(),
                 include_raw: t.include_raw,
+                metrics: crate::tenant::TenantMetrics::register(&t.id),
             });
             for k in digests(&t.api_keys) {
                 api_keys.push((k, tenant.clone()));

@@ -10,6 +10,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use switchboard::config::Settings;
 
+/// mimalloc: per-thread free lists, no global consolidation on the hot path.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "switchboard",

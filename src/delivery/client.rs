@@ -83,7 +83,7 @@ impl CrmClient {
         let signature = tenant.signer.sign(event_id, ts, &body);
         let send = self
             .http
-            .post(tenant.crm_url.as_str())
+            .post(tenant.crm_url.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header("webhook-id", event_id)
             .header("webhook-timestamp", ts.to_string())

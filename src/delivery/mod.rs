@@ -416,7 +416,9 @@ impl Dispatcher {
                     self.breakers.record(&tenant.id, result.is_ok());
                     match result {
                         Ok(()) => {
-                            metrics::histogram!("switchboard_delivery_latency_seconds", "tenant" => tenant.id.clone(), "source" => "direct")
+                            tenant
+                                .metrics
+                                .direct_latency
                                 .record(started.elapsed().as_secs_f64());
                             accepted.push(dedupe_key);
                             return Step::Delivered;
@@ -518,12 +520,23 @@ impl Dispatcher {
         let started = Instant::now();
         let result = self.client.deliver(tenant, ids.id, body).await;
         let elapsed = started.elapsed().as_secs_f64();
-        metrics::histogram!("switchboard_delivery_duration_seconds", "tenant" => tenant.id.clone(), "source" => source.as_str())
-            .record(elapsed);
+        match source {
+            Source::Direct => tenant.metrics.direct_duration.record(elapsed),
+            Source::Buffer => metrics::histogram!("switchboard_delivery_duration_seconds", "tenant" => tenant.id.clone(), "source" => source.as_str())
+                .record(elapsed),
+        }
         match &result {
             Ok(()) => {
-                metrics::counter!("switchboard_deliveries_total", "tenant" => tenant.id.clone(), "source" => source.as_str(), "outcome" => "delivered").increment(1);
-                metrics::counter!("switchboard_events_delivered_total", "tenant" => tenant.id.clone(), "source" => source.as_str()).increment(1);
+                match source {
+                    Source::Direct => {
+                        tenant.metrics.direct_attempts_delivered.increment(1);
+                        tenant.metrics.direct_delivered.increment(1);
+                    }
+                    Source::Buffer => {
+                        metrics::counter!("switchboard_deliveries_total", "tenant" => tenant.id.clone(), "source" => source.as_str(), "outcome" => "delivered").increment(1);
+                        metrics::counter!("switchboard_events_delivered_total", "tenant" => tenant.id.clone(), "source" => source.as_str()).increment(1);
+                    }
+                }
                 tracing::info!(
                     event_id = ids.id,
                     tenant = %tenant.id,

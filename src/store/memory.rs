@@ -1,7 +1,9 @@
 //! The memory backend: one process, nothing kept across restarts. For trying the relay
 //! out (`store.backend = "memory"`) and for tests of logic above the store. Locks are
 //! plain mutexes, never held across an `.await`. Short-lived values are capped at
-//! [`MAX_VALUES`] and expire through an expiry queue ([`super::expiring`]).
+//! [`MAX_VALUES`] and expire through an expiry queue ([`super::expiring`]); dedupe marks
+//! (`{prefix}dedupe:evt_…`, always the value `"1"`), the bulk of them under load, are
+//! held compactly on their own ([`super::seen`]), capped at [`MAX_VALUES`] too.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::expiring::ExpiringMap;
 pub use super::expiring::MAX_VALUES;
+use super::seen::{format_event_id, parse_event_id, SeenIds};
 use super::{ChannelRecord, Keys, ScanCursor, StoreBackend, StoreError};
 use crate::channel::ChannelRef;
 
@@ -19,6 +22,9 @@ pub struct MemoryStore {
     keys: Keys,
     channels: Mutex<HashMap<ChannelRef, ChannelRecord>>,
     values: Mutex<ExpiringMap>,
+    /// `{prefix}dedupe:`: the keys whose event id goes to `seen`.
+    dedupe_prefix: String,
+    seen: Mutex<SeenIds>,
 }
 
 impl MemoryStore {
@@ -28,10 +34,13 @@ impl MemoryStore {
 
     /// A store holding at most `cap` short-lived values.
     pub fn with_cap(keys: Keys, cap: usize) -> Self {
+        let dedupe_prefix = format!("{}dedupe:", keys.prefix());
         Self {
             keys,
             channels: Mutex::new(HashMap::new()),
             values: Mutex::new(ExpiringMap::new(cap)),
+            dedupe_prefix,
+            seen: Mutex::new(SeenIds::new(cap)),
         }
     }
 
@@ -45,6 +54,26 @@ impl MemoryStore {
 
     fn values(&self) -> std::sync::MutexGuard<'_, ExpiringMap> {
         self.values.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, SeenIds> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The event id of a dedupe mark's key (any other key: `None`).
+    fn seen_id(&self, key: &str) -> Option<u128> {
+        key.strip_prefix(&self.dedupe_prefix)
+            .and_then(parse_event_id)
+    }
+
+    /// Sets `key` until `now + ttl`, as a dedupe mark or an ordinary value.
+    fn set_one(&self, key: &str, value: &str, now: Instant, ttl: Duration) {
+        match self.seen_id(key) {
+            Some(id) if value == "1" => self.seen().insert(id, now + ttl, now),
+            _ => self
+                .values()
+                .insert(key.to_owned(), value.to_owned(), now + ttl, now),
+        }
     }
 }
 
@@ -191,13 +220,15 @@ impl StoreBackend for MemoryStore {
     }
 
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        Ok(self.values().get(key, Instant::now()).is_some())
+        let now = Instant::now();
+        Ok(match self.seen_id(key) {
+            Some(id) => self.seen().contains(id, now),
+            None => self.values().get(key, now).is_some(),
+        })
     }
 
     async fn set_ex(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
-        let now = Instant::now();
-        self.values()
-            .insert(key.to_owned(), value.to_owned(), now + ttl, now);
+        self.set_one(key, value, Instant::now(), ttl);
         Ok(())
     }
 
@@ -208,15 +239,22 @@ impl StoreBackend for MemoryStore {
         ttl: Duration,
     ) -> Result<(), StoreError> {
         let now = Instant::now();
-        let mut values = self.values();
         for key in keys {
-            values.insert(key.clone(), value.to_owned(), now + ttl, now);
+            self.set_one(key, value, now, ttl);
         }
         Ok(())
     }
 
     async fn set_nx_ex(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
         let now = Instant::now();
+        if let Some(id) = self.seen_id(key).filter(|_| value == "1") {
+            let mut seen = self.seen();
+            if seen.contains(id, now) {
+                return Ok(false);
+            }
+            seen.insert(id, now + ttl, now);
+            return Ok(true);
+        }
         let mut values = self.values();
         if values.get(key, now).is_some() {
             return Ok(false);
@@ -226,7 +264,13 @@ impl StoreBackend for MemoryStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.values().get(key, Instant::now()).cloned())
+        let now = Instant::now();
+        if let Some(id) = self.seen_id(key) {
+            if self.seen().contains(id, now) {
+                return Ok(Some("1".to_owned()));
+            }
+        }
+        Ok(self.values().get(key, now).cloned())
     }
 
     async fn del(&self, key: &str) -> Result<bool, StoreError> {
@@ -235,7 +279,11 @@ impl StoreBackend for MemoryStore {
             .parse_channel(key)
             .map(|c| self.channels().remove(&c).is_some())
             .unwrap_or(false);
-        Ok(self.values().remove(key, Instant::now()) || was_channel)
+        let now = Instant::now();
+        let was_seen = self
+            .seen_id(key)
+            .is_some_and(|id| self.seen().remove(id, now));
+        Ok(self.values().remove(key, now) || was_seen || was_channel)
     }
 
     async fn scan(&self, pattern: &str) -> Result<Vec<String>, StoreError> {
@@ -246,6 +294,12 @@ impl StoreBackend for MemoryStore {
             .filter(|k| glob_match(pattern, k))
             .cloned()
             .collect();
+        let seen: Vec<u128> = self.seen().iter_live(now).collect();
+        out.extend(
+            seen.into_iter()
+                .map(|id| format!("{}{}", self.dedupe_prefix, format_event_id(id)))
+                .filter(|k| glob_match(pattern, k)),
+        );
         out.extend(
             self.channels()
                 .keys()
@@ -317,6 +371,41 @@ mod tests {
         assert!(!s.set_nx_ex("k", "2", Duration::from_secs(1)).await.unwrap());
         tokio::time::sleep(Duration::from_millis(40)).await;
         assert!(!s.exists("k").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn dedupe_marks_are_kept_compactly_and_behave_as_values() {
+        let s = MemoryStore::with_cap(Keys::new("p:"), 50);
+        let key = |i: u32| format!("p:dedupe:evt_{i:032x}");
+        for i in 0..500 {
+            s.set_ex(&key(i), "1", Duration::from_secs(60))
+                .await
+                .unwrap();
+        }
+        assert_eq!(s.values().len(), 0, "no mark is an ordinary value");
+        assert_eq!(s.seen().len(), 50, "capped");
+        assert!(s.exists(&key(499)).await.unwrap(), "the newest is kept");
+        assert!(!s.exists(&key(0)).await.unwrap(), "the oldest made room");
+        assert_eq!(s.get(&key(499)).await.unwrap().as_deref(), Some("1"));
+        let listed = s.scan("p:dedupe:*").await.unwrap();
+        assert_eq!(listed.len(), 50);
+        assert!(listed.contains(&key(499)));
+        assert!(s.del(&key(499)).await.unwrap());
+        assert!(!s.exists(&key(499)).await.unwrap());
+        assert!(s
+            .set_nx_ex(&key(499), "1", Duration::from_secs(60))
+            .await
+            .unwrap());
+        assert!(!s
+            .set_nx_ex(&key(499), "1", Duration::from_secs(60))
+            .await
+            .unwrap());
+        // Another form of id is an ordinary value.
+        s.set_ex("p:dedupe:legacy", "1", Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(s.exists("p:dedupe:legacy").await.unwrap());
+        assert_eq!(s.values().len(), 1);
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod memory;
 pub mod redis;
 pub mod routes;
+pub mod seen;
 pub mod waba;
 
 use std::future::Future;
