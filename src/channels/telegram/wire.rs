@@ -167,6 +167,10 @@ pub(super) struct TgMessage {
     pub(super) from: Option<User>,
     #[serde(default)]
     pub(super) sender_chat: Option<Chat>,
+    /// The bot that sent a business message on the business's behalf (outgoing business
+    /// messages only; `from` is then the business account).
+    #[serde(default)]
+    pub(super) sender_business_bot: Option<User>,
     pub(super) chat: Chat,
     #[serde(default)]
     pub(super) date: i64,

@@ -1,7 +1,8 @@
 //! The one test harness. [`TestApp::builder`] starts the real application (in this
 //! process, or the real binary with its logs captured) on a real throwaway
 //! `redis-server`, with wiremock servers as its CRM, Graph API and Telegram peers.
-//! Split by idea: `app` (the builder and the in-process app), `process` (the binary),
+//! Split by idea: `builder` (what varies, and starting an app), `app` (the in-process
+//! app and its helpers), `channels` (channels stored as an operator would), `process` (the binary),
 //! `config` (the config file), `redis` (redis-server and Redis Cluster), `signing`
 //! (Meta's and Standard Webhooks' signatures), `crm` (a CRM that misbehaves on cue),
 //! `traffic` (webhooks made to order for the delivery tests), `schema` (answers and
@@ -9,6 +10,8 @@
 
 mod app;
 mod browser;
+mod builder;
+mod channels;
 mod config;
 mod crm;
 mod process;
@@ -22,6 +25,8 @@ use std::path::PathBuf;
 
 pub use app::*;
 pub use browser::*;
+pub use builder::*;
+pub use channels::*;
 pub use config::*;
 pub use crm::*;
 pub use process::*;

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use switchboard::channels::ChannelKind;
 use switchboard::store::Store;
 
-use super::app::{post_meta_to, put_channel_into, NewChannel, Peers};
+use super::app::{post_meta_to, Peers};
+use super::channels::{put_channel_into, NewChannel};
 
 /// The binary on a config file, with `RUST_LOG` set and its output in files.
 pub struct Binary {

@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 use switchboard::channels::ChannelKind;
 use switchboard::delivery::BufferBackend;
 
-use super::app::{post_meta_to, TestApp, TestAppBuilder};
+use super::app::{post_meta_to, TestApp};
+use super::builder::TestAppBuilder;
 use super::config::delivery_toml;
 use super::crm::{Received, ScriptedCrm};
 use super::process::status_or_zero;

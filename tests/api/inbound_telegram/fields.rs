@@ -184,7 +184,7 @@ async fn every_telegram_update_fixture_yields_an_event() {
         assert_eq!(events.len(), expected, "{name}");
         assert_eq!(events[0]["channel"]["id"], BOT, "{name}");
     }
-    assert_eq!(n, 24);
+    assert_eq!(n, 25);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Who sent it (a chat, not the placeholder user, for messages on behalf of a chat),
-//! Telegram Business updates, and the update kinds the relay asks for: each one is
-//! dispatched to its own normalization, never to the fallback.
+//! Telegram Business updates (the business's own messages are echoes), and the update
+//! kinds the relay asks for: each one is dispatched to its own normalization, never to
+//! the fallback.
 
 use super::*;
 use switchboard::channels::telegram::inbound::UPDATE_KINDS;
@@ -88,6 +89,68 @@ async fn business_updates_carry_their_connection() {
         assert_eq!(e["data"]["conversation"]["id"], "218485655");
     }
     assert_ne!(events[0]["id"], events[1]["id"]);
+}
+
+/// In a business chat (the business's private chat with a customer, chat id = the
+/// customer's id) a message from anyone else is the business's own: `message.echo`.
+#[tokio::test]
+async fn a_business_message_written_by_the_business_is_an_echo() {
+    let app = spawn_telegram_app(TestApp::builder()).await;
+    let conn = "Gk0Yt0kQ2EgBAAAAb1x6Ph9XzQo";
+
+    // The business account replies from the Telegram app.
+    let e = only(&app, "telegram/business_message_from_business.json").await;
+    assert_envelope(&e, "message.echo", "business_message from the business");
+    assert_eq!(e["timestamp"], "2024-04-24T23:09:10Z");
+    let d = &e["data"];
+    assert_eq!(d["business_connection_id"], conn);
+    assert_eq!(d["conversation"]["id"], "218485655");
+    assert_eq!(d["conversation"]["type"], "private");
+    assert_eq!(d["sender"]["id"], "408258968");
+    assert_eq!(d["sender"]["name"], "Hirrolot");
+    assert_eq!(d["sender"]["username"], "hirrolot");
+    assert_eq!(d["message"]["id"], "814");
+    assert_eq!(d["message"]["kind"], "text");
+    assert_eq!(d["message"]["text"], "Yes, from 10:00 to 14:00.");
+    assert_eq!(d["message"]["reply_to"], "812");
+    assert!(d.get("sent_by_relay").is_none(), "{d}");
+
+    // The business edits its reply: still its own, at the time of the edit.
+    let reply: Value =
+        serde_json::from_slice(&fixture("telegram/business_message_from_business.json")).unwrap();
+    let mut message = reply["business_message"].clone();
+    message["edit_date"] = json!(1714000200);
+    message["text"] = json!("Yes, from 10:00 to 15:00.");
+    let edited = json!({"update_id": 306197415, "edited_business_message": message});
+    let events = events_for(&app, edited.to_string().as_bytes()).await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let e = &events[0];
+    assert_envelope(
+        e,
+        "message.echo",
+        "edited_business_message from the business",
+    );
+    assert_eq!(e["timestamp"], "2024-04-24T23:10:00Z");
+    assert_eq!(e["data"]["sender"]["id"], "408258968");
+    assert_eq!(e["data"]["conversation"]["id"], "218485655");
+    assert_eq!(e["data"]["message"]["text"], "Yes, from 10:00 to 15:00.");
+
+    // Sent by a bot on the business's behalf.
+    let mut by_bot = reply.clone();
+    by_bot["update_id"] = json!(306197416);
+    by_bot["business_message"]["message_id"] = json!(815);
+    by_bot["business_message"]["sender_business_bot"] = json!({"id": 5000000001_i64, "is_bot": true, "first_name": "Relay", "username": "relay_bot"});
+    let events = events_for(&app, by_bot.to_string().as_bytes()).await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_envelope(&events[0], "message.echo", "business_message sent by a bot");
+    assert_eq!(events[0]["data"]["sender"]["id"], "408258968");
+
+    // The customer's own message in the same chat stays received.
+    let e = only(&app, "telegram/business_message.json").await;
+    assert_envelope(&e, "message.received", "business_message from the customer");
+    assert_eq!(e["data"]["sender"]["id"], "218485655");
+
+    crate::event_schema::assert_events_match_schema(&app.crm_events().await);
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `message`, `channel_post`, `business_message` | `message.received` |
 //! | `edited_message`, `edited_channel_post`, `edited_business_message` | `message.edited` |
+//! | `business_message`, `edited_business_message` written by the business | `message.echo` |
 //! | `deleted_business_messages` | `message.deleted`, one per message id |
 //! | `callback_query` | `postback` (`payload` = the button's data, `title` = its text) |
 //! | `message_reaction` | `message.reaction` (`emoji` empty when every reaction was removed) |
@@ -18,7 +19,11 @@
 //! A message sent on behalf of a chat (`sender_chat`: a channel post, an anonymous
 //! group admin, a linked channel's automatic forward) is credited to that chat:
 //! `sender.id` = `sender_chat.id`, whatever placeholder user `from` holds. Business
-//! updates carry `data.business_connection_id`.
+//! updates carry `data.business_connection_id`. A business chat is the private chat of
+//! the business with a customer (chat id = the customer's user id): a message there from
+//! anyone else (`from.id != chat.id`), or sent by a bot for the business
+//! (`sender_business_bot`), is what the business sent from Telegram: `message.echo`, with
+//! the data of `message.received` and `sender` = the business account.
 //!
 //! Ids are strings in `data` (Telegram's are 64-bit integers: read as `i64`, never as a
 //! float). `message.id` is the `message_id`, unique within its chat (`conversation.id`).
@@ -106,11 +111,13 @@ pub fn normalize(
         )]);
     };
     let events = match field {
-        "message" | "channel_post" | "business_message" => {
-            parse(value).map(|m| vec![u.message_event(field, EventType::MessageReceived, &m)])
-        }
-        "edited_message" | "edited_channel_post" | "edited_business_message" => {
-            parse(value).map(|m| vec![u.message_event(field, EventType::MessageEdited, &m)])
+        "message"
+        | "channel_post"
+        | "business_message"
+        | "edited_message"
+        | "edited_channel_post"
+        | "edited_business_message" => {
+            parse(value).map(|m| vec![u.message_event(field, message_type(field, &m), &m)])
         }
         "deleted_business_messages" => parse(value).map(|d| u.deleted_events(&d)),
         "callback_query" => parse(value).map(|c| vec![u.callback_event(&c)]),
@@ -126,6 +133,28 @@ pub fn normalize(
 
 fn parse<T: for<'de> Deserialize<'de>>(value: &RawValue) -> Option<T> {
     serde_json::from_str(value.get()).ok()
+}
+
+/// `message.received`, `message.edited` for an edit, and `message.echo` for either when
+/// the business itself wrote it.
+fn message_type(field: &str, m: &TgMessage) -> EventType {
+    if written_by_business(field, m) {
+        EventType::MessageEcho
+    } else if field.starts_with("edited_") {
+        EventType::MessageEdited
+    } else {
+        EventType::MessageReceived
+    }
+}
+
+/// Whether a business message is the business's own: sent by a bot on its behalf
+/// (`sender_business_bot`), or written in the private chat with a customer, whose user id
+/// is the chat's id, by someone else (the business account, in the Telegram app).
+fn written_by_business(field: &str, m: &TgMessage) -> bool {
+    matches!(field, "business_message" | "edited_business_message")
+        && (m.sender_business_bot.is_some()
+            || (m.chat.kind.as_deref() == Some("private")
+                && m.from.as_ref().is_some_and(|f| f.id != m.chat.id)))
 }
 
 /// What every event of one update shares.
@@ -344,9 +373,10 @@ impl Update<'_> {
                 m.business_connection_id.as_deref(),
             )
             .build();
-        let timestamp = match event_type {
-            EventType::MessageEdited => m.edit_date.unwrap_or(m.date),
-            _ => m.date,
+        let timestamp = if field.starts_with("edited_") {
+            m.edit_date.unwrap_or(m.date)
+        } else {
+            m.date
         };
         let chat = m.chat.id.to_string();
         self.event(
@@ -435,6 +465,45 @@ mod tests {
         let evs = run(r#"{"update_id":9,"message":{"oops":true}}"#);
         assert_eq!(evs[0].event_type, EventType::ProviderEvent);
         assert_eq!(evs[0].data["kind"], "message");
+    }
+
+    /// A business message: `from` writes in the private chat with customer 5.
+    fn business(field: &str, from: i64, extra: &str) -> Vec<Event> {
+        run(&format!(
+            r#"{{"update_id":9,"{field}":{{"message_id":1,"date":1,"edit_date":2,"text":"x",
+                "business_connection_id":"c","from":{{"id":{from},"is_bot":false,"first_name":"A"}},
+                "chat":{{"id":5,"type":"private"}}{extra}}}}}"#
+        ))
+    }
+
+    #[test]
+    fn business_messages_written_by_the_business_are_echoes() {
+        let bot = r#","sender_business_bot":{"id":7,"is_bot":true,"first_name":"B"}"#;
+        for (field, from, extra, expected) in [
+            ("business_message", 5, "", EventType::MessageReceived),
+            ("edited_business_message", 5, "", EventType::MessageEdited),
+            ("business_message", 6, "", EventType::MessageEcho),
+            ("edited_business_message", 6, "", EventType::MessageEcho),
+            ("business_message", 6, bot, EventType::MessageEcho),
+            ("business_message", 5, bot, EventType::MessageEcho),
+        ] {
+            let evs = business(field, from, extra);
+            assert_eq!(evs[0].event_type, expected, "{field} from {from} {extra}");
+            assert_eq!(evs[0].data["conversation"]["id"], "5");
+            assert_eq!(evs[0].data["sender"]["id"], from.to_string());
+        }
+        // An edit keeps its own time, echo or not.
+        assert_eq!(
+            business("edited_business_message", 6, "")[0].timestamp_ms,
+            2_000
+        );
+        // Outside business chats a different `from` is a group member, not an echo.
+        let evs = run(
+            r#"{"update_id":9,"message":{"message_id":1,"date":1,"text":"x",
+                "from":{"id":6,"is_bot":false,"first_name":"A"},
+                "chat":{"id":-5,"type":"group"}}}"#,
+        );
+        assert_eq!(evs[0].event_type, EventType::MessageReceived);
     }
 
     #[test]

@@ -1,0 +1,88 @@
+//! The short-lived values (dedupe ids, sent marks, idempotency answers, locks, notices):
+//! plain strings with a TTL, each at a key of its own (any Cluster slot).
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+
+use super::{RedisConn, RedisStore};
+use crate::store::{StoreBackend, StoreError};
+
+pub(super) async fn exists(store: &RedisStore, key: &str) -> Result<bool, StoreError> {
+    let n: i64 = store.run(redis::cmd("EXISTS").arg(key)).await?;
+    Ok(n > 0)
+}
+
+pub(super) async fn set_ex(
+    store: &RedisStore,
+    key: &str,
+    value: &str,
+    ttl: Duration,
+) -> Result<(), StoreError> {
+    let mut conn = store.conn().await?;
+    let ms = ttl.as_millis().max(1) as u64;
+    match &mut conn {
+        RedisConn::Single(c) => c.pset_ex::<_, _, ()>(key, value, ms).await?,
+        RedisConn::Cluster(c) => c.pset_ex::<_, _, ()>(key, value, ms).await?,
+        RedisConn::Plain(c) => c.pset_ex::<_, _, ()>(key, value, ms).await?,
+    }
+    Ok(())
+}
+
+pub(super) async fn set_ex_all(
+    store: &RedisStore,
+    keys: &[String],
+    value: &str,
+    ttl: Duration,
+) -> Result<(), StoreError> {
+    let ms = ttl.as_millis().max(1) as u64;
+    if store.is_cluster() {
+        // The keys live in different slots: one command each.
+        for key in keys {
+            store.set_ex(key, value, ttl).await?;
+        }
+        return Ok(());
+    }
+    let mut pipe = redis::pipe();
+    for key in keys {
+        pipe.cmd("PSETEX").arg(key).arg(ms).arg(value).ignore();
+    }
+    let mut conn = store.conn().await?;
+    match &mut conn {
+        RedisConn::Single(m) => pipe.query_async::<()>(m).await?,
+        RedisConn::Cluster(m) => pipe.query_async::<()>(m).await?,
+        RedisConn::Plain(m) => pipe.query_async::<()>(m).await?,
+    }
+    Ok(())
+}
+
+pub(super) async fn set_nx_ex(
+    store: &RedisStore,
+    key: &str,
+    value: &str,
+    ttl: Duration,
+) -> Result<bool, StoreError> {
+    let r: Option<String> = store
+        .run(
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl.as_millis().max(1) as u64),
+        )
+        .await?;
+    Ok(r.is_some())
+}
+
+pub(super) async fn get(store: &RedisStore, key: &str) -> Result<Option<String>, StoreError> {
+    store.run(redis::cmd("GET").arg(key)).await
+}
+
+pub(super) async fn del(store: &RedisStore, key: &str) -> Result<bool, StoreError> {
+    let n: i64 = store.run(redis::cmd("DEL").arg(key)).await?;
+    if store.keys.parse_channel(key).is_some() {
+        store.channels_changed().await;
+    }
+    Ok(n > 0)
+}
