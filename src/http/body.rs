@@ -22,16 +22,31 @@ pub async fn read_limited(
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::too_large(limit));
     }
-    let mut buf = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
+    // A body that arrives in one chunk (the usual case) is kept as it came, no copy;
+    // only a body in several chunks is joined.
+    let mut whole = bytes::Bytes::new();
+    let mut joined: Option<BytesMut> = None;
+    let mut total = 0usize;
     while let Some(chunk) = payload.next().await {
         let chunk =
             chunk.map_err(|e| ApiError::invalid(format!("the body could not be read: {e}")))?;
-        if buf.len() + chunk.len() > limit {
+        total += chunk.len();
+        if total > limit {
             return Err(ApiError::too_large(limit));
         }
-        buf.extend_from_slice(&chunk);
+        match &mut joined {
+            Some(buf) => buf.extend_from_slice(&chunk),
+            None if whole.is_empty() => whole = chunk,
+            None => {
+                let mut buf =
+                    BytesMut::with_capacity(declared.unwrap_or(total).clamp(total, limit));
+                buf.extend_from_slice(&whole);
+                buf.extend_from_slice(&chunk);
+                joined = Some(buf);
+            }
+        }
     }
-    Ok(buf.freeze())
+    Ok(joined.map_or(whole, BytesMut::freeze))
 }
 
 /// Refuses (415) a declared content type other than JSON; an absent one is accepted.

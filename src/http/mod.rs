@@ -110,6 +110,10 @@ pub struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
+        // Below `info` (production runs at `warn` or `info`), no span: nothing to build.
+        if !tracing::level_enabled!(tracing::Level::INFO) {
+            return Span::none();
+        }
         let route = request
             .match_pattern()
             .unwrap_or_else(|| "unmatched".to_owned());

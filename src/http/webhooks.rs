@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
 
 use super::body::{read_limited, require_json};
 use super::problem::ApiError;
@@ -128,13 +127,23 @@ pub async fn dispatch_and_answer(
         )));
     }
     webhook_outcome(provider, "accepted");
-    Ok(HttpResponse::Ok().json(json!({
-        "events": total,
-        "delivered": report.delivered,
-        "buffered": report.buffered,
-        "duplicates": report.duplicates,
-        "unroutable": report.unroutable,
-    })))
+    Ok(HttpResponse::Ok().json(Answer {
+        events: total,
+        delivered: report.delivered,
+        buffered: report.buffered,
+        duplicates: report.duplicates,
+        unroutable: report.unroutable,
+    }))
+}
+
+/// The answer to a webhook whose events are all settled.
+#[derive(serde::Serialize)]
+struct Answer {
+    events: usize,
+    delivered: usize,
+    buffered: usize,
+    duplicates: usize,
+    unroutable: usize,
 }
 
 fn webhook_outcome(provider: &'static str, outcome: &'static str) {
