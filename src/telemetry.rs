@@ -33,7 +33,7 @@ pub fn init_tracing(log: &LogSettings) {
 }
 
 /// How often histogram samples are folded into their buckets.
-const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The process-wide Prometheus recorder (installed on first use), with its upkeep.
 pub fn metrics_handle() -> PrometheusHandle {
