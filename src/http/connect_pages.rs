@@ -20,6 +20,24 @@ fn ctx<'a>(state: &'a AppState, live: &'a crate::live::Live) -> Ctx<'a> {
     }
 }
 
+/// Runs `step` on the request's flow when it is one of `kind`; another kind's flow is
+/// refused with `wrong`, a missing or ended one with its own page.
+async fn in_flow(
+    req: &HttpRequest,
+    state: &AppState,
+    kind: ChannelKind,
+    wrong: flow::FlowRefusal,
+    step: impl AsyncFnOnce(&Ctx<'_>, Current) -> HttpResponse,
+) -> HttpResponse {
+    let live = state.live.load_full();
+    let c = ctx(state, &live);
+    match web::usable(&c, req).await {
+        Ok(cur) if cur.link.kind == kind => step(&c, cur).await,
+        Ok(_) => web::refused(wrong),
+        Err(resp) => resp,
+    }
+}
+
 /// `GET /connect/{secret}`: the connect page of the link's kind; a fresh flow cookie.
 pub async fn open_link(path: aweb::Path<String>, state: aweb::Data<AppState>) -> HttpResponse {
     let live = state.live.load_full();
@@ -58,15 +76,15 @@ pub async fn telegram_submit(
     form: aweb::Form<telegram::TokenForm>,
     state: aweb::Data<AppState>,
 ) -> HttpResponse {
-    let live = state.live.load_full();
-    let c = ctx(&state, &live);
-    match web::usable(&c, &req).await {
-        Ok(cur) if cur.link.kind == ChannelKind::Telegram => {
-            telegram::submit(&c, cur, form.into_inner()).await
-        }
-        Ok(_) => web::refused(flow::FlowRefusal::UnknownFlow),
-        Err(resp) => resp,
-    }
+    let step = async |c: &Ctx<'_>, cur| telegram::submit(c, cur, form.into_inner()).await;
+    in_flow(
+        &req,
+        &state,
+        ChannelKind::Telegram,
+        flow::FlowRefusal::UnknownFlow,
+        step,
+    )
+    .await
 }
 
 /// `GET /connect/callback/facebook`.
@@ -75,15 +93,15 @@ pub async fn facebook_callback(
     query: aweb::Query<messenger::Callback>,
     state: aweb::Data<AppState>,
 ) -> HttpResponse {
-    let live = state.live.load_full();
-    let c = ctx(&state, &live);
-    match web::usable(&c, &req).await {
-        Ok(cur) if cur.link.kind == ChannelKind::Messenger => {
-            messenger::callback(&c, cur, query.into_inner()).await
-        }
-        Ok(_) => web::refused(flow::FlowRefusal::ForeignState),
-        Err(resp) => resp,
-    }
+    let step = async |c: &Ctx<'_>, cur| messenger::callback(c, cur, query.into_inner()).await;
+    in_flow(
+        &req,
+        &state,
+        ChannelKind::Messenger,
+        flow::FlowRefusal::ForeignState,
+        step,
+    )
+    .await
 }
 
 /// `POST /connect/flow/messenger/page`.
@@ -92,15 +110,15 @@ pub async fn messenger_pick(
     form: aweb::Form<messenger::PickForm>,
     state: aweb::Data<AppState>,
 ) -> HttpResponse {
-    let live = state.live.load_full();
-    let c = ctx(&state, &live);
-    match web::usable(&c, &req).await {
-        Ok(cur) if cur.link.kind == ChannelKind::Messenger => {
-            messenger::pick(&c, cur, form.into_inner()).await
-        }
-        Ok(_) => web::refused(flow::FlowRefusal::UnknownFlow),
-        Err(resp) => resp,
-    }
+    let step = async |c: &Ctx<'_>, cur| messenger::pick(c, cur, form.into_inner()).await;
+    in_flow(
+        &req,
+        &state,
+        ChannelKind::Messenger,
+        flow::FlowRefusal::UnknownFlow,
+        step,
+    )
+    .await
 }
 
 /// `GET /connect/callback/instagram`.
@@ -109,15 +127,15 @@ pub async fn instagram_callback(
     query: aweb::Query<messenger::Callback>,
     state: aweb::Data<AppState>,
 ) -> HttpResponse {
-    let live = state.live.load_full();
-    let c = ctx(&state, &live);
-    match web::usable(&c, &req).await {
-        Ok(cur) if cur.link.kind == ChannelKind::Instagram => {
-            instagram::callback(&c, cur, query.into_inner()).await
-        }
-        Ok(_) => web::refused(flow::FlowRefusal::ForeignState),
-        Err(resp) => resp,
-    }
+    let step = async |c: &Ctx<'_>, cur| instagram::callback(c, cur, query.into_inner()).await;
+    in_flow(
+        &req,
+        &state,
+        ChannelKind::Instagram,
+        flow::FlowRefusal::ForeignState,
+        step,
+    )
+    .await
 }
 
 /// `POST /connect/flow/instagram/resume`: "Try again" after a failed step.
@@ -126,15 +144,15 @@ pub async fn instagram_resume(
     form: aweb::Form<instagram::ResumeForm>,
     state: aweb::Data<AppState>,
 ) -> HttpResponse {
-    let live = state.live.load_full();
-    let c = ctx(&state, &live);
-    match web::usable(&c, &req).await {
-        Ok(cur) if cur.link.kind == ChannelKind::Instagram => {
-            instagram::resume(&c, cur, form.into_inner()).await
-        }
-        Ok(_) => web::refused(flow::FlowRefusal::UnknownFlow),
-        Err(resp) => resp,
-    }
+    let step = async |c: &Ctx<'_>, cur| instagram::resume(c, cur, form.into_inner()).await;
+    in_flow(
+        &req,
+        &state,
+        ChannelKind::Instagram,
+        flow::FlowRefusal::UnknownFlow,
+        step,
+    )
+    .await
 }
 
 /// `POST /connect/flow/whatsapp` (JSON, from the page's script).
