@@ -206,41 +206,20 @@ impl Dispatcher {
         // An unsent message still waiting in the retry buffer is dropped before delivery.
         self.forget_unsent(live, &routed).await;
 
-        // Group by conversation, keeping provider order inside each group.
-        let mut groups: Vec<Vec<(Arc<Tenant>, Event)>> = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
-        for (tenant, event) in routed {
-            match event.ordering_key() {
-                Some(key) => {
-                    let key = format!("{}:{key}", tenant.id);
-                    match index.get(&key) {
-                        Some(&i) => groups[i].push((tenant, event)),
-                        None => {
-                            index.insert(key, groups.len());
-                            groups.push(vec![(tenant, event)]);
-                        }
-                    }
-                }
-                None => groups.push(vec![(tenant, event)]),
-            }
-        }
-
-        let concurrency = live.settings.delivery.max_concurrency;
         let accepted = Accepted::default();
-        let mut results = stream::iter(groups)
-            .map(|group| self.deliver_group(live, group, &accepted))
-            .buffer_unordered(concurrency);
-        while let Some(steps) = results.next().await {
-            for step in steps {
-                match step {
-                    Step::Delivered => report.delivered += 1,
-                    Step::Duplicate => report.duplicates += 1,
-                    Step::Buffered => report.buffered += 1,
-                    Step::Failed => report.failed += 1,
-                }
+        if routed.len() == 1 {
+            // One event, the usual webhook: delivered in place, nothing to group.
+            let steps = self.deliver_group(live, routed, &accepted).await;
+            tally(&mut report, steps);
+        } else {
+            let concurrency = live.settings.delivery.max_concurrency;
+            let mut results = stream::iter(by_conversation(routed))
+                .map(|group| self.deliver_group(live, group, &accepted))
+                .buffer_unordered(concurrency);
+            while let Some(steps) = results.next().await {
+                tally(&mut report, steps);
             }
         }
-        drop(results);
         // Every event the CRM accepted is marked seen in one pipeline, before the webhook
         // is answered.
         self.mark_all_seen(&accepted.take(), &live.settings.delivery)
@@ -564,6 +543,41 @@ impl Dispatcher {
             }
         }
         result
+    }
+}
+
+/// The events of one webhook grouped by conversation (per tenant), in provider order
+/// inside each group; an event without a conversation is a group of its own.
+fn by_conversation(routed: Vec<(Arc<Tenant>, Event)>) -> Vec<Vec<(Arc<Tenant>, Event)>> {
+    let mut groups: Vec<Vec<(Arc<Tenant>, Event)>> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for (tenant, event) in routed {
+        match event.ordering_key() {
+            Some(key) => {
+                let key = format!("{}:{key}", tenant.id);
+                match index.get(&key) {
+                    Some(&i) => groups[i].push((tenant, event)),
+                    None => {
+                        index.insert(key, groups.len());
+                        groups.push(vec![(tenant, event)]);
+                    }
+                }
+            }
+            None => groups.push(vec![(tenant, event)]),
+        }
+    }
+    groups
+}
+
+/// Counts what happened to each event of a group.
+fn tally(report: &mut DispatchReport, steps: Vec<Step>) {
+    for step in steps {
+        match step {
+            Step::Delivered => report.delivered += 1,
+            Step::Duplicate => report.duplicates += 1,
+            Step::Buffered => report.buffered += 1,
+            Step::Failed => report.failed += 1,
+        }
     }
 }
 
