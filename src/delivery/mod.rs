@@ -325,21 +325,14 @@ impl Dispatcher {
         accepted: &Accepted,
     ) -> Step {
         let delivery = &live.settings.delivery;
-        let channel = event.channel.to_string();
-        let event_id = event.id.as_str().to_owned();
-        let ids = EventIds {
-            id: &event_id,
-            channel: &channel,
-            event_type: event.event_type.as_str(),
-        };
         let dedupe_key = self.store.keys().dedupe(&event.id);
         let sent_key = echo::sent_key(self.store.keys(), event);
-        let Slot { conv, shard } = self.slot(tenant, event, ids.id);
+        let Slot { conv, shard } = self.slot(tenant, event, event.id.as_str());
         let ordered = delivery.ordered_per_conversation && !conv.is_empty();
         let checked = self
             .check(
                 shard,
-                ids.id,
+                event.id.as_str(),
                 ordered.then_some(conv.as_str()),
                 &dedupe_key,
                 sent_key.as_deref(),
@@ -376,6 +369,14 @@ impl Dispatcher {
             metrics::counter!("switchboard_events_duplicate_total", "channel" => event.channel.kind().as_str()).increment(1);
             return Step::Duplicate;
         }
+        // From here on the event is only read (its echo mark, if any, is set).
+        let event: &Event = event;
+        let channel = event.channel.to_string();
+        let ids = EventIds {
+            id: event.id.as_str(),
+            channel: &channel,
+            event_type: event.event_type.as_str(),
+        };
         let body = Bytes::from(event.to_body(&tenant.id, tenant.include_raw));
         let now = crate::time::now_ms();
         // Only an event that goes to the buffer needs an entry.

@@ -10,11 +10,7 @@ async fn the_flow_cookie_is_secure_when_the_public_url_is_https() {
         .public_url("https://relay.test")
         .spawn()
         .await;
-    let link: Value = create_link(&app, API_KEY, json!({"kind": "telegram"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let link = new_link(&app, "telegram").await;
     let url = link["url"].as_str().unwrap();
     assert!(url.starts_with("https://relay.test/connect/"), "{url}");
     let (status, _, browser) = open(&app, url).await;

@@ -13,11 +13,7 @@ async fn messenger_login_with_several_pages_connects_the_picked_one() {
         ]),
     )
     .await;
-    let link: Value = create_link(&app, API_KEY, json!({"kind": "messenger"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let link = new_link(&app, "messenger").await;
     let (status, html, browser) = open(&app, link["url"].as_str().unwrap()).await;
     assert_eq!(status, 200);
     let (dialog, state) = dialog_state(&html);
@@ -117,11 +113,7 @@ async fn instagram_login_connects_with_the_instagram_graph_and_expiry() {
     );
     let app = TestApp::builder().toml(&extra).spawn().await;
     mock_instagram(&ig).await;
-    let link: Value = create_link(&app, API_KEY, json!({"kind": "instagram"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let link = new_link(&app, "instagram").await;
     let (_, html, browser) = open(&app, link["url"].as_str().unwrap()).await;
     let (dialog, state) = dialog_state(&html);
     assert_eq!(dialog.path(), "/oauth/authorize");
@@ -174,11 +166,7 @@ async fn instagram_login_connects_with_the_instagram_graph_and_expiry() {
 async fn whatsapp_signup_subscribes_before_registering_and_stores_the_pin_encrypted() {
     let app = spawn_app().await;
     mock_whatsapp_signup(&app, true).await;
-    let link: Value = create_link(&app, API_KEY, json!({"kind": "whatsapp"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let link = new_link(&app, "whatsapp").await;
     let (status, html, browser) = open(&app, link["url"].as_str().unwrap()).await;
     assert_eq!(status, 200);
     assert!(

@@ -31,6 +31,15 @@ pub(crate) fn local(app: &TestApp, url: &str) -> String {
     }
 }
 
+/// A new connect link of `kind`, made with the tenant's API key (its JSON answer).
+pub(crate) async fn new_link(app: &TestApp, kind: &str) -> Value {
+    create_link(app, API_KEY, json!({ "kind": kind }))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Opens a link's URL: the page and its flow cookie.
 pub async fn open(app: &TestApp, url: &str) -> (u16, String, Visit) {
     let resp = app.http.get(local(app, url)).send().await.unwrap();

@@ -102,11 +102,7 @@ async fn whatsapp_code_exchange_refused_is_a_clear_answer_and_stores_nothing() {
         .mount(&app.graph)
         .await;
     mock_whatsapp_signup(&app, false).await;
-    let link: Value = create_link(&app, API_KEY, json!({"kind": "whatsapp"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let link = new_link(&app, "whatsapp").await;
     let (_, html, browser) = open(&app, link["url"].as_str().unwrap()).await;
     let form = attr(&html, "id=\"signup\"", "data-form").to_owned();
     let (status, answer) = wa_post(

@@ -12,11 +12,7 @@ async fn unknown_revoked_and_expired_links_are_4xx_pages() {
     .await;
     assert_eq!(status, 404);
     assert!(html.contains("not valid") && b.cookie.is_none(), "{html}");
-    let link: Value = create_link(&app, API_KEY, json!({"kind": "messenger"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let link = new_link(&app, "messenger").await;
     app.http
         .delete(app.url(&format!(
             "/v1/connect-links/{}",
@@ -57,16 +53,8 @@ async fn tampered_replayed_foreign_and_cookieless_callbacks_store_nothing() {
         json!([{"id": "111", "name": "Acme", "access_token": "EAApage-111-token"}]),
     )
     .await;
-    let a: Value = create_link(&app, API_KEY, json!({"kind": "messenger"}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let b: Value = create_link(&app, API_KEY, json!({"kind": "messenger"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let a = new_link(&app, "messenger").await;
+    let b = new_link(&app, "messenger").await;
     let (_, html_a, browser_a) = open(&app, a["url"].as_str().unwrap()).await;
     let (_, html_b, browser_b) = open(&app, b["url"].as_str().unwrap()).await;
     let (_, state_a) = dialog_state(&html_a);
@@ -135,11 +123,7 @@ async fn graph_error_during_messenger_login_is_a_clear_page_and_stores_nothing()
         .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {"message": "Error validating verification code fb-code-123", "type": "OAuthException", "code": 100}})))
         .mount(&app.graph)
         .await;
-    let link: Value = create_link(&app, API_KEY, json!({"kind": "messenger"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let link = new_link(&app, "messenger").await;
     let (_, html, browser) = open(&app, link["url"].as_str().unwrap()).await;
     let (_, state) = dialog_state(&html);
     let (status, page) = get_page(

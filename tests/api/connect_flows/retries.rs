@@ -77,11 +77,7 @@ async fn messenger_subscribe_and_read_back_failures_are_retried_without_a_new_lo
         json!([{"id": "111", "name": "Acme Shoes", "access_token": "EAApage-111-token"}]),
     )
     .await;
-    let link: Value = create_link(&app, API_KEY, json!({"kind": "messenger"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let link = new_link(&app, "messenger").await;
     let (_, html, browser) = open(&app, link["url"].as_str().unwrap()).await;
     let (_, state) = dialog_state(&html);
     let cb = format!(
@@ -154,11 +150,7 @@ async fn instagram_subscribe_failure_is_retried_from_the_saved_token() {
         .mount(&ig)
         .await;
     mock_instagram(&ig).await;
-    let link: Value = create_link(&app, API_KEY, json!({"kind": "instagram"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let link = new_link(&app, "instagram").await;
     let (_, html, browser) = open(&app, link["url"].as_str().unwrap()).await;
     let (_, state) = dialog_state(&html);
     let (status, failed) = get_page(
@@ -217,11 +209,7 @@ async fn whatsapp_register_attempts_are_limited_per_flow() {
         .mount(&app.graph)
         .await;
     mock_whatsapp_signup(&app, false).await;
-    let link: Value = create_link(&app, API_KEY, json!({"kind": "whatsapp"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let link = new_link(&app, "whatsapp").await;
     let (_, html, browser) = open(&app, link["url"].as_str().unwrap()).await;
     let form = attr(&html, "id=\"signup\"", "data-form").to_owned();
     let ids = |code: Option<&str>| json!({"form": form, "code": code, "waba_id": "102290129340398", "phone_number_id": "106540352249999"});
@@ -252,11 +240,7 @@ async fn whatsapp_register_attempts_are_limited_per_flow() {
 async fn whatsapp_cancel_or_error_fails_the_link_and_stores_nothing() {
     let app = spawn_app().await;
     for (event, code) in [("CANCEL", "cancelled"), ("ERROR", "provider_error")] {
-        let link: Value = create_link(&app, API_KEY, json!({"kind": "whatsapp"}))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let link = new_link(&app, "whatsapp").await;
         let id = link["id"].as_str().unwrap();
         let (_, html, browser) = open(&app, link["url"].as_str().unwrap()).await;
         let form = attr(&html, "id=\"signup\"", "data-form").to_owned();
@@ -291,11 +275,7 @@ async fn a_replayed_callback_stores_nothing_the_second_time() {
         ]),
     )
     .await;
-    let link: Value = create_link(&app, API_KEY, json!({"kind": "messenger"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let link = new_link(&app, "messenger").await;
     let (_, html, browser) = open(&app, link["url"].as_str().unwrap()).await;
     let (_, state) = dialog_state(&html);
     let cb = format!(

@@ -124,11 +124,7 @@ async fn telegram_wrong_token_says_so_and_stores_nothing() {
         )
         .mount(&app.telegram)
         .await;
-    let link: Value = create_link(&app, API_KEY, json!({"kind": "telegram"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let link = new_link(&app, "telegram").await;
     let (_, html, browser) = open(&app, link["url"].as_str().unwrap()).await;
     let form = form_token(&html);
     let (status, page) = post_form(
@@ -194,11 +190,7 @@ async fn telegram_wrong_token_says_so_and_stores_nothing() {
 async fn telegram_bot_pointing_elsewhere_is_taken_over_only_when_confirmed() {
     let app = spawn_app().await;
     mock_telegram(&app, "https://other-crm.example.net/tg/hook").await;
-    let link: Value = create_link(&app, API_KEY, json!({"kind": "telegram"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let link = new_link(&app, "telegram").await;
     let (_, html, browser) = open(&app, link["url"].as_str().unwrap()).await;
     let form = form_token(&html);
     let (status, page) = post_form(
@@ -248,11 +240,7 @@ async fn a_channel_of_another_tenant_is_not_taken_over() {
         &format!("switchboard:channel:telegram:{BOT_ID}"),
         "token",
     );
-    let link: Value = create_link(&app, API_KEY, json!({"kind": "telegram"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let link = new_link(&app, "telegram").await;
     let (_, html, browser) = open(&app, link["url"].as_str().unwrap()).await;
     let (status, page) = post_form(
         &app,
