@@ -99,7 +99,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(crate::http::deadline::BodyDeadline)
-                .wrap(tracing_actix_web::TracingLogger::<crate::http::RequestSpan>::new())
+                .wrap(crate::http::request_span::RequestSpan)
                 .app_data(server_state.clone())
                 .configure(crate::http::routes)
                 .default_service(web::to(crate::http::not_found))

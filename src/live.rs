@@ -121,9 +121,16 @@ impl Live {
                 key: format!("tenants[{i}].crm_url"),
                 message: e.to_string(),
             })?;
+            let (crm_uri, crm_authorization) =
+                crate::tenant::crm_target(&crm_url).map_err(|message| ConfigError::Invalid {
+                    key: format!("tenants[{i}].crm_url"),
+                    message,
+                })?;
             let tenant = Arc::new(Tenant {
                 id: t.id.clone(),
                 crm_url,
+                crm_uri,
+                crm_authorization,
                 signer,
                 api_keys: t.api_keys.clone(),
                 include_raw: t.include_raw,

@@ -1,12 +1,23 @@
 //! The HTTP client that POSTs events to CRMs: one pooled keep-alive client for every
-//! tenant, redirects never followed (Standard Webhooks treats 3xx as failure), a deadline
-//! per attempt, the response body read only up to a cap (and drained so the connection
-//! is reused).
+//! tenant (HTTP/1.1, or HTTP/2 where the CRM offers it over TLS), redirects never
+//! followed (Standard Webhooks treats 3xx as failure), a deadline per attempt, the
+//! response body read only up to a cap (and drained so the connection is reused).
+//!
+//! It is hyper's pooled client itself, not reqwest: on the hot path reqwest's layers
+//! (its redirect and retry policies, a URL parsed for every request and every response)
+//! cost more than the relay's own work on an event (benches/load/README.md). The CRM's
+//! URL is parsed once per tenant ([`Tenant::crm_uri`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::tenant::Tenant;
 
@@ -47,26 +58,48 @@ impl DeliveryError {
     }
 }
 
+/// The CRM client could not be built (the platform's TLS roots).
+#[derive(Debug, thiserror::Error)]
+#[error("the CRM client could not be built: {0}")]
+pub struct ClientBuildError(String);
+
+const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const AGENT: HeaderValue =
+    HeaderValue::from_static(concat!("switchboard/", env!("CARGO_PKG_VERSION")));
+
+type Pool = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
 #[derive(Clone)]
 pub struct CrmClient {
-    http: reqwest::Client,
+    http: Arc<Pool>,
     timeout: Duration,
     max_response_bytes: usize,
 }
 
 impl CrmClient {
-    pub fn new(timeout: Duration, max_response_bytes: usize) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
+    pub fn new(timeout: Duration, max_response_bytes: usize) -> Result<Self, ClientBuildError> {
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_connect_timeout(Some(timeout.min(Duration::from_secs(5))));
+        tcp.set_keepalive(Some(Duration::from_secs(30)));
+        tcp.set_nodelay(true);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config()?)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(tcp);
+        let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(64)
-            .tcp_keepalive(Duration::from_secs(30))
-            .tcp_nodelay(true)
-            .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(https);
         Ok(Self {
-            http,
+            http: Arc::new(http),
             timeout,
             max_response_bytes,
         })
@@ -81,17 +114,20 @@ impl CrmClient {
     ) -> Result<(), DeliveryError> {
         let ts = crate::time::now_s();
         let signature = tenant.signer.sign(event_id, ts, &body);
-        let send = self
-            .http
-            .post(tenant.crm_url.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .header("webhook-id", event_id)
-            .header("webhook-timestamp", ts.to_string())
-            .header("webhook-signature", signature)
-            .body(body)
-            .send();
+        let mut request = http::Request::new(Full::new(body));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = tenant.crm_uri.clone();
+        let headers = request.headers_mut();
+        headers.insert(CONTENT_TYPE, JSON);
+        headers.insert(USER_AGENT, AGENT);
+        if let Some(auth) = &tenant.crm_authorization {
+            headers.insert(AUTHORIZATION, auth.clone());
+        }
+        headers.insert(WEBHOOK_ID, header_value(event_id)?);
+        headers.insert(WEBHOOK_TIMESTAMP, HeaderValue::from(ts));
+        headers.insert(WEBHOOK_SIGNATURE, header_value(&signature)?);
         // The verdict is the status line, within the deadline.
-        let mut resp = tokio::time::timeout(self.timeout, send)
+        let resp = tokio::time::timeout(self.timeout, self.http.request(request))
             .await
             .map_err(|_| DeliveryError::Timeout)?
             .map_err(classify)?;
@@ -103,17 +139,20 @@ impl CrmClient {
             .and_then(parse_retry_after);
         // Then drain a bounded body, briefly, so the keep-alive connection can be reused;
         // a body that stalls only costs that connection, never the verdict (a 2xx whose
-        // body hangs is still delivered).
-        let drain = async {
-            let mut read = 0usize;
-            while let Ok(Some(chunk)) = resp.chunk().await {
-                read += chunk.len();
-                if read > self.max_response_bytes {
-                    break;
+        // body hangs is still delivered). An empty answer (a 204) is done already.
+        let mut body = resp.into_body();
+        if !hyper::body::Body::is_end_stream(&body) {
+            let drain = async {
+                let mut read = 0usize;
+                while let Some(Ok(frame)) = body.frame().await {
+                    read += frame.data_ref().map_or(0, Bytes::len);
+                    if read > self.max_response_bytes {
+                        break;
+                    }
                 }
-            }
-        };
-        let _ = tokio::time::timeout(self.timeout.min(Duration::from_secs(1)), drain).await;
+            };
+            let _ = tokio::time::timeout(self.timeout.min(Duration::from_secs(1)), drain).await;
+        }
         if status.is_success() {
             Ok(())
         } else {
@@ -123,6 +162,27 @@ impl CrmClient {
             })
         }
     }
+}
+
+/// rustls with the process's crypto provider (aws-lc-rs unless one was installed) and
+/// the platform's certificate verifier: what reqwest uses for the providers' APIs.
+fn tls_config() -> Result<rustls::ClientConfig, ClientBuildError> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientBuildError(e.to_string()))?
+        .with_platform_verifier()
+        .map_err(|e| ClientBuildError(e.to_string()))?
+        .with_no_client_auth())
+}
+
+/// Event ids and signatures are ASCII by construction; anything else is refused rather
+/// than sent mangled.
+fn header_value(s: &str) -> Result<HeaderValue, DeliveryError> {
+    HeaderValue::from_str(s).map_err(|_| DeliveryError::Other("a header that is not ASCII".into()))
 }
 
 /// `Retry-After`: delay-seconds, or an HTTP-date (IMF-fixdate,
@@ -140,19 +200,19 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     )
 }
 
-fn classify(e: reqwest::Error) -> DeliveryError {
-    // reqwest errors name the URL; CRM URLs are configuration, not secrets, but keep
-    // only the kind and the source to stay terse.
-    if e.is_timeout() {
-        DeliveryError::Timeout
-    } else if e.is_connect() {
-        DeliveryError::Connect(
-            std::error::Error::source(&e)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "connection failed".into()),
-        )
+fn classify(e: hyper_util::client::legacy::Error) -> DeliveryError {
+    // Keep the kind and the innermost cause, terse (the URL is configuration anyway).
+    let cause = {
+        let mut source: &dyn std::error::Error = &e;
+        while let Some(next) = source.source() {
+            source = next;
+        }
+        source.to_string()
+    };
+    if e.is_connect() {
+        DeliveryError::Connect(cause)
     } else {
-        DeliveryError::Other(e.without_url().to_string())
+        DeliveryError::Other(cause)
     }
 }
 

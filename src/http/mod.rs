@@ -13,14 +13,11 @@ pub mod media;
 pub mod privacy;
 pub mod problem;
 pub mod replies;
+pub mod request_span;
 pub mod telegram;
 pub mod webhooks;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::{web, Error, HttpResponse};
-use tracing::Span;
-use tracing_actix_web::RootSpanBuilder;
+use actix_web::{web, HttpResponse};
 
 pub use problem::{ApiError, ErrorCode};
 
@@ -102,39 +99,4 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// Answers unknown routes with problem+json.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found("no such route"))
-}
-
-/// The root span of every request: method, route pattern (never the path or query:
-/// they may hold a verify token or a media id), a request id, and the status.
-pub struct RequestSpan;
-
-impl RootSpanBuilder for RequestSpan {
-    fn on_request_start(request: &ServiceRequest) -> Span {
-        // Below `info` (production runs at `warn` or `info`), no span: nothing to build.
-        if !tracing::level_enabled!(tracing::Level::INFO) {
-            return Span::none();
-        }
-        let route = request
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".to_owned());
-        let request_id = format!("{:016x}", rand::random::<u64>());
-        tracing::info_span!(
-            "request",
-            method = %request.method(),
-            route = %route,
-            request_id = %request_id,
-            status = tracing::field::Empty,
-        )
-    }
-
-    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
-        match outcome {
-            Ok(resp) => {
-                span.record("status", resp.response().status().as_u16());
-            }
-            Err(e) => {
-                span.record("status", e.as_response_error().status_code().as_u16());
-            }
-        }
-    }
 }

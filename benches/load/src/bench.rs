@@ -56,8 +56,9 @@ pub struct RunArgs {
     /// per `--window` (throughput over time, resident memory).
     #[arg(long)]
     soak: Option<u64>,
-    /// The store of `--soak`.
-    #[arg(long, default_value = "redis", value_parser = ["memory", "redis"])]
+    /// The store of `--soak` (`forwarder`: the baseline instead of the relay, to compare
+    /// profiles).
+    #[arg(long, default_value = "redis", value_parser = ["memory", "redis", "forwarder"])]
     store: String,
     /// Seconds per line of `--soak`.
     #[arg(long, default_value_t = 30)]
@@ -185,10 +186,11 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<()> {
 
     let mut systems = Vec::new();
     let stores: Vec<&str> = match args.soak {
+        Some(_) if args.store == "forwarder" => vec![],
         Some(_) => vec![args.store.as_str()],
         None => vec!["memory", "redis"],
     };
-    if args.soak.is_none() {
+    if args.soak.is_none() || args.store == "forwarder" {
         let port = free_port()?;
         let bind = format!("127.0.0.1:{port}");
         let upstream = format!("http://127.0.0.1:{sink_port}/hook");
@@ -339,7 +341,7 @@ fn soak(
         let s = rt.block_on(client::drive(
             loopback(sys.port),
             requests.clone(),
-            false,
+            sys.baseline,
             args.conns,
             Duration::from_secs(args.window),
         ));
