@@ -161,8 +161,11 @@ impl Event {
                 raw,
             },
         };
+        // Sized once for a typical event (and its raw object), not grown step by step.
+        let mut body = Vec::with_capacity(768 + raw.map_or(0, |r| r.get().len()));
         // Serializing plain maps and strings into a Vec cannot fail.
-        serde_json::to_vec(&wire).unwrap_or_default()
+        let _ = serde_json::to_writer(&mut body, &wire);
+        body
     }
 
     /// A message the relay could not read (`message.kind = "unsupported"`): its raw

@@ -31,7 +31,19 @@ pub fn normalize_entry(
     let sent_ms = entry.time.map(seconds_or_ms_to_ms).unwrap_or_else(now_ms);
     for change in &entry.changes {
         let Some(value) = change.value else { continue };
-        let Some(number) = phone_number_id(value) else {
+        let field = change.field.as_str();
+        // A `messages` change (the hot path) is read once, its number with its messages;
+        // any other change is peeked at for its number.
+        let messages = if matches!(field, "messages" | "smb_message_echoes") {
+            serde_json::from_str::<MessagesValue<'_>>(value.get()).ok()
+        } else {
+            None
+        };
+        let number = match &messages {
+            Some(v) => v.metadata.as_ref().map(|m| m.phone_number_id.clone()),
+            None => phone_number_id(value),
+        };
+        let Some(number) = number else {
             out.extend(account::event(
                 &entry.id,
                 &change.field,
@@ -50,17 +62,14 @@ pub fn normalize_entry(
             sent_ms,
             ctx,
         };
-        let field = change.field.as_str();
-        if matches!(field, "messages" | "smb_message_echoes") {
-            if let Ok(v) = serde_json::from_str::<MessagesValue<'_>>(value.get()) {
-                if field == "messages" {
-                    normalize_messages(&v, value, &cx, out);
-                    continue;
-                }
-                if !v.message_echoes.is_empty() {
-                    normalize_echoes(&v, &cx, out);
-                    continue;
-                }
+        if let Some(v) = &messages {
+            if field == "messages" {
+                normalize_messages(v, value, &cx, out);
+                continue;
+            }
+            if !v.message_echoes.is_empty() {
+                normalize_echoes(v, &cx, out);
+                continue;
             }
         }
         out.push(number_event(&entry.id, &cx, field, value));

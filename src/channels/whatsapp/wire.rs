@@ -27,6 +27,10 @@ pub(super) struct Change<'a> {
 
 #[derive(Deserialize)]
 pub(super) struct MessagesValue<'a> {
+    /// The number the change is about (read here too, so a `messages` change is read
+    /// once).
+    #[serde(default)]
+    pub(super) metadata: Option<Metadata>,
     #[serde(default)]
     pub(super) contacts: Vec<Contact>,
     #[serde(default, borrow)]
