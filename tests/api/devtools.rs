@@ -205,7 +205,7 @@ const TELEGRAM_BOT: &str = "5000000001";
 const TELEGRAM_SECRET: &str = "test-telegram-webhook-secret";
 
 /// A relay config on the memory store whose tenant sends to `listen_port`.
-fn memory_config(dir: &Path, relay_port: u16, listen_port: u16) -> PathBuf {
+pub(crate) fn memory_config(dir: &Path, relay_port: u16, listen_port: u16) -> PathBuf {
     let key = Keyring::generate_key();
     let keyring = Keyring::new(&[key.clone().into()]).unwrap();
     let text = format!(

@@ -26,12 +26,24 @@ impl Binary {
     /// Starts `switchboard --config <config> serve` (which binds `port`), its output in
     /// `dir`, and waits until `/readyz` answers 200 (deadline 30 s).
     pub async fn start(dir: &Path, config: &Path, port: u16, rust_log: &str) -> Self {
+        Self::start_with_env(dir, config, port, rust_log, &[]).await
+    }
+
+    /// [`Self::start`] with more environment variables (e.g. `SSL_CERT_FILE`).
+    pub async fn start_with_env(
+        dir: &Path,
+        config: &Path,
+        port: u16,
+        rust_log: &str,
+        env: &[(&str, &Path)],
+    ) -> Self {
         let out = dir.join("stdout.log");
         let err = dir.join("stderr.log");
         let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .arg("--config")
             .arg(config)
             .arg("serve")
+            .envs(env.iter().copied())
             .env("RUST_LOG", rust_log)
             .env_remove("SWITCHBOARD_CONFIG")
             .stdout(Stdio::from(std::fs::File::create(&out).unwrap()))
