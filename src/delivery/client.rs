@@ -7,6 +7,11 @@
 //! (its redirect and retry policies, a URL parsed for every request and every response)
 //! cost more than the relay's own work on an event (benches/load/README.md). The CRM's
 //! URL is parsed once per tenant ([`Tenant::crm_uri`]).
+//!
+//! Where the environment names an HTTP proxy (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`,
+//! in either case), deliveries go through reqwest instead, which honours those and
+//! `NO_PROXY` exactly as the relay's calls to the providers do: an egress proxy that
+//! worked before keeps working for the CRM too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,32 +79,44 @@ type Pool = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 #[derive(Clone)]
 pub struct CrmClient {
-    http: Arc<Pool>,
+    transport: Transport,
     timeout: Duration,
     max_response_bytes: usize,
 }
 
+/// How requests leave: hyper's pool directly, or reqwest through the environment's proxy.
+#[derive(Clone)]
+enum Transport {
+    Direct(Arc<Pool>),
+    Proxied(reqwest::Client),
+}
+
+/// The environment variables that name a proxy (reqwest reads the same).
+const PROXY_VARS: [&str; 6] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+fn proxy_configured() -> bool {
+    PROXY_VARS
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+}
+
 impl CrmClient {
     pub fn new(timeout: Duration, max_response_bytes: usize) -> Result<Self, ClientBuildError> {
-        let mut tcp = HttpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_connect_timeout(Some(timeout.min(Duration::from_secs(5))));
-        tcp.set_keepalive(Some(Duration::from_secs(30)));
-        tcp.set_nodelay(true);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config()?)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(tcp);
-        let http = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(https);
+        let transport = if proxy_configured() {
+            tracing::debug!("CRM deliveries go through the proxy the environment names.");
+            Transport::Proxied(proxied(timeout)?)
+        } else {
+            Transport::Direct(Arc::new(direct(timeout)?))
+        };
         Ok(Self {
-            http: Arc::new(http),
+            transport,
             timeout,
             max_response_bytes,
         })
@@ -114,10 +131,7 @@ impl CrmClient {
     ) -> Result<(), DeliveryError> {
         let ts = crate::time::now_s();
         let signature = tenant.signer.sign(event_id, ts, &body);
-        let mut request = http::Request::new(Full::new(body));
-        *request.method_mut() = http::Method::POST;
-        *request.uri_mut() = tenant.crm_uri.clone();
-        let headers = request.headers_mut();
+        let mut headers = http::HeaderMap::with_capacity(8);
         headers.insert(CONTENT_TYPE, JSON);
         headers.insert(USER_AGENT, AGENT);
         if let Some(auth) = &tenant.crm_authorization {
@@ -126,17 +140,39 @@ impl CrmClient {
         headers.insert(WEBHOOK_ID, header_value(event_id)?);
         headers.insert(WEBHOOK_TIMESTAMP, HeaderValue::from(ts));
         headers.insert(WEBHOOK_SIGNATURE, header_value(&signature)?);
+        let (status, retry_after) = match &self.transport {
+            Transport::Direct(pool) => self.direct_attempt(pool, tenant, headers, body).await?,
+            Transport::Proxied(client) => {
+                self.proxied_attempt(client, tenant, headers, body).await?
+            }
+        };
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(DeliveryError::Status {
+                status: status.as_u16(),
+                retry_after,
+            })
+        }
+    }
+
+    async fn direct_attempt(
+        &self,
+        pool: &Pool,
+        tenant: &Tenant,
+        headers: http::HeaderMap,
+        body: Bytes,
+    ) -> Result<(http::StatusCode, Option<Duration>), DeliveryError> {
+        let mut request = http::Request::new(Full::new(body));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = tenant.crm_uri.clone();
+        *request.headers_mut() = headers;
         // The verdict is the status line, within the deadline.
-        let resp = tokio::time::timeout(self.timeout, self.http.request(request))
+        let resp = tokio::time::timeout(self.timeout, pool.request(request))
             .await
             .map_err(|_| DeliveryError::Timeout)?
             .map_err(classify)?;
-        let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let verdict = (resp.status(), retry_after_of(resp.headers()));
         // Then drain a bounded body, briefly, so the keep-alive connection can be reused;
         // a body that stalls only costs that connection, never the verdict (a 2xx whose
         // body hangs is still delivered). An empty answer (a 204) is done already.
@@ -153,15 +189,82 @@ impl CrmClient {
             };
             let _ = tokio::time::timeout(self.timeout.min(Duration::from_secs(1)), drain).await;
         }
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(DeliveryError::Status {
-                status: status.as_u16(),
-                retry_after,
-            })
-        }
+        Ok(verdict)
     }
+
+    async fn proxied_attempt(
+        &self,
+        client: &reqwest::Client,
+        tenant: &Tenant,
+        headers: http::HeaderMap,
+        body: Bytes,
+    ) -> Result<(http::StatusCode, Option<Duration>), DeliveryError> {
+        let send = client
+            .post(tenant.crm_uri.to_string())
+            .headers(headers)
+            .body(body)
+            .send();
+        let mut resp = tokio::time::timeout(self.timeout, send)
+            .await
+            .map_err(|_| DeliveryError::Timeout)?
+            .map_err(classify_reqwest)?;
+        let verdict = (resp.status(), retry_after_of(resp.headers()));
+        let drain = async {
+            let mut read = 0usize;
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                read += chunk.len();
+                if read > self.max_response_bytes {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(self.timeout.min(Duration::from_secs(1)), drain).await;
+        Ok(verdict)
+    }
+}
+
+/// `Retry-After`, when the CRM sent a readable one.
+fn retry_after_of(headers: &http::HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after)
+}
+
+/// hyper's pool: keep-alive, HTTP/2 over TLS when offered, no redirects (hyper follows
+/// none), the connect deadline within the attempt's.
+fn direct(timeout: Duration) -> Result<Pool, ClientBuildError> {
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_connect_timeout(Some(timeout.min(Duration::from_secs(5))));
+    tcp.set_keepalive(Some(Duration::from_secs(30)));
+    tcp.set_nodelay(true);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config()?)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(tcp);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(64)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(https))
+}
+
+/// reqwest with the same settings; it reads the proxy (and `NO_PROXY`) from the
+/// environment.
+fn proxied(timeout: Duration) -> Result<reqwest::Client, ClientBuildError> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(64)
+        .tcp_keepalive(Duration::from_secs(30))
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| ClientBuildError(e.to_string()))
 }
 
 /// rustls with the process's crypto provider (aws-lc-rs unless one was installed) and
@@ -198,6 +301,20 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
         at.duration_since(std::time::SystemTime::now())
             .unwrap_or(Duration::ZERO),
     )
+}
+
+fn classify_reqwest(e: reqwest::Error) -> DeliveryError {
+    if e.is_timeout() {
+        DeliveryError::Timeout
+    } else if e.is_connect() {
+        DeliveryError::Connect(
+            std::error::Error::source(&e)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "connection failed".into()),
+        )
+    } else {
+        DeliveryError::Other(e.without_url().to_string())
+    }
 }
 
 fn classify(e: hyper_util::client::legacy::Error) -> DeliveryError {

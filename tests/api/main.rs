@@ -9,7 +9,7 @@ mod config_errors;
 mod connect_browser;
 mod connect_flows;
 mod connect_links;
-mod crm_tls;
+mod crm_transport;
 mod dead_letters;
 mod delivery_buffer;
 mod delivery_load;

@@ -1,7 +1,10 @@
-//! Delivery to a CRM behind TLS, through the real binary: the relay's CRM client (hyper
-//! over rustls with the platform's verifier) trusts what the platform trusts
-//! (`SSL_CERT_FILE` here, naming a test CA), sends the signed event over HTTPS, and
-//! refuses a certificate it cannot verify, keeping the event in the retry buffer.
+//! How deliveries reach the CRM, through the real binary:
+//! - behind TLS: the relay's CRM client (hyper over rustls with the platform's verifier)
+//!   trusts what the platform trusts (`SSL_CERT_FILE` here, naming a test CA), sends the
+//!   signed event over HTTPS, and refuses a certificate it cannot verify, keeping the
+//!   event in the retry buffer;
+//! - through the HTTP proxy the environment names (`HTTP_PROXY`), as before the client
+//!   was hyper's own.
 //!
 //! The certificates are `tests/fixtures/tls/`: `ca.pem` (a test CA whose key was thrown
 //! away) and `crm.pem` + `crm.key` (localhost and 127.0.0.1, valid until 2126).
@@ -185,4 +188,36 @@ async fn a_crm_certificate_that_does_not_verify_fails_the_attempt_and_the_event_
         "nothing was sent over an unverified connection"
     );
     relay.wait_for_log("certificate", 1).await;
+}
+
+#[tokio::test]
+async fn with_http_proxy_set_deliveries_go_through_that_proxy() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    // The proxy: it gets the request for the CRM's host (which does not resolve) and
+    // answers for it.
+    let proxy = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(CRM_PATH))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&proxy)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let crm_url = format!("http://crm.example.invalid{CRM_PATH}");
+    let proxy_url = PathBuf::from(proxy.uri());
+    let relay = relay_for(dir.path(), &crm_url, &[("HTTP_PROXY", &proxy_url)]).await;
+    let body = wa_webhook("555000111", &[("4915110000073", 1)]);
+    let v: serde_json::Value =
+        post_meta_to(&reqwest::Client::new(), &relay.url("/webhooks/meta"), &body)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(v["delivered"], 1, "{v}\n{}", relay.logs());
+    let got = proxy.received_requests().await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].url.host_str(), Some("crm.example.invalid"));
+    let event = verify_standard_webhook(SIGNING_SECRET, &got[0]);
+    assert_eq!(event["type"], "message.received");
 }
