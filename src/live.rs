@@ -128,7 +128,6 @@ impl Live {
                 })?;
             let tenant = Arc::new(Tenant {
                 id: t.id.clone(),
-                crm_url,
                 crm_uri,
                 crm_authorization,
                 signer,

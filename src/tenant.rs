@@ -13,8 +13,8 @@ use crate::signing::Signer;
 #[derive(Debug)]
 pub struct Tenant {
     pub id: String,
-    pub crm_url: url::Url,
-    /// The same URL as the HTTP client takes it, parsed once (without the userinfo).
+    /// The CRM's URL (`crm_url`) as the HTTP client takes it, parsed once, without the
+    /// userinfo.
     pub crm_uri: Uri,
     /// `Authorization: Basic …` from the URL's userinfo (`https://user:pass@crm/…`).
     pub crm_authorization: Option<HeaderValue>,

@@ -85,14 +85,13 @@ async fn start_tls_crm() -> (u16, Arc<Mutex<Vec<Received>>>, Arc<AtomicUsize>) {
                             Ok(n) => buf.extend_from_slice(&chunk[..n]),
                         }
                     };
-                    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-                    let len = head
-                        .lines()
-                        .find_map(|l| {
-                            let (n, v) = l.split_once(':')?;
-                            n.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse::<usize>().unwrap_or(0))
-                        })
+                    let mut req = Received {
+                        head: String::from_utf8_lossy(&buf[..head_end]).into_owned(),
+                        body: Vec::new(),
+                    };
+                    let len = req
+                        .header("content-length")
+                        .and_then(|v| std::str::from_utf8(v).ok()?.parse::<usize>().ok())
                         .unwrap_or(0);
                     while buf.len() < head_end + len {
                         match tls.read(&mut chunk).await {
@@ -100,9 +99,9 @@ async fn start_tls_crm() -> (u16, Arc<Mutex<Vec<Received>>>, Arc<AtomicUsize>) {
                             Ok(n) => buf.extend_from_slice(&chunk[..n]),
                         }
                     }
-                    let body = buf[head_end..head_end + len].to_vec();
+                    req.body = buf[head_end..head_end + len].to_vec();
                     buf.drain(..head_end + len);
-                    keep.lock().unwrap().push(Received { head, body });
+                    keep.lock().unwrap().push(req);
                     let answer = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n";
                     if tls.write_all(answer).await.is_err() {
                         return;
@@ -130,6 +129,17 @@ async fn relay_for(
     Binary::start_with_env(dir, &config, relay_port, "info", env).await
 }
 
+/// POSTs one signed WhatsApp text from `sender` to the relay; its JSON answer.
+async fn post_text(relay: &Binary, sender: &str, n: u32) -> serde_json::Value {
+    let body = wa_webhook("555000111", &[(sender, n)]);
+    post_meta_to(&reqwest::Client::new(), &relay.url("/webhooks/meta"), &body)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn events_reach_a_crm_over_https_signed_on_one_connection_when_its_certificate_is_trusted() {
     let (port, received, connections) = start_tls_crm().await;
@@ -137,15 +147,8 @@ async fn events_reach_a_crm_over_https_signed_on_one_connection_when_its_certifi
     let crm_url = format!("https://localhost:{port}{CRM_PATH}");
     let ca = fixture("ca.pem");
     let relay = relay_for(dir.path(), &crm_url, &[("SSL_CERT_FILE", &ca)]).await;
-    let http = reqwest::Client::new();
     for n in 1..=2 {
-        let body = wa_webhook("555000111", &[("4915110000071", n)]);
-        let v: serde_json::Value = post_meta_to(&http, &relay.url("/webhooks/meta"), &body)
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = post_text(&relay, "4915110000071", n).await;
         assert_eq!(v["delivered"], 1, "{v}\n{}", relay.logs());
     }
     let got = std::mem::take(&mut *received.lock().unwrap());
@@ -173,14 +176,7 @@ async fn a_crm_certificate_that_does_not_verify_fails_the_attempt_and_the_event_
     let crm_url = format!("https://localhost:{port}{CRM_PATH}");
     // The test CA is not trusted: the platform's roots only.
     let relay = relay_for(dir.path(), &crm_url, &[]).await;
-    let body = wa_webhook("555000111", &[("4915110000072", 1)]);
-    let v: serde_json::Value =
-        post_meta_to(&reqwest::Client::new(), &relay.url("/webhooks/meta"), &body)
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let v = post_text(&relay, "4915110000072", 1).await;
     assert_eq!(v["delivered"], 0, "{v}");
     assert_eq!(v["buffered"], 1, "{v}");
     assert!(
@@ -206,14 +202,7 @@ async fn with_http_proxy_set_deliveries_go_through_that_proxy() {
     let crm_url = format!("http://crm.example.invalid{CRM_PATH}");
     let proxy_url = PathBuf::from(proxy.uri());
     let relay = relay_for(dir.path(), &crm_url, &[("HTTP_PROXY", &proxy_url)]).await;
-    let body = wa_webhook("555000111", &[("4915110000073", 1)]);
-    let v: serde_json::Value =
-        post_meta_to(&reqwest::Client::new(), &relay.url("/webhooks/meta"), &body)
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let v = post_text(&relay, "4915110000073", 1).await;
     assert_eq!(v["delivered"], 1, "{v}\n{}", relay.logs());
     let got = proxy.received_requests().await.unwrap();
     assert_eq!(got.len(), 1);

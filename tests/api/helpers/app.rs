@@ -107,6 +107,21 @@ pub async fn spawn_app() -> TestApp {
 }
 
 /// POSTs a body to `url` signed with the app secret, as Meta does.
+/// A response's status and JSON body (Null when there is none); an error (4xx/5xx) must
+/// be `application/problem+json`.
+pub async fn status_and_problem(resp: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let v: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
+    if status >= 400 {
+        assert_eq!(ct.as_deref(), Some("application/problem+json"), "{v}");
+    }
+    (status, v)
+}
+
 pub async fn post_meta_to(
     http: &reqwest::Client,
     url: &str,

@@ -23,7 +23,7 @@ async fn telegram_wrong_or_missing_secret_is_401_and_nothing_is_forwarded() {
         if accept {
             assert_eq!(resp.status(), 200, "{case}");
         } else {
-            let (status, v) = problem(resp).await;
+            let (status, v) = status_and_problem(resp).await;
             assert_eq!(status, 401, "{case}");
             assert_eq!(v["code"], "unauthorized");
         }
@@ -34,7 +34,7 @@ async fn telegram_wrong_or_missing_secret_is_401_and_nothing_is_forwarded() {
         "cRm-Relay_7f3a9c2e1b4",
         "cRm-Relay_7f3a9c2e1b4dX",
     ] {
-        let (status, _) = problem(post_update(&app, BOT, Some(bad), &body).await).await;
+        let (status, _) = status_and_problem(post_update(&app, BOT, Some(bad), &body).await).await;
         assert_eq!(status, 401, "{bad:?}");
     }
     // Only the accepted case was forwarded.
@@ -48,7 +48,7 @@ async fn telegram_channel_without_a_secret_refuses_everything() {
         .await;
     let body = fixture("telegram/message_text.json");
     for header in [None, Some(""), Some(SECRET)] {
-        let (status, _) = problem(post_update(&app, BOT, header, &body).await).await;
+        let (status, _) = status_and_problem(post_update(&app, BOT, header, &body).await).await;
         assert_eq!(status, 401, "{header:?}");
     }
     assert!(app.crm_requests().await.is_empty());
@@ -65,14 +65,16 @@ async fn telegram_unknown_bot_is_404_channel_not_found() {
         "-1",
         "99999999999999999999999",
     ] {
-        let (status, v) = problem(post_update(&app, bot, Some(SECRET), &body).await).await;
+        let (status, v) =
+            status_and_problem(post_update(&app, bot, Some(SECRET), &body).await).await;
         assert_eq!(status, 404, "{bot}");
         assert_eq!(v["code"], "channel_not_found", "{bot}");
     }
     // Another kind's channel of the same id is not a Telegram bot.
     app.put_channel(ChannelKind::Messenger, "5000000003", "acme", "t")
         .await;
-    let (status, _) = problem(post_update(&app, "5000000003", Some(SECRET), &body).await).await;
+    let (status, _) =
+        status_and_problem(post_update(&app, "5000000003", Some(SECRET), &body).await).await;
     assert_eq!(status, 404);
     assert!(app.crm_requests().await.is_empty());
 }
@@ -97,7 +99,8 @@ async fn telegram_bad_bodies_get_a_clear_4xx_and_the_server_keeps_serving() {
         ("empty", Vec::new(), 400),
     ];
     for (name, body, expected) in cases {
-        let (status, v) = problem(post_update(&app, BOT, Some(SECRET), &body).await).await;
+        let (status, v) =
+            status_and_problem(post_update(&app, BOT, Some(SECRET), &body).await).await;
         assert_eq!(status, expected, "{name}: {v}");
         assert_eq!(v["code"], "invalid_request", "{name}");
     }
@@ -111,10 +114,10 @@ async fn telegram_bad_bodies_get_a_clear_4xx_and_the_server_keeps_serving() {
         .send()
         .await
         .unwrap();
-    assert_eq!(problem(resp).await.0, 415);
+    assert_eq!(status_and_problem(resp).await.0, 415);
     // Too large.
     let big = vec![b' '; 1_048_577];
-    let (status, v) = problem(post_update(&app, BOT, Some(SECRET), &big).await).await;
+    let (status, v) = status_and_problem(post_update(&app, BOT, Some(SECRET), &big).await).await;
     assert_eq!(status, 413);
     assert_eq!(v["code"], "payload_too_large");
     assert!(app.crm_requests().await.is_empty());
@@ -141,7 +144,7 @@ async fn telegram_crm_failure_is_buffered_and_a_redelivered_update_is_not_delive
     let app = spawn_telegram_app(TestApp::builder()).await;
     app.crm_fails_once().await;
     let body = fixture("telegram/message_photo_unicode_names.json");
-    let (status, v) = problem(post_update(&app, BOT, Some(SECRET), &body).await).await;
+    let (status, v) = status_and_problem(post_update(&app, BOT, Some(SECRET), &body).await).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["buffered"], 1);
     let reqs = app.wait_for_crm(CRM_PATH, 2).await;
@@ -158,7 +161,8 @@ async fn telegram_crm_failure_is_buffered_and_a_redelivered_update_is_not_delive
     // reaches the CRM no more.
     assert!(app.wait_drained(std::time::Duration::from_secs(10)).await);
     for _ in 0..3 {
-        let (status, v) = problem(post_update(&app, BOT, Some(SECRET), &body).await).await;
+        let (status, v) =
+            status_and_problem(post_update(&app, BOT, Some(SECRET), &body).await).await;
         assert_eq!(status, 200);
         assert_eq!(v["duplicates"], 1);
     }
@@ -170,7 +174,7 @@ async fn telegram_store_outage_is_503_then_recovers_without_restart() {
     let mut app = spawn_telegram_app(TestApp::builder()).await;
     let body = fixture("telegram/message_text.json");
     app.redis_mut().stop();
-    let (status, v) = problem(post_update(&app, BOT, Some(SECRET), &body).await).await;
+    let (status, v) = status_and_problem(post_update(&app, BOT, Some(SECRET), &body).await).await;
     assert_eq!(status, 503);
     assert_eq!(v["code"], "upstream_unavailable");
     assert!(app.crm_requests().await.is_empty());

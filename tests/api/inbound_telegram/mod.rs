@@ -78,16 +78,3 @@ fn assert_envelope(e: &Value, event_type: &str, name: &str) {
     );
     assert!(e["id"].as_str().unwrap().starts_with("evt_"), "{name}");
 }
-
-async fn problem(resp: reqwest::Response) -> (u16, Value) {
-    let status = resp.status().as_u16();
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
-    if status >= 400 {
-        assert_eq!(ct.as_deref(), Some("application/problem+json"), "{v}");
-    }
-    (status, v)
-}
