@@ -24,15 +24,16 @@ pub mod unsend;
 pub mod worker;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
 
+use crate::channel::ChannelKind;
 use crate::channels::ChannelRef;
 use crate::config::DeliverySettings;
-use crate::event::Event;
+use crate::event::{Event, EventType};
 use crate::live::Live;
 use crate::store::{Store, StoreBackend, StoreError};
 use crate::tenant::Tenant;
@@ -115,11 +116,12 @@ enum Step {
     Failed,
 }
 
-/// The ids of one event, for logs and metrics (never its content).
-#[derive(Debug, Clone, Copy)]
+/// The ids of one event, for logs and metrics (never its content). The channel is
+/// written out only when a line is logged.
+#[derive(Clone, Copy)]
 pub struct EventIds<'a> {
     pub id: &'a str,
-    pub channel: &'a str,
+    pub channel: &'a (dyn std::fmt::Display + Sync),
     pub event_type: &'a str,
 }
 
@@ -238,12 +240,7 @@ impl Dispatcher {
         let mut wabas = HashMap::new();
         let mut routed = Vec::with_capacity(events.len());
         for event in events {
-            metrics::counter!(
-                "switchboard_events_total",
-                "channel" => event.channel.kind().as_str(),
-                "type" => event.event_type.as_str()
-            )
-            .increment(1);
+            events_total(&event).increment(1);
             if let Some(waba) = event.account.as_deref() {
                 // About a WhatsApp Business Account: once to each tenant with a channel on it.
                 let owners = account::owners(&self.store, live, waba, &mut wabas).await?;
@@ -371,10 +368,9 @@ impl Dispatcher {
         }
         // From here on the event is only read (its echo mark, if any, is set).
         let event: &Event = event;
-        let channel = event.channel.to_string();
         let ids = EventIds {
             id: event.id.as_str(),
-            channel: &channel,
+            channel: &event.channel,
             event_type: event.event_type.as_str(),
         };
         let body = Bytes::from(event.to_body(&tenant.id, tenant.include_raw));
@@ -415,7 +411,7 @@ impl Dispatcher {
         let mut entry = Entry {
             id: ids.id.to_owned(),
             tenant: tenant.id.clone(),
-            channel: ids.channel.to_owned(),
+            channel: ids.channel.to_string(),
             conv,
             attempts,
             due,
@@ -441,7 +437,7 @@ impl Dispatcher {
                 tracing::warn!(
                     event_id = ids.id,
                     tenant = %tenant.id,
-                    channel = ids.channel,
+                    channel = %ids.channel,
                     event_type = ids.event_type,
                     limit,
                     stage = "sending",
@@ -454,7 +450,7 @@ impl Dispatcher {
                 tracing::info!(
                     event_id = ids.id,
                     tenant = %tenant.id,
-                    channel = ids.channel,
+                    channel = %ids.channel,
                     event_type = ids.event_type,
                     reason,
                     parked = pushed == Pushed::Parked,
@@ -520,7 +516,7 @@ impl Dispatcher {
                 tracing::info!(
                     event_id = ids.id,
                     tenant = %tenant.id,
-                    channel = ids.channel,
+                    channel = %ids.channel,
                     event_type = ids.event_type,
                     source = source.as_str(),
                     elapsed_ms = (elapsed * 1000.0) as u64,
@@ -534,7 +530,7 @@ impl Dispatcher {
                 tracing::warn!(
                     event_id = ids.id,
                     tenant = %tenant.id,
-                    channel = ids.channel,
+                    channel = %ids.channel,
                     event_type = ids.event_type,
                     source = source.as_str(),
                     error = %e,
@@ -580,6 +576,24 @@ fn tally(report: &mut DispatchReport, steps: Vec<Step>) {
             Step::Failed => report.failed += 1,
         }
     }
+}
+
+/// `switchboard_events_total{channel,type}` of this event: one handle per channel kind and
+/// event type, registered on first use (after the recorder is installed at startup), so
+/// the hot path does no registry lookup per event.
+fn events_total(event: &Event) -> &'static metrics::Counter {
+    const TYPES: usize = 16;
+    const _: () = assert!((EventType::ProviderEvent as usize) < TYPES);
+    static HANDLES: [[OnceLock<metrics::Counter>; TYPES]; ChannelKind::ALL.len()] =
+        [const { [const { OnceLock::new() }; TYPES] }; ChannelKind::ALL.len()];
+    let (kind, event_type) = (event.channel.kind(), event.event_type);
+    HANDLES[kind as usize][event_type as usize].get_or_init(|| {
+        metrics::counter!(
+            "switchboard_events_total",
+            "channel" => kind.as_str(),
+            "type" => event_type.as_str()
+        )
+    })
 }
 
 /// An event no tenant claims: answered 200, counted, never forwarded to a guess.

@@ -5,8 +5,10 @@
 //! provider retries.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use metrics::Counter;
 
 use super::body::{read_limited, require_json};
 use super::problem::ApiError;
@@ -147,6 +149,13 @@ struct Answer {
 }
 
 fn webhook_outcome(provider: &'static str, outcome: &'static str) {
-    metrics::counter!("switchboard_webhooks_total", "provider" => provider, "outcome" => outcome)
-        .increment(1);
+    // The usual outcome's handles are kept (registered on first use, after the recorder
+    // is installed at startup): no registry lookup per webhook.
+    static ACCEPTED: [OnceLock<Counter>; 2] = [const { OnceLock::new() }; 2];
+    let register = || metrics::counter!("switchboard_webhooks_total", "provider" => provider, "outcome" => outcome);
+    match (provider, outcome) {
+        ("meta", "accepted") => ACCEPTED[0].get_or_init(register).increment(1),
+        ("telegram", "accepted") => ACCEPTED[1].get_or_init(register).increment(1),
+        _ => register().increment(1),
+    }
 }

@@ -293,11 +293,10 @@ impl RedisBuffer {
             cmd.arg(sent);
         }
         let values: Vec<Option<String>> = conn.query(&cmd).await?;
-        let got = |i: usize| values.get(i).cloned().flatten();
-        let head = got(1);
+        let got = |i: usize| values.get(i).and_then(Option::as_deref);
         let presence = Presence {
             pending: got(0).is_some(),
-            behind: conv.is_some() && head.is_some_and(|h| h != event_id),
+            behind: conv.is_some() && got(1).is_some_and(|h| h != event_id),
         };
         Ok(Some((presence, got(2).is_some(), got(3).is_some())))
     }

@@ -36,8 +36,9 @@ pub(super) async fn set_ex_all(
     ttl: Duration,
 ) -> Result<(), StoreError> {
     let ms = ttl.as_millis().max(1) as u64;
-    if store.is_cluster() {
-        // The keys live in different slots: one command each.
+    if store.is_cluster() || keys.len() == 1 {
+        // The keys live in different slots (one command each), or there is one: a
+        // pipeline would only add its own bookkeeping.
         for key in keys {
             store.set_ex(key, value, ttl).await?;
         }
