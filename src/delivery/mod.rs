@@ -324,13 +324,21 @@ impl Dispatcher {
         let delivery = &live.settings.delivery;
         let dedupe_key = self.store.keys().dedupe(&event.id);
         let sent_key = echo::sent_key(self.store.keys(), event);
-        let Slot { conv, shard } = self.slot(tenant, event, event.id.as_str());
-        let ordered = delivery.ordered_per_conversation && !conv.is_empty();
+        // The event's place in the buffer (a keyed hash of its conversation) is worked
+        // out only where it is read: always on Redis, in process only while the buffer
+        // holds anything (an empty one has nothing for the event to be in or behind).
+        let slot = self
+            .buffer
+            .may_hold_events()
+            .then(|| self.slot(tenant, event, event.id.as_str()));
+        let ordered_in = |slot: &Slot| delivery.ordered_per_conversation && !slot.conv.is_empty();
         let checked = self
             .check(
-                shard,
+                slot.as_ref().map_or(0, |s| s.shard),
                 event.id.as_str(),
-                ordered.then_some(conv.as_str()),
+                slot.as_ref()
+                    .filter(|s| ordered_in(s))
+                    .map(|s| s.conv.as_str()),
                 &dedupe_key,
                 sent_key.as_deref(),
             )
@@ -408,6 +416,8 @@ impl Dispatcher {
                 }
             }
         };
+        let Slot { conv, .. } = slot.unwrap_or_else(|| self.slot(tenant, event, ids.id));
+        let ordered = delivery.ordered_per_conversation && !conv.is_empty();
         let mut entry = Entry {
             id: ids.id.to_owned(),
             tenant: tenant.id.clone(),

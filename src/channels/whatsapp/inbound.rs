@@ -27,6 +27,17 @@ pub fn normalize_entry(
     out: &mut Vec<Event>,
 ) -> Result<(), NormalizeError> {
     let entry: Entry<'_> = serde_json::from_str(entry.get())?;
+    normalize_parsed_entry(&entry, ctx, out);
+    Ok(())
+}
+
+/// Normalizes one `entry[]` item read already (with the envelope, in one pass),
+/// appending to `out`.
+pub(crate) fn normalize_parsed_entry(
+    entry: &Entry<'_>,
+    ctx: &NormalizeContext<'_>,
+    out: &mut Vec<Event>,
+) {
     // When Meta says it sent the entry: the time of what carries no time of its own.
     let sent_ms = entry.time.map(seconds_or_ms_to_ms).unwrap_or_else(now_ms);
     for change in &entry.changes {
@@ -74,7 +85,6 @@ pub fn normalize_entry(
         }
         out.push(number_event(&entry.id, &cx, field, value));
     }
-    Ok(())
 }
 
 /// `value.metadata.phone_number_id`: the number a change is about, if it names one.

@@ -6,7 +6,7 @@ pub mod account;
 mod content;
 pub mod inbound;
 pub mod outbound;
-mod wire;
+pub(crate) mod wire;
 
 use crate::channels::ChannelKind;
 

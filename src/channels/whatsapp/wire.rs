@@ -7,7 +7,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 #[derive(Deserialize)]
-pub(super) struct Entry<'a> {
+pub(crate) struct Entry<'a> {
     #[serde(default)]
     pub(super) id: String,
     /// When Meta sent it (Unix seconds); account-level changes carry nothing else.
@@ -18,7 +18,7 @@ pub(super) struct Entry<'a> {
 }
 
 #[derive(Deserialize)]
-pub(super) struct Change<'a> {
+pub(crate) struct Change<'a> {
     #[serde(default)]
     pub(super) field: String,
     #[serde(borrow)]

@@ -72,6 +72,13 @@ impl MemoryBuffer {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether no event is held at all (none pending, no conversation waiting): then
+    /// no event is in the buffer or behind one there.
+    pub fn is_empty(&self) -> bool {
+        let s = self.state();
+        s.pending.is_empty() && s.heads.is_empty()
+    }
+
     fn presence(&self, event_id: &str, conv: Option<&str>) -> Presence {
         let s = self.state();
         Presence {

@@ -201,6 +201,17 @@ pub enum RetryBuffer {
     Memory(Arc<MemoryBuffer>),
 }
 
+impl RetryBuffer {
+    /// Whether the buffer may hold events, as far as this process can tell without a
+    /// round trip: a Redis buffer always may; an in-process one only when not empty.
+    pub fn may_hold_events(&self) -> bool {
+        match self {
+            RetryBuffer::Redis(_) => true,
+            RetryBuffer::Memory(b) => !b.is_empty(),
+        }
+    }
+}
+
 macro_rules! delegate {
     ($self:ident, $b:ident => $e:expr) => {
         match $self {
