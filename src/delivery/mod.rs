@@ -206,7 +206,13 @@ impl Dispatcher {
         let mut report = DispatchReport::default();
         let routed = self.route(live, events, &mut report).await?;
         // An unsent message still waiting in the retry buffer is dropped before delivery.
-        self.forget_unsent(live, &routed).await;
+        // (The less usual paths are boxed, so the usual one's future stays small.)
+        if routed
+            .iter()
+            .any(|(_, e)| e.event_type == EventType::MessageDeleted)
+        {
+            Box::pin(self.forget_unsent(live, &routed)).await;
+        }
 
         let accepted = Accepted::default();
         if routed.len() == 1 {
@@ -214,13 +220,16 @@ impl Dispatcher {
             let steps = self.deliver_group(live, routed, &accepted).await;
             tally(&mut report, steps);
         } else {
-            let concurrency = live.settings.delivery.max_concurrency;
-            let mut results = stream::iter(by_conversation(routed))
-                .map(|group| self.deliver_group(live, group, &accepted))
-                .buffer_unordered(concurrency);
-            while let Some(steps) = results.next().await {
-                tally(&mut report, steps);
-            }
+            Box::pin(async {
+                let concurrency = live.settings.delivery.max_concurrency;
+                let mut results = stream::iter(by_conversation(routed))
+                    .map(|group| self.deliver_group(live, group, &accepted))
+                    .buffer_unordered(concurrency);
+                while let Some(steps) = results.next().await {
+                    tally(&mut report, steps);
+                }
+            })
+            .await;
         }
         // Every event the CRM accepted is marked seen in one pipeline, before the webhook
         // is answered.
@@ -439,7 +448,7 @@ impl Dispatcher {
         entry.payload = Entry::seal(&live.keyring, &sealed);
         let ttl = Duration::from_secs(delivery.retry_buffer_ttl_s);
         let limit = delivery.max_buffered_per_tenant;
-        match self.buffer.push(&entry, ordered, ttl, limit).await {
+        match Box::pin(self.buffer.push(&entry, ordered, ttl, limit)).await {
             Ok(Pushed::Full) => {
                 metrics::gauge!("switchboard_retry_buffer_full", "tenant" => tenant.id.clone())
                     .set(1.0);

@@ -111,10 +111,10 @@ pub async fn dispatch_and_answer(
     events: Vec<Event>,
 ) -> Result<HttpResponse, ApiError> {
     let total = events.len();
+    // Boxed: the dispatch future is large (routing, delivery, the buffer's paths), and
+    // each async layer above it would otherwise hold (and move) a copy of its state.
     let report: DispatchReport =
-        state
-            .dispatcher
-            .dispatch(live, events)
+        Box::pin(state.dispatcher.dispatch(live, events))
             .await
             .map_err(|e| {
                 webhook_outcome(provider, "unavailable");
