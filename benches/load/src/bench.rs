@@ -5,7 +5,8 @@
 //! generator, the sink (nginx answering 204 as the CRM and WhatsApp's send answer as the
 //! Graph API) and redis-server. Each round measures every case once, starting one case
 //! later than the round before, so drift on the machine spreads over all of them; the
-//! table gives the medians over the rounds.
+//! table gives the medians over the rounds, and each ratio to the baseline is the median
+//! of the rounds' own ratios (a system against the baseline measured beside it).
 
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -381,8 +382,9 @@ fn mib(kib: u64) -> String {
 fn print_table(args: &RunArgs, systems: &[System], cases: &[Case], load_before: String) {
     println!();
     println!(
-        "{} rounds × {} s per case ({} s warm-up), {} connections, medians over the rounds; \
-         systems on CPU {}, load generator + sink + redis-server on CPU {}",
+        "{} rounds × {} s per case ({} s warm-up), {} connections, medians over the rounds \
+         (vs baseline: the median of each round's ratio); systems on CPU {}, load generator + \
+         sink + redis-server on CPU {}",
         args.rounds, args.duration, args.warmup, args.conns, args.relay_cpu, args.load_cpu
     );
     println!(
@@ -398,12 +400,25 @@ fn print_table(args: &RunArgs, systems: &[System], cases: &[Case], load_before: 
         let sys = &systems[c.system];
         let base = cases
             .iter()
-            .find(|b| b.path == c.path && systems[b.system].baseline)
-            .map(rate);
+            .find(|b| b.path == c.path && systems[b.system].baseline);
         let r = rate(c);
-        let ratio = match base {
-            Some(b) if b > 0.0 => format!("{:.2}x", r / b),
-            _ => "-".into(),
+        // Each round's rate over the baseline's in the same round (measured next to it in
+        // time), then the median of those: drift on the machine over the run cancels out
+        // of each pair instead of adding to the spread.
+        let ratios: Vec<f64> = base
+            .map(|b| {
+                c.samples
+                    .iter()
+                    .zip(&b.samples)
+                    .filter(|(_, b)| b.rate() > 0.0)
+                    .map(|(s, b)| s.rate() / b.rate())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ratio = if ratios.is_empty() {
+            "-".into()
+        } else {
+            format!("{:.2}x", median(ratios))
         };
         let p50 = median(c.samples.iter().map(|s| s.quantile_ms(0.5)).collect());
         let p99 = median(c.samples.iter().map(|s| s.quantile_ms(0.99)).collect());
