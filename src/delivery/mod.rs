@@ -85,6 +85,13 @@ struct Slot {
     shard: u16,
 }
 
+impl Slot {
+    /// The conversation the event is ordered in, when ordering applies to it.
+    fn ordered_conv(&self, delivery: &DeliverySettings) -> Option<&str> {
+        (delivery.ordered_per_conversation && !self.conv.is_empty()).then_some(self.conv.as_str())
+    }
+}
+
 /// The dedupe keys of the events of one webhook the CRM accepted, marked seen together
 /// once the webhook's deliveries are done. (The groups of a webhook run concurrently on
 /// one task; the lock is never held across an await.)
@@ -209,7 +216,7 @@ impl Dispatcher {
         // (The less usual paths are boxed, so the usual one's future stays small.)
         if routed
             .iter()
-            .any(|(_, e)| e.event_type == EventType::MessageDeleted)
+            .any(|(_, e)| unsend::received_event_id(e).is_some())
         {
             Box::pin(self.forget_unsent(live, &routed)).await;
         }
@@ -340,14 +347,11 @@ impl Dispatcher {
             .buffer
             .may_hold_events()
             .then(|| self.slot(tenant, event, event.id.as_str()));
-        let ordered_in = |slot: &Slot| delivery.ordered_per_conversation && !slot.conv.is_empty();
         let checked = self
             .check(
                 slot.as_ref().map_or(0, |s| s.shard),
                 event.id.as_str(),
-                slot.as_ref()
-                    .filter(|s| ordered_in(s))
-                    .map(|s| s.conv.as_str()),
+                slot.as_ref().and_then(|s| s.ordered_conv(delivery)),
                 &dedupe_key,
                 sent_key.as_deref(),
             )
@@ -425,8 +429,9 @@ impl Dispatcher {
                 }
             }
         };
-        let Slot { conv, .. } = slot.unwrap_or_else(|| self.slot(tenant, event, ids.id));
-        let ordered = delivery.ordered_per_conversation && !conv.is_empty();
+        let slot = slot.unwrap_or_else(|| self.slot(tenant, event, ids.id));
+        let ordered = slot.ordered_conv(delivery).is_some();
+        let conv = slot.conv;
         let mut entry = Entry {
             id: ids.id.to_owned(),
             tenant: tenant.id.clone(),

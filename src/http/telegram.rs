@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::body::{read_limited, require_json};
 use super::problem::ApiError;
-use super::webhooks::dispatch_and_answer;
+use super::webhooks::{dispatch_and_answer, webhook_outcome};
 use crate::channels::telegram::inbound;
 use crate::channels::telegram::secret::{self, SecretCheckError};
 use crate::channels::{ChannelKind, ChannelRef, NormalizeContext};
@@ -88,6 +88,5 @@ pub async fn telegram_webhook(
 }
 
 fn outcome(outcome: &'static str) {
-    metrics::counter!("switchboard_webhooks_total", "provider" => PROVIDER, "outcome" => outcome)
-        .increment(1);
+    webhook_outcome(PROVIDER, outcome);
 }

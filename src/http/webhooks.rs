@@ -148,14 +148,20 @@ struct Answer {
     unroutable: usize,
 }
 
-fn webhook_outcome(provider: &'static str, outcome: &'static str) {
-    // The usual outcome's handles are kept (registered on first use, after the recorder
-    // is installed at startup): no registry lookup per webhook.
-    static ACCEPTED: [OnceLock<Counter>; 2] = [const { OnceLock::new() }; 2];
+/// Counts a webhook in `switchboard_webhooks_total{provider,outcome}`.
+pub(super) fn webhook_outcome(provider: &'static str, outcome: &'static str) {
+    // Every outcome's handle is kept (registered on first use, after the recorder is
+    // installed at startup): no registry lookup per webhook.
+    const PROVIDERS: [&str; 2] = ["meta", "telegram"];
+    const OUTCOMES: [&str; 4] = ["accepted", "rejected", "unauthorized", "unavailable"];
+    static HANDLES: [[OnceLock<Counter>; OUTCOMES.len()]; PROVIDERS.len()] =
+        [const { [const { OnceLock::new() }; OUTCOMES.len()] }; PROVIDERS.len()];
     let register = || metrics::counter!("switchboard_webhooks_total", "provider" => provider, "outcome" => outcome);
-    match (provider, outcome) {
-        ("meta", "accepted") => ACCEPTED[0].get_or_init(register).increment(1),
-        ("telegram", "accepted") => ACCEPTED[1].get_or_init(register).increment(1),
+    match (
+        PROVIDERS.iter().position(|p| *p == provider),
+        OUTCOMES.iter().position(|o| *o == outcome),
+    ) {
+        (Some(p), Some(o)) => HANDLES[p][o].get_or_init(register).increment(1),
         _ => register().increment(1),
     }
 }

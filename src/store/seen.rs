@@ -58,6 +58,11 @@ struct Mark {
     deadline: u64,
 }
 
+/// The mark with sequence number `seq` in a ring whose front has number `head`.
+fn at(ring: &VecDeque<Mark>, head: u32, seq: u32) -> Mark {
+    ring[seq.wrapping_sub(head) as usize]
+}
+
 /// Event ids seen, each until its deadline, at most `cap` of them.
 #[derive(Debug)]
 pub struct SeenIds {
@@ -106,10 +111,8 @@ impl SeenIds {
     fn mark(&self, id: Id) -> Option<Mark> {
         let (ring, head) = (&self.ring, self.head);
         self.index
-            .find(self.hash(id), |&seq| {
-                ring[seq.wrapping_sub(head) as usize].id == id
-            })
-            .map(|&seq| ring[seq.wrapping_sub(head) as usize])
+            .find(self.hash(id), |&seq| at(ring, head, seq).id == id)
+            .map(|&seq| at(ring, head, seq))
     }
 
     /// Whether `id` is seen at `now`.
@@ -129,10 +132,7 @@ impl SeenIds {
         // Marked before: the index points to the new mark, and the earlier one is stale
         // (so making room below never drops this id).
         let (ring, head) = (&self.ring, self.head);
-        let again = match self
-            .index
-            .find_mut(hash, |&s| ring[s.wrapping_sub(head) as usize].id == id)
-        {
+        let again = match self.index.find_mut(hash, |&s| at(ring, head, s).id == id) {
             Some(s) => {
                 *s = seq;
                 true
@@ -145,9 +145,8 @@ impl SeenIds {
         self.ring.push_back(Mark { id, deadline });
         if !again {
             let (ring, head, hasher) = (&self.ring, self.head, &self.hasher);
-            self.index.insert_unique(hash, seq, |&s| {
-                hasher.hash_one(ring[s.wrapping_sub(head) as usize].id)
-            });
+            self.index
+                .insert_unique(hash, seq, |&s| hasher.hash_one(at(ring, head, s).id));
         }
     }
 
@@ -156,13 +155,10 @@ impl SeenIds {
         let (id, now) = (split(id), self.ms(now));
         let hash = self.hash(id);
         let (ring, head) = (&self.ring, self.head);
-        match self
-            .index
-            .find_entry(hash, |&s| ring[s.wrapping_sub(head) as usize].id == id)
-        {
+        match self.index.find_entry(hash, |&s| at(ring, head, s).id == id) {
             Ok(entry) => {
                 let (seq, _) = entry.remove();
-                ring[seq.wrapping_sub(head) as usize].deadline > now
+                at(ring, head, seq).deadline > now
             }
             Err(_) => false,
         }
@@ -173,7 +169,7 @@ impl SeenIds {
         let now = self.ms(now);
         self.index
             .iter()
-            .map(|&seq| self.ring[seq.wrapping_sub(self.head) as usize])
+            .map(|&seq| at(&self.ring, self.head, seq))
             .filter(move |m| m.deadline > now)
             .map(|m| join(m.id))
     }
