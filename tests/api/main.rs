@@ -38,6 +38,7 @@ mod replies_telegram;
 mod replies_whatsapp;
 mod routing_cache;
 mod server_limits;
+mod store_connection;
 mod token_health;
 mod vault_admin;
 mod vault_interop;

@@ -284,19 +284,21 @@ impl RedisBuffer {
             return Ok(None);
         }
         let k = self.keys();
-        let mut conn = self.store.conn().await?;
-        let mut cmd = redis::cmd("MGET");
-        cmd.arg(k.retry_pending(shard, event_id))
-            .arg(k.retry_head(shard, conv.unwrap_or(NO_CONV)))
-            .arg(dedupe_key);
-        if let Some(sent) = sent_key {
-            cmd.arg(sent);
-        }
-        let values: Vec<Option<String>> = conn.query(&cmd).await?;
+        let pending = k.retry_pending(shard, event_id);
+        let head = k.retry_head(shard, conv.unwrap_or(NO_CONV));
+        let mut keys = [pending.as_str(), head.as_str(), dedupe_key, ""];
+        let n = match sent_key {
+            Some(sent) => {
+                keys[3] = sent;
+                4
+            }
+            None => 3,
+        };
+        let values = self.store.mget(&keys[..n]).await?;
         let got = |i: usize| values.get(i).and_then(Option::as_deref);
         let presence = Presence {
             pending: got(0).is_some(),
-            behind: conv.is_some() && got(1).is_some_and(|h| h != event_id),
+            behind: conv.is_some() && got(1).is_some_and(|h| h != event_id.as_bytes()),
         };
         Ok(Some((presence, got(2).is_some(), got(3).is_some())))
     }

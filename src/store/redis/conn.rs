@@ -1,7 +1,8 @@
 //! Connection handling: [`RedisConn`] (one server's `ConnectionManager`, a Cluster's
 //! `ClusterConnection`, or one plain connection), and each thread's own connection per
 //! store, made on first use on the caller's runtime and replaced once that runtime has
-//! shut down; the dedicated connection of blocking reads.
+//! shut down; each thread's [`Pipe`] for the hot path, likewise; the dedicated
+//! connection of blocking reads.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, Script};
 use secrecy::ExposeSecret;
 
+use super::pipe::Pipe;
 use super::{RedisStore, Target};
 use crate::store::StoreError;
 
@@ -67,6 +69,7 @@ struct LocalConn {
 
 thread_local! {
     static LOCAL_CONNS: RefCell<HashMap<u64, LocalConn>> = RefCell::new(HashMap::new());
+    static LOCAL_PIPES: RefCell<HashMap<u64, Pipe>> = RefCell::new(HashMap::new());
 }
 
 impl RedisStore {
@@ -106,6 +109,33 @@ impl RedisStore {
             )
         });
         Ok(conn)
+    }
+
+    /// This thread's [`Pipe`] for the hot path's commands, connecting first if needed
+    /// (on the current runtime); `None` where the target needs redis-rs.
+    pub async fn pipe(&self) -> Result<Option<Pipe>, StoreError> {
+        let Some(target) = &self.pipe_target else {
+            return Ok(None);
+        };
+        let held = LOCAL_PIPES.with(|m| {
+            let mut m = m.borrow_mut();
+            match m.get(&self.id) {
+                Some(p) if !p.is_dead() => Some(p.clone()),
+                Some(_) => {
+                    m.remove(&self.id);
+                    None
+                }
+                None => None,
+            }
+        });
+        if let Some(p) = held {
+            return Ok(Some(p));
+        }
+        let pipe = tokio::time::timeout(self.timeout * 2, Pipe::connect(target, self.timeout))
+            .await
+            .map_err(|_| StoreError::Unavailable("connecting timed out".into()))??;
+        LOCAL_PIPES.with(|m| m.borrow_mut().insert(self.id, pipe.clone()));
+        Ok(Some(pipe))
     }
 
     async fn connect(&self) -> Result<RedisConn, StoreError> {

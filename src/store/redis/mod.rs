@@ -16,6 +16,7 @@
 
 mod channels;
 mod conn;
+mod pipe;
 mod scan;
 mod values;
 
@@ -46,6 +47,8 @@ pub struct RedisStore {
     target: Target,
     timeout: Duration,
     id: u64,
+    /// Where the hot path's [`pipe::Pipe`] connects (one server over plain TCP).
+    pipe_target: Option<Arc<pipe::PipeTarget>>,
     /// Channel → tenant for routing (off unless [`RedisStore::with_channel_cache`]).
     routes: Arc<RouteCache>,
     /// WABA → its WhatsApp channels, for account-level webhooks ([`super::waba`]).
@@ -62,11 +65,12 @@ impl RedisStore {
         cluster_nodes: &[SecretString],
         timeout: Duration,
     ) -> Result<Self, StoreError> {
+        let mut pipe_target = None;
         let target = if cluster_nodes.is_empty() {
-            Target::Single(Box::new(
-                redis::Client::open(redis_url.expose_secret())
-                    .map_err(|e| StoreError::Unavailable(format!("store.redis_url: {e}")))?,
-            ))
+            let client = redis::Client::open(redis_url.expose_secret())
+                .map_err(|e| StoreError::Unavailable(format!("store.redis_url: {e}")))?;
+            pipe_target = pipe::PipeTarget::of(&client).map(Arc::new);
+            Target::Single(Box::new(client))
         } else {
             Target::Cluster(cluster_nodes.to_vec())
         };
@@ -75,6 +79,7 @@ impl RedisStore {
             target,
             timeout,
             id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
+            pipe_target,
             routes: Arc::new(RouteCache::new(Duration::ZERO)),
             wabas: Arc::new(WabaCache::new(Duration::ZERO)),
         })
@@ -105,6 +110,39 @@ impl RedisStore {
     pub(super) async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
         let mut c = self.conn().await?;
         c.query(cmd).await
+    }
+
+    /// `MGET` of keys in one slot: each value, `None` where absent. Over the hot path's
+    /// [`pipe::Pipe`] where there is one.
+    pub async fn mget(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let Some(pipe) = self.pipe().await? else {
+            let mut cmd = redis::cmd("MGET");
+            for k in keys {
+                cmd.arg(*k);
+            }
+            return self.run(&cmd).await;
+        };
+        let mut args: Vec<&[u8]> = Vec::with_capacity(keys.len() + 1);
+        args.push(b"MGET");
+        args.extend(keys.iter().map(|k| k.as_bytes()));
+        match pipe.call(&args).await? {
+            pipe::Reply::Array(Some(items)) if items.len() == keys.len() => items
+                .into_iter()
+                .map(|item| match item {
+                    pipe::Reply::Bulk(v) => Ok(v),
+                    other => Err(unexpected("MGET", &other)),
+                })
+                .collect(),
+            other => Err(unexpected("MGET", &other)),
+        }
+    }
+}
+
+/// A reply of the wrong shape, or the server's error, as the store's error.
+pub(super) fn unexpected(cmd: &str, reply: &pipe::Reply) -> StoreError {
+    match reply {
+        pipe::Reply::Error(e) => StoreError::Unavailable(format!("{cmd}: {e}")),
+        other => StoreError::Unavailable(format!("{cmd}: unexpected {} reply", other.kind())),
     }
 }
 

@@ -19,8 +19,16 @@ pub(super) async fn set_ex(
     value: &str,
     ttl: Duration,
 ) -> Result<(), StoreError> {
-    let mut conn = store.conn().await?;
     let ms = ttl.as_millis().max(1) as u64;
+    if let Some(pipe) = store.pipe().await? {
+        let ms = itoa::Buffer::new().format(ms).to_owned();
+        let args: [&[u8]; 4] = [b"PSETEX", key.as_bytes(), ms.as_bytes(), value.as_bytes()];
+        return match pipe.call(&args).await? {
+            super::pipe::Reply::Status(_) => Ok(()),
+            other => Err(super::unexpected("PSETEX", &other)),
+        };
+    }
+    let mut conn = store.conn().await?;
     match &mut conn {
         RedisConn::Single(c) => c.pset_ex::<_, _, ()>(key, value, ms).await?,
         RedisConn::Cluster(c) => c.pset_ex::<_, _, ()>(key, value, ms).await?,

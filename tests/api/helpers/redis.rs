@@ -32,9 +32,13 @@ pub fn redis_cli(port: u16, args: &[&str]) -> String {
 
 /// Polls `redis-cli args` on `port` until `ok` holds for its output (deadline 20 s).
 fn wait_until(port: u16, args: &[&str], ok: impl Fn(&str) -> bool) {
+    wait_until_with(|| redis_cli(port, args), port, ok)
+}
+
+fn wait_until_with(cli: impl Fn() -> String, port: u16, ok: impl Fn(&str) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let out = redis_cli(port, args);
+        let out = cli();
         if ok(&out) {
             return;
         }
@@ -52,6 +56,8 @@ pub struct RedisServer {
     /// Whether it keeps an append-only file (fsync always), so a restart keeps what it
     /// acknowledged: the production setup the retry buffer expects.
     persistent: bool,
+    /// `requirepass`, when it has one (`redis-cli` then authenticates).
+    password: Option<String>,
     child: Option<Child>,
     dir: tempfile::TempDir,
 }
@@ -67,10 +73,24 @@ impl RedisServer {
         Self::start_with(true)
     }
 
+    /// A server with no persistence that requires `password` (`requirepass`).
+    pub fn start_requiring(password: &str) -> Self {
+        let mut s = Self {
+            port: free_port(),
+            persistent: false,
+            password: Some(password.to_owned()),
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        s.spawn();
+        s
+    }
+
     fn start_with(persistent: bool) -> Self {
         let mut s = Self {
             port: free_port(),
             persistent,
+            password: None,
             child: None,
             dir: tempfile::tempdir().unwrap(),
         };
@@ -79,22 +99,52 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) {
-        let aof: &[&str] = if self.persistent {
-            &["--appendonly", "yes", "--appendfsync", "always"]
+        let mut extra: Vec<&str> = if self.persistent {
+            vec!["--appendonly", "yes", "--appendfsync", "always"]
         } else {
-            &["--appendonly", "no"]
+            vec!["--appendonly", "no"]
         };
-        self.child = Some(spawn_redis(self.port, self.dir.path(), aof));
-        wait_until(self.port, &["PING"], |out| out.trim() == "PONG");
+        if let Some(p) = &self.password {
+            extra.extend(["--requirepass", p]);
+        }
+        self.child = Some(spawn_redis(self.port, self.dir.path(), &extra));
+        wait_until_with(
+            || self.cli(&["PING"]),
+            self.port,
+            |out| out.trim() == "PONG",
+        );
+    }
+
+    /// Freezes the server (SIGSTOP): its connections stay open and nothing answers.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let ok = Command::new("kill").args([sig, &pid]).status().unwrap();
+        assert!(ok.success(), "kill {sig} {pid}");
     }
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// Runs `redis-cli` against this server.
+    /// Runs `redis-cli` against this server (authenticated where it needs it).
     pub fn cli(&self, args: &[&str]) -> String {
-        redis_cli(self.port, args)
+        match &self.password {
+            Some(p) => {
+                let mut all = vec!["--no-auth-warning", "-a", p.as_str()];
+                all.extend_from_slice(args);
+                redis_cli(self.port, &all)
+            }
+            None => redis_cli(self.port, args),
+        }
     }
 
     /// Stops the server with SIGKILL (as if it crashed).
