@@ -192,7 +192,7 @@ impl Event {
     pub fn ordering_key(&self) -> Option<String> {
         self.conversation
             .as_ref()
-            .map(|c| format!("{}:{}:{}", self.channel.kind(), self.channel.id(), c))
+            .map(|c| [self.channel.kind().as_str(), ":", self.channel.id(), ":", c].concat())
     }
 }
 
