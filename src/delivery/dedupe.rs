@@ -61,13 +61,15 @@ impl Dispatcher {
         })
     }
 
-    /// Remembers that the CRM accepted these events (dedupe keys), in one pipeline.
+    /// Remembers that the CRM accepted these events (dedupe keys): the marks are stored,
+    /// or on their way ahead of anything this thread sends later
+    /// ([`StoreBackend::send_ex_all`]).
     pub(super) async fn mark_all_seen(&self, dedupe_keys: &[String], delivery: &DeliverySettings) {
         if dedupe_keys.is_empty() {
             return;
         }
         let window = Duration::from_secs(delivery.dedupe_window_s);
-        if let Err(e) = self.store.set_ex_all(dedupe_keys, "1", window).await {
+        if let Err(e) = self.store.send_ex_all(dedupe_keys, "1", window).await {
             // Delivered but not remembered: a redelivery may reach the CRM twice
             // (at-least-once), which webhook-id lets it detect.
             tracing::warn!(events = dedupe_keys.len(), error = %e, stage = "sending", "Delivered events could not be marked as seen.");

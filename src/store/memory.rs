@@ -232,7 +232,7 @@ impl StoreBackend for MemoryStore {
         Ok(())
     }
 
-    async fn set_ex_all(
+    async fn send_ex_all(
         &self,
         keys: &[String],
         value: &str,

@@ -174,9 +174,11 @@ pub trait StoreBackend: Send + Sync {
         value: &str,
         ttl: Duration,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Sets every key of `keys` to `value` with a TTL (one pipeline where the backend
-    /// has them).
-    fn set_ex_all(
+    /// Sets every key of `keys` to `value` with a TTL, for marks whose failure is only
+    /// logged (dedupe): returns once they are stored, or, where the backend can tell,
+    /// once they are sent ahead of anything this thread sends later (Redis over its
+    /// hot-path connection: the replies are read and a failure logged, not awaited).
+    fn send_ex_all(
         &self,
         keys: &[String],
         value: &str,
@@ -272,13 +274,13 @@ impl StoreBackend for Store {
     async fn set_ex(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
         delegate!(self, s => s.set_ex(key, value, ttl).await)
     }
-    async fn set_ex_all(
+    async fn send_ex_all(
         &self,
         keys: &[String],
         value: &str,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        delegate!(self, s => s.set_ex_all(keys, value, ttl).await)
+        delegate!(self, s => s.send_ex_all(keys, value, ttl).await)
     }
     async fn set_nx_ex(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
         delegate!(self, s => s.set_nx_ex(key, value, ttl).await)

@@ -1,7 +1,8 @@
 //! The Redis store's connection for the hot path (one server over plain TCP): it
 //! authenticates and selects the URL's database, keeps many commands' replies apart,
-//! survives callers that give up, and fails within the store's deadline when Redis
-//! stops answering, then connects again.
+//! survives callers that give up, sends dedupe marks ahead of what follows without
+//! waiting for them, and fails within the store's deadline when Redis stops answering,
+//! then connects again.
 
 use std::time::{Duration, Instant};
 
@@ -159,4 +160,45 @@ async fn a_webhook_while_redis_is_frozen_is_a_503_and_the_next_one_is_delivered(
     assert_eq!(app.crm_requests().await.len(), 1, "nothing reached the CRM");
     let v: serde_json::Value = app.post_meta(&second).await.json().await.unwrap();
     assert_eq!(v["delivered"], 1, "Meta's redelivery goes through: {v}");
+}
+
+#[tokio::test]
+async fn marks_sent_without_waiting_are_read_back_by_the_next_command() {
+    let redis = RedisServer::start();
+    let store = store_at(redis.url(), Duration::from_secs(2));
+    let one = vec!["conn:dedupe:a".to_owned()];
+    let three: Vec<String> = (0..3).map(|i| format!("conn:dedupe:b{i}")).collect();
+    store
+        .send_ex_all(&one, "1", Duration::from_secs(600))
+        .await
+        .unwrap();
+    store
+        .send_ex_all(&three, "1", Duration::from_secs(600))
+        .await
+        .unwrap();
+    // The same thread's next command goes out after them on the same connection.
+    let got = store
+        .mget(&[
+            "conn:dedupe:a",
+            "conn:dedupe:b0",
+            "conn:dedupe:b2",
+            "conn:other",
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![
+            Some(b"1".to_vec()),
+            Some(b"1".to_vec()),
+            Some(b"1".to_vec()),
+            None
+        ]
+    );
+    let ttl: i64 = redis
+        .cli(&["PTTL", "conn:dedupe:b1"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(ttl > 590_000, "the window is the TTL: {ttl}");
 }

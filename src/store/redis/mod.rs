@@ -206,13 +206,13 @@ impl StoreBackend for RedisStore {
         values::set_ex(self, key, value, ttl).await
     }
 
-    async fn set_ex_all(
+    async fn send_ex_all(
         &self,
         keys: &[String],
         value: &str,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        values::set_ex_all(self, keys, value, ttl).await
+        values::send_ex_all(self, keys, value, ttl).await
     }
 
     async fn set_nx_ex(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {

@@ -95,6 +95,9 @@ struct Slot {
     answered: bool,
     /// Its command's caller is gone (cancelled): the reply is read and dropped.
     abandoned: bool,
+    /// Sent by [`Pipe::send`]: nobody waits for the reply, which is read and dropped,
+    /// and a failure is logged as this.
+    detached: Option<&'static str>,
 }
 
 struct State {
@@ -110,6 +113,12 @@ struct State {
     driver: Option<Waker>,
     /// Why the connection is dead, once it is.
     dead: Option<String>,
+    /// Bytes ever queued in `out`, and ever written by the driver: a command queued up
+    /// to `queued` has been written once `written` reaches that.
+    queued: u64,
+    written: u64,
+    /// [`Pipe::send`]s waiting for their bytes to be written: (end, waker).
+    flush_waiters: Vec<(u64, Waker)>,
 }
 
 impl State {
@@ -121,11 +130,24 @@ impl State {
         while let Some(i) = self.waiting.pop_front() {
             self.settle(i, Err(reason.to_owned()));
         }
+        for (_, w) in self.flush_waiters.drain(..) {
+            w.wake();
+        }
     }
 
     fn settle(&mut self, i: usize, reply: Result<Reply, String>) {
         let slot = &mut self.slots[i];
-        if slot.abandoned {
+        if slot.abandoned || slot.detached.is_some() {
+            if let Some(what) = slot.detached {
+                let failure = match &reply {
+                    Ok(Reply::Error(e)) => Some(e.as_str()),
+                    Err(e) => Some(e.as_str()),
+                    Ok(_) => None,
+                };
+                if let Some(error) = failure {
+                    tracing::warn!(error, stage = "store", "{what}");
+                }
+            }
             *slot = Slot::default();
             self.free.push(i);
             return;
@@ -167,6 +189,9 @@ impl Pipe {
                     since: Instant::now(),
                     driver: None,
                     dead: None,
+                    queued: 0,
+                    written: 0,
+                    flush_waiters: Vec::new(),
                 }),
             }),
         };
@@ -203,24 +228,7 @@ impl Pipe {
     pub async fn call(&self, args: &[&[u8]]) -> Result<Reply, StoreError> {
         let slot = {
             let mut st = self.lock();
-            if let Some(why) = &st.dead {
-                return Err(StoreError::Unavailable(why.clone()));
-            }
-            encode(&mut st.out, args);
-            let i = match st.free.pop() {
-                Some(i) => i,
-                None => {
-                    st.slots.push(Slot::default());
-                    st.slots.len() - 1
-                }
-            };
-            if st.waiting.is_empty() {
-                st.since = Instant::now();
-            }
-            st.waiting.push_back(i);
-            if let Some(w) = st.driver.take() {
-                w.wake();
-            }
+            let (i, _) = enqueue(&mut st, args, None)?;
             SlotGuard { pipe: self, i }
         };
         poll_fn(|cx| {
@@ -240,6 +248,65 @@ impl Pipe {
         .await
         .map_err(StoreError::Unavailable)
     }
+}
+
+impl Pipe {
+    /// Sends commands without waiting for their replies: returns once their bytes are
+    /// written to the connection (so they reach Redis ahead of anything this thread
+    /// sends later). The replies are read and dropped; a failure is logged as `what`
+    /// (it never names a key or value).
+    pub async fn send(&self, commands: &[&[&[u8]]], what: &'static str) -> Result<(), StoreError> {
+        let end = {
+            let mut st = self.lock();
+            let mut end = st.queued;
+            for args in commands {
+                end = enqueue(&mut st, args, Some(what))?.1;
+            }
+            end
+        };
+        poll_fn(|cx| {
+            let mut st = self.lock();
+            if st.written >= end {
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(why) = &st.dead {
+                return Poll::Ready(Err(StoreError::Unavailable(why.clone())));
+            }
+            st.flush_waiters.push((end, cx.waker().clone()));
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+/// Queues one command and gives it a slot: the slot, and where its bytes end.
+fn enqueue(
+    st: &mut State,
+    args: &[&[u8]],
+    detached: Option<&'static str>,
+) -> Result<(usize, u64), StoreError> {
+    if let Some(why) = &st.dead {
+        return Err(StoreError::Unavailable(why.clone()));
+    }
+    let before = st.out.len();
+    encode(&mut st.out, args);
+    st.queued += (st.out.len() - before) as u64;
+    let i = match st.free.pop() {
+        Some(i) => i,
+        None => {
+            st.slots.push(Slot::default());
+            st.slots.len() - 1
+        }
+    };
+    st.slots[i].detached = detached;
+    if st.waiting.is_empty() {
+        st.since = Instant::now();
+    }
+    st.waiting.push_back(i);
+    if let Some(w) = st.driver.take() {
+        w.wake();
+    }
+    Ok((i, st.queued))
 }
 
 fn expect_ok(reply: Reply, what: &str) -> Result<(), StoreError> {
@@ -383,6 +450,8 @@ struct Driver {
     /// Bytes taken from [`State::out`], written from `written` on.
     wbuf: Vec<u8>,
     written: usize,
+    /// Bytes written since the connection opened (published as [`State::written`]).
+    total_written: u64,
     /// Bytes read (up to `filled`) and not yet parsed (from `parsed` on).
     rbuf: Vec<u8>,
     parsed: usize,
@@ -402,6 +471,7 @@ impl Driver {
             timeout,
             wbuf: Vec::with_capacity(4096),
             written: 0,
+            total_written: 0,
             rbuf: vec![0; 16 * 1024],
             parsed: 0,
             filled: 0,
@@ -421,7 +491,10 @@ impl Driver {
         while self.written < self.wbuf.len() {
             match Pin::new(&mut self.stream).poll_write(cx, &self.wbuf[self.written..]) {
                 Poll::Ready(Ok(0)) => return Err("the connection closed".into()),
-                Poll::Ready(Ok(n)) => self.written += n,
+                Poll::Ready(Ok(n)) => {
+                    self.written += n;
+                    self.total_written += n as u64;
+                }
                 Poll::Ready(Err(e)) => return Err(format!("writing: {e}")),
                 Poll::Pending => return Ok(false),
             }
@@ -532,7 +605,17 @@ impl Future for Driver {
                 return this.die(&e);
             }
             let (more_out, since, waiting) = {
-                let st = lock(&this.shared);
+                let mut st = lock(&this.shared);
+                if st.written != this.total_written {
+                    st.written = this.total_written;
+                    let written = st.written;
+                    st.flush_waiters.retain(|(end, w)| {
+                        if *end <= written {
+                            w.wake_by_ref();
+                        }
+                        *end > written
+                    });
+                }
                 (!st.out.is_empty(), st.since, !st.waiting.is_empty())
             };
             if waiting {

@@ -37,13 +37,29 @@ pub(super) async fn set_ex(
     Ok(())
 }
 
-pub(super) async fn set_ex_all(
+/// The marks' `PSETEX`es: over the hot path's pipe, sent without waiting for the
+/// replies; otherwise stored as [`StoreBackend::send_ex_all`] allows.
+pub(super) async fn send_ex_all(
     store: &RedisStore,
     keys: &[String],
     value: &str,
     ttl: Duration,
 ) -> Result<(), StoreError> {
     let ms = ttl.as_millis().max(1) as u64;
+    if let Some(pipe) = store.pipe().await? {
+        const FAILED: &str = "A delivered event's dedupe mark could not be stored: a redelivery may reach the CRM twice.";
+        let mut n = itoa::Buffer::new();
+        let ms = n.format(ms).as_bytes();
+        fn psetex<'a>(key: &'a str, ms: &'a [u8], value: &'a str) -> [&'a [u8]; 4] {
+            [b"PSETEX", key.as_bytes(), ms, value.as_bytes()]
+        }
+        if let [key] = keys {
+            return pipe.send(&[&psetex(key, ms, value)], FAILED).await;
+        }
+        let commands: Vec<[&[u8]; 4]> = keys.iter().map(|k| psetex(k, ms, value)).collect();
+        let commands: Vec<&[&[u8]]> = commands.iter().map(|c| c.as_slice()).collect();
+        return pipe.send(&commands, FAILED).await;
+    }
     if store.is_cluster() || keys.len() == 1 {
         // The keys live in different slots (one command each), or there is one: a
         // pipeline would only add its own bookkeeping.
