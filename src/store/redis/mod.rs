@@ -11,8 +11,14 @@
 //! Every command has a deadline (`store.timeout_ms`); a store that does not answer in
 //! time is reported unavailable, and webhooks are answered 503 rather than lost.
 //!
-//! The files: `conn.rs` (the connections), `channels.rs` (channel records),
-//! `values.rs` (the short-lived values), `scan.rs` (SCAN over one server or every master).
+//! The hot path's two commands per event (the `MGET` of [`RedisStore::mget`] before
+//! delivery, the dedupe marks' `PSETEX` after it) go over a lean pipe of their own on
+//! one server over plain TCP (`pipe.rs`); everything else, and those on TLS, a Unix
+//! socket or a Cluster, over redis-rs.
+//!
+//! The files: `conn.rs` (the connections), `pipe.rs` (the hot path's pipe),
+//! `channels.rs` (channel records), `values.rs` (the short-lived values), `scan.rs`
+//! (SCAN over one server or every master).
 
 mod channels;
 mod conn;
