@@ -61,6 +61,25 @@ async fn a_wrong_password_is_refused_with_the_servers_reason_and_not_the_passwor
         .unwrap_err()
         .to_string();
     assert!(err.contains("AUTH"), "{err}");
+    // Each refused attempt closes its connection: none piles up.
+    for _ in 0..20 {
+        assert!(store.mget(&["conn:a"]).await.is_err());
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let info = redis.cli(&["INFO", "clients"]);
+        let clients: u32 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("connected_clients:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap();
+        // redis-cli itself is one.
+        if clients <= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{clients} connections left open");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

@@ -76,10 +76,28 @@ pub enum Reply {
 }
 
 /// A handle on one connection, cheap to clone; commands from any clone go out in the
-/// order they were sent and each gets its own reply.
+/// order they were sent and each gets its own reply. The connection closes when the
+/// last clone is dropped.
 #[derive(Clone)]
 pub struct Pipe {
+    handle: Arc<Handle>,
+}
+
+/// What every clone of a [`Pipe`] shares; dropping it closes the connection.
+struct Handle {
     shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let mut st = lock(&self.shared);
+        if st.dead.is_none() {
+            st.dead = Some("the connection was closed".to_owned());
+        }
+        if let Some(w) = st.driver.take() {
+            w.wake();
+        }
+    }
 }
 
 struct Shared {
@@ -179,23 +197,25 @@ impl Pipe {
         stream
             .set_nodelay(true)
             .map_err(|e| StoreError::Unavailable(format!("connecting: {e}")))?;
-        let pipe = Pipe {
-            shared: Arc::new(Shared {
-                state: Mutex::new(State {
-                    out: Vec::with_capacity(4096),
-                    waiting: VecDeque::with_capacity(64),
-                    slots: Vec::with_capacity(64),
-                    free: Vec::with_capacity(64),
-                    since: Instant::now(),
-                    driver: None,
-                    dead: None,
-                    queued: 0,
-                    written: 0,
-                    flush_waiters: Vec::new(),
-                }),
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                out: Vec::with_capacity(4096),
+                waiting: VecDeque::with_capacity(64),
+                slots: Vec::with_capacity(64),
+                free: Vec::with_capacity(64),
+                since: Instant::now(),
+                driver: None,
+                dead: None,
+                queued: 0,
+                written: 0,
+                flush_waiters: Vec::new(),
             }),
+        });
+        tokio::spawn(Driver::new(stream, shared.clone(), timeout));
+        // From here on, an error drops the pipe, which closes the connection.
+        let pipe = Pipe {
+            handle: Arc::new(Handle { shared }),
         };
-        tokio::spawn(Driver::new(stream, pipe.shared.clone(), timeout));
         if let Some(password) = &target.password {
             let password = password.expose_secret().as_bytes();
             let reply = match &target.username {
@@ -220,7 +240,7 @@ impl Pipe {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        lock(&self.shared)
+        lock(&self.handle.shared)
     }
 
     /// Sends one command and waits for its reply. A server error comes back as
