@@ -136,19 +136,11 @@ impl RedisStore {
                 .into_iter()
                 .map(|item| match item {
                     pipe::Reply::Bulk(v) => Ok(v),
-                    other => Err(unexpected("MGET", &other)),
+                    other => Err(other.unexpected("MGET")),
                 })
                 .collect(),
-            other => Err(unexpected("MGET", &other)),
+            other => Err(other.unexpected("MGET")),
         }
-    }
-}
-
-/// A reply of the wrong shape, or the server's error, as the store's error.
-pub(super) fn unexpected(cmd: &str, reply: &pipe::Reply) -> StoreError {
-    match reply {
-        pipe::Reply::Error(e) => StoreError::Unavailable(format!("{cmd}: {e}")),
-        other => StoreError::Unavailable(format!("{cmd}: unexpected {} reply", other.kind())),
     }
 }
 

@@ -225,11 +225,13 @@ impl Pipe {
                 }
                 None => pipe.call(&[b"AUTH", password]).await?,
             };
-            expect_ok(reply, "AUTH")?;
+            reply.expect_ok("AUTH")?;
         }
         if target.db != 0 {
             let db = itoa::Buffer::new().format(target.db).to_owned();
-            expect_ok(pipe.call(&[b"SELECT", db.as_bytes()]).await?, "SELECT")?;
+            pipe.call(&[b"SELECT", db.as_bytes()])
+                .await?
+                .expect_ok("SELECT")?;
         }
         Ok(pipe)
     }
@@ -268,9 +270,7 @@ impl Pipe {
         .await
         .map_err(StoreError::Unavailable)
     }
-}
 
-impl Pipe {
     /// Sends commands without waiting for their replies: returns once their bytes are
     /// written to the connection (so they reach Redis ahead of anything this thread
     /// sends later). The replies are read and dropped; a failure is logged as `what`
@@ -329,18 +329,24 @@ fn enqueue(
     Ok((i, st.queued))
 }
 
-fn expect_ok(reply: Reply, what: &str) -> Result<(), StoreError> {
-    match reply {
-        Reply::Status(_) => Ok(()),
-        Reply::Error(e) => Err(StoreError::Unavailable(format!("{what}: {e}"))),
-        other => Err(StoreError::Unavailable(format!(
-            "{what}: unexpected reply {}",
-            other.kind()
-        ))),
-    }
-}
-
 impl Reply {
+    /// `Ok` for a status reply (`+OK`); otherwise [`Reply::unexpected`].
+    pub fn expect_ok(self, cmd: &str) -> Result<(), StoreError> {
+        match self {
+            Reply::Status(_) => Ok(()),
+            other => Err(other.unexpected(cmd)),
+        }
+    }
+
+    /// The server's error, or a reply of the wrong shape, as the store's error (naming
+    /// the command and the reply's kind, never a value).
+    pub fn unexpected(&self, cmd: &str) -> StoreError {
+        match self {
+            Reply::Error(e) => StoreError::Unavailable(format!("{cmd}: {e}")),
+            other => StoreError::Unavailable(format!("{cmd}: unexpected {} reply", other.kind())),
+        }
+    }
+
     /// The reply's kind, for messages (never its value).
     pub fn kind(&self) -> &'static str {
         match self {

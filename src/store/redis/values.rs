@@ -13,6 +13,11 @@ pub(super) async fn exists(store: &RedisStore, key: &str) -> Result<bool, StoreE
     Ok(n > 0)
 }
 
+/// A `PSETEX` for the pipe (`ms`: the TTL in milliseconds, in decimal).
+fn psetex<'a>(key: &'a str, ms: &'a [u8], value: &'a str) -> [&'a [u8]; 4] {
+    [b"PSETEX", key.as_bytes(), ms, value.as_bytes()]
+}
+
 pub(super) async fn set_ex(
     store: &RedisStore,
     key: &str,
@@ -21,12 +26,9 @@ pub(super) async fn set_ex(
 ) -> Result<(), StoreError> {
     let ms = ttl.as_millis().max(1) as u64;
     if let Some(pipe) = store.pipe().await? {
-        let ms = itoa::Buffer::new().format(ms).to_owned();
-        let args: [&[u8]; 4] = [b"PSETEX", key.as_bytes(), ms.as_bytes(), value.as_bytes()];
-        return match pipe.call(&args).await? {
-            super::pipe::Reply::Status(_) => Ok(()),
-            other => Err(super::unexpected("PSETEX", &other)),
-        };
+        let mut n = itoa::Buffer::new();
+        let args = psetex(key, n.format(ms).as_bytes(), value);
+        return pipe.call(&args).await?.expect_ok("PSETEX");
     }
     let mut conn = store.conn().await?;
     match &mut conn {
@@ -50,9 +52,6 @@ pub(super) async fn send_ex_all(
         const FAILED: &str = "A delivered event's dedupe mark could not be stored: a redelivery may reach the CRM twice.";
         let mut n = itoa::Buffer::new();
         let ms = n.format(ms).as_bytes();
-        fn psetex<'a>(key: &'a str, ms: &'a [u8], value: &'a str) -> [&'a [u8]; 4] {
-            [b"PSETEX", key.as_bytes(), ms, value.as_bytes()]
-        }
         if let [key] = keys {
             return pipe.send(&[&psetex(key, ms, value)], FAILED).await;
         }
